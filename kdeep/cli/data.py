@@ -1,0 +1,6 @@
+"""`kdeep` commands of the data group (placeholder until its issue lands)."""
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds this group's commands (none yet)."""

@@ -1,0 +1,21 @@
+"""The errors kdeep raises: each message names the thing that is wrong and how to fix it."""
+
+
+class KdeepError(Exception):
+    """Base class: the CLI prints the message on one line and exits with code 2."""
+
+
+class DataError(KdeepError):
+    """A dataset is missing, corrupt or malformed."""
+
+
+class ModelError(KdeepError):
+    """An unknown model name or an impossible model configuration."""
+
+
+class ConfigError(KdeepError):
+    """A bad training, distribution or run-directory configuration."""
+
+
+class QuantizationError(KdeepError):
+    """A conversion or evaluation input is unusable."""

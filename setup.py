@@ -1,0 +1,24 @@
+"""Install kdeep: the `kdeep` and `quantization` packages and the `kdeep` console script."""
+from setuptools import find_packages, setup
+
+setup(
+    name="kdeep",
+    version="0.1.0",
+    description="Deeper convnets (DeepConvNet, VGG, GoogLeNet, ResNet) for Keras 3: training, "
+    "distribution and TFLite/LiteRT quantization reports.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kdeep", "kdeep.*", "quantization", "quantization.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tf-keras>=2.21,<2.22",
+        "tensorflow-model-optimization>=0.8,<0.9",
+        "ai-edge-litert>=2.0",
+        "numpy>=1.26",
+        "matplotlib>=3.8",
+    ],
+    extras_require={"test": ["pytest>=8", "pillow>=10"]},
+    entry_points={"console_scripts": ["kdeep=kdeep.cli:main"]},
+)
