@@ -19,3 +19,7 @@ class ConfigError(KdeepError):
 
 class QuantizationError(KdeepError):
     """A conversion or evaluation input is unusable."""
+
+
+class TrainingError(KdeepError):
+    """Training diverged (NaN/inf loss); the run directory keeps the last good epoch."""

@@ -1,6 +1,41 @@
-"""`kdeep` commands of the quantize group (placeholder until its issue lands)."""
+"""`kdeep quantize`: convert a trained model to every LiteRT variant, score each on the test set, write the report."""
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds this group's commands (none yet)."""
+    """Adds `kdeep quantize`."""
+    from quantization.variants import VARIANTS
+
+    parser = subparsers.add_parser(
+        "quantize",
+        help="quantize a trained model to LiteRT variants and write an accuracy-vs-bits report",
+        description="Converts a kdeep run directory's model.keras (or any .keras file) to LiteRT variants, "
+        "scores each on the dataset's test set and writes report.md/.json/.csv/.html and accuracy_vs_bits.png. "
+        "Variants: " + "; ".join(f"{v.name} ({v.bits} bits, {v.what})" for v in VARIANTS.values()) + ".",
+    )
+    parser.add_argument("model", metavar="RUN_DIR|MODEL.keras", help="a kdeep run directory or a .keras file")
+    parser.add_argument("--dataset", required=True, help="dataset name for kdeep.data.load (e.g. mnist)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated variant names (default: all)")
+    parser.add_argument("--qat-epochs", type=int, default=1, help="quantization-aware fine-tuning epochs (default 1)")
+    parser.add_argument("--out", help="report directory (default: RUN_DIR/quantization or MODEL_quantization/)")
+    parser.add_argument("--limit", type=int, help="score only the first N test images (and fine-tune QAT on N)")
+    parser.set_defaults(func=quantize)
+
+
+def default_out(model: str) -> Path:
+    """RUN_DIR/quantization for a run directory, <model stem>_quantization/ beside a .keras file."""
+    path = Path(model)
+    return path / "quantization" if path.is_dir() else path.with_name(f"{path.stem}_quantization")
+
+
+def quantize(args: argparse.Namespace) -> int:
+    """Runs the quantization pipeline and prints the report table."""
+    from quantization.pipeline import run_pipeline
+
+    out = run_pipeline(args.model, args.dataset, args.out or default_out(args.model), variants=args.variants,
+                       qat_epochs=args.qat_epochs, limit=args.limit)
+    print((out / "report.md").read_text(encoding="utf-8"))
+    print(f"report: {out / 'report.html'}")
+    return 0

@@ -1,6 +1,181 @@
-"""`kdeep` commands of the train group (placeholder until its issue lands)."""
+"""`kdeep train`, `kdeep evaluate`, `kdeep finetune` and `kdeep run`: the training commands."""
+from __future__ import annotations
+
 import argparse
+import json
+import time
+from typing import Any
+
+from kdeep.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES, SELECTIONS, STRATEGIES,
+                                TrainConfig)
+
+DEFAULT_RUN_OUT = "runs/kdeep-run"
+DEFAULT_RUN_RECIPE = "fast"
+
+# TrainConfig fields exposed as flags: field -> (type or choices, help). Flags default to None, so a recipe's
+# value (or TrainConfig's default) applies unless the flag is given.
+CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
+    "epochs": (int, "epochs to train"),
+    "batch_size": (int, "global batch size"),
+    "optimizer": (OPTIMIZERS, "optimizer"),
+    "lr": (float, "peak learning rate"),
+    "momentum": (float, "SGD momentum"),
+    "nesterov": (bool, "SGD with Nesterov momentum"),
+    "schedule": (SCHEDULES, "learning-rate schedule (formulas: docs/training.md)"),
+    "decay_rate": (float, "gamma of step/exponential/plateau"),
+    "step_epochs": (int, "epochs between step decays"),
+    "warmup_epochs": (float, "warmup length of warmup_cosine"),
+    "min_lr": (float, "floor of cosine and plateau"),
+    "patience": (int, "plateau patience in epochs"),
+    "weight_decay": (float, "decoupled weight decay"),
+    "label_smoothing": (float, "label smoothing in [0, 1)"),
+    "augment": (tuple(a for a in AUGMENTS if a), "augmentation preset"),
+    "mixed_precision": (PRECISIONS, "dtype policy (outputs stay float32)"),
+    "jit_compile": (bool, "XLA-compile the train step"),
+    "seed": (int, "random seed"),
+    "val_split": (int, "validation images held out from the end of the training set (0: none; "
+                       "default 5000 for MNIST-sized sets)"),
+    "limit": (int, "use only the first N training images"),
+    "select": (SELECTIONS, "model.keras = final epoch or best validation accuracy"),
+    "strategy": (STRATEGIES, "tf.distribute strategy"),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds this group's commands (none yet)."""
+    """Adds train, evaluate, finetune and run."""
+    train = subparsers.add_parser("train", help="train a model into a resumable run directory",
+                                  description="Train a model; rerunning the same command resumes the run.")
+    train.add_argument("--model", default="deepconvnet", help="registered model name (kdeep models list)")
+    train.add_argument("--dataset", default="mnist", help="dataset name")
+    train.add_argument("--recipe", choices=tuple(RECIPES), help="start from a named recipe (flags override it)")
+    train.add_argument("--ensemble", type=int, metavar="K", help="train K members (seeds seed..seed+K-1) and "
+                                                                 "average them into ensemble.keras")
+    train.add_argument("--out", required=True, help="run directory (created; an existing one is resumed)")
+    _add_config_flags(train)
+    train.set_defaults(func=_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="accuracy, loss, per-class accuracy, confusion matrix")
+    evaluate.add_argument("model", help="run directory or .keras file")
+    evaluate.add_argument("--dataset", default="mnist", help="dataset name (its test split)")
+    evaluate.add_argument("--limit", type=int, help="only the first N test images")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.set_defaults(func=_evaluate)
+
+    finetune = subparsers.add_parser("finetune", help="transfer a trained model to a new dataset",
+                                     description="New head on a trained model: train it with the backbone "
+                                                 "frozen, then unfreeze the top blocks at a lower LR.")
+    finetune.add_argument("source", help="run directory or .keras file of the trained model")
+    finetune.add_argument("--dataset", required=True, help="dataset name of the new task")
+    finetune.add_argument("--num-classes", type=int, help="classes of the new task (default: from the labels)")
+    finetune.add_argument("--head-epochs", type=int, help="epochs with the backbone frozen (default: --epochs)")
+    finetune.add_argument("--unfreeze-blocks", type=int, default=2, help="top blocks trained in phase 2")
+    finetune.add_argument("--lr-factor", type=float, default=0.1, help="phase-2 LR = lr * factor")
+    finetune.add_argument("--out", required=True, help="transfer directory (head/ and finetune/ runs)")
+    _add_config_flags(finetune)
+    finetune.set_defaults(func=_finetune)
+
+    run = subparsers.add_parser("run", help="the main job: DeepConvNet on MNIST, train, evaluate, quantize",
+                                description="Train DeepConvNet on MNIST with a quick recipe, evaluate it, then "
+                                            "quantize it and write the report. No flags needed.")
+    run.add_argument("--out", default=DEFAULT_RUN_OUT, help=f"output directory (default {DEFAULT_RUN_OUT})")
+    run.add_argument("--recipe", default=DEFAULT_RUN_RECIPE, choices=tuple(RECIPES), help="training recipe")
+    run.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    run.add_argument("--limit", type=int, help="use only the first N training images (quick tries)")
+    run.add_argument("--no-quantize", action="store_true", help="stop after training and evaluation")
+    run.set_defaults(func=_run)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per CONFIG_FLAGS entry (--batch-size for batch_size, ...)."""
+    for name, (kind, text) in CONFIG_FLAGS.items():
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=text)
+        elif isinstance(kind, tuple):
+            parser.add_argument(flag, choices=kind, help=text)
+        else:
+            parser.add_argument(flag, type=kind, help=text)
+
+
+def _config(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
+    """The TrainConfig of a recipe (if any) plus the flags given."""
+    given = {name: getattr(args, name) for name in CONFIG_FLAGS}
+    return TrainConfig.from_recipe(getattr(args, "recipe", None), **given, **fixed)
+
+
+def _final_line(metrics: dict[str, Any], started: float, where: Any) -> str:
+    return (f"kdeep: test accuracy {100 * metrics['test_accuracy']:.2f}% (loss {metrics['test_loss']:.4f}), "
+            f"{metrics['epochs_completed']} epochs, {metrics['train_seconds']:.1f} s training, "
+            f"{time.time() - started:.1f} s wall; {where}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import kdeep.train
+
+    started = time.time()
+    config = _config(args, model=args.model, dataset=args.dataset, out=args.out)
+    if args.ensemble:
+        run = kdeep.train.fit_ensemble(args.model, args.dataset, config=config, members=args.ensemble, verbose=1)
+        for index, member in enumerate(run.metrics["members"], start=1):
+            print(f"kdeep: member {index} (seed {member['seed']}): test accuracy {100 * member['test_accuracy']:.2f}%")
+    else:
+        run = kdeep.train.fit(args.model, args.dataset, config=config, verbose=1)
+    print(_final_line(run.metrics, started, f"run dir {run.dir}"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import kdeep.train
+
+    result = kdeep.train.evaluate(args.model, args.dataset, limit=args.limit)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"accuracy {100 * result['accuracy']:.2f}%  loss {result['loss']:.4f}  ({result['num_examples']} images)")
+    print("class  accuracy   " + " ".join(f"{c:>5}" for c in range(len(result["confusion_matrix"]))) + "  <- predicted")
+    for label, (accuracy, row) in enumerate(zip(result["per_class_accuracy"], result["confusion_matrix"])):
+        shown = "   n/a " if accuracy is None else f"{100 * accuracy:6.2f}%"
+        print(f"{label:>5}  {shown}   " + " ".join(f"{count:>5}" for count in row))
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    import kdeep.data
+    import kdeep.train
+
+    started = time.time()
+    config = _config(args, dataset=args.dataset, out=args.out)
+    num_classes = args.num_classes or int(max(split[1].max() for split in kdeep.data.load(args.dataset))) + 1
+    run = kdeep.train.transfer(args.source, num_classes, args.dataset, config=config, head_epochs=args.head_epochs,
+                               unfreeze_blocks=args.unfreeze_blocks, lr_factor=args.lr_factor, verbose=1)
+    print(f"kdeep: head only (backbone frozen): test accuracy {100 * run.metrics['head_test_accuracy']:.2f}%; "
+          f"unfrozen blocks {', '.join(run.metrics['unfrozen_blocks']) or 'none'}")
+    print(_final_line(run.metrics, started, f"transfer dir {run.dir}"))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import kdeep.train
+
+    started = time.time()
+    out = Path(args.out)
+    config = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, limit=args.limit, out=str(out / "train"))
+    run = kdeep.train.fit("deepconvnet", "mnist", config=config, verbose=1)
+    print(_final_line(run.metrics, started, f"run dir {run.dir}"))
+    report = None if args.no_quantize else _quantize(run.dir / "model.keras", out / "quantization", args.limit)
+    print(f"kdeep: model {run.dir / 'model.keras'}; metrics {run.dir / 'metrics.json'}; "
+          f"TensorBoard logs {run.dir / 'logs'}" + (f"; quantization report {report}" if report else ""))
+    return 0
+
+
+def _quantize(model_path: Any, out_dir: Any, limit: int | None) -> Any:
+    """THE call site of the quantization pipeline for `kdeep run` (None when the package is not installed)."""
+    try:
+        from quantization import run_pipeline
+    except ImportError:
+        print("kdeep: quantization package not available: skipped quantization")
+        return None
+    return run_pipeline(model_path, "mnist", out_dir, limit=limit)
+

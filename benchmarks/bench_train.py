@@ -1,0 +1,139 @@
+"""Training speed: kdeep's loop (pipeline + fit + run dir) vs plain `model.fit(x_numpy, y_numpy)`, and the fast
+recipe's time to accuracy.
+
+    python benchmarks/bench_train.py --out bench_train.json                     # loop speed, ratios
+    python benchmarks/bench_train.py --time-to-accuracy --out fast_curve.json   # fast recipe on full MNIST
+
+Loop speed: DeepConvNet on the first --images MNIST training images, --epochs epochs per measurement; the
+images/s of the LAST epoch (tracing excluded) of each run; baseline and kdeep runs alternate --repeats times and
+the median counts. kdeep's epoch includes its per-epoch checkpoint (last.keras, state.json, history.csv).
+Time to accuracy: the fast recipe (kdeep.train.RECIPES["fast"]) on all 60,000 images; after every epoch the full
+test set is scored (outside the training clock) to draw the accuracy-vs-training-seconds curve.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+import kdeep.data
+import kdeep.models
+import kdeep.train
+from kdeep.train import TrainConfig
+from kdeep.train.evaluate import evaluate
+
+GOALS = {"none": 0.95, "digits": 0.85}  # kdeep images/s over plain fit's
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Wall seconds of each epoch, from its start to the end of every callback before this one."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def plain_fit(x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> float:
+    """Images/s of the last epoch of `model.fit(x_float, y)` with the book's compile settings."""
+    keras.utils.set_random_seed(0)
+    model = kdeep.models.build("deepconvnet")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    clock = EpochClock()
+    model.fit(x.astype("float32") / 255.0, y, batch_size=batch_size, epochs=epochs, callbacks=[clock], verbose=0)
+    return len(x) / clock.seconds[-1]
+
+
+def kdeep_fit(x: np.ndarray, y: np.ndarray, test: tuple, epochs: int, batch_size: int, augment: str | None) -> float:
+    """Images/s of the last epoch of kdeep.train.fit (pipeline, callbacks, checkpoints) on the same data."""
+    clock = EpochClock()
+    with tempfile.TemporaryDirectory(prefix="kdeep-bench-") as out:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, val_split=0, augment=augment, out=out)
+        kdeep.train.fit("deepconvnet", ((x, y), test), config=config, callbacks=[clock], verbose=0)
+    return len(x) / clock.seconds[-1]
+
+
+def loop_speed(args: argparse.Namespace) -> dict:
+    (x_train, y_train), (x_test, y_test) = kdeep.data.load("mnist")
+    x, y, test = x_train[:args.images], y_train[:args.images], (x_test[:100], y_test[:100])
+    rates: dict[str, list[float]] = {"plain fit": [], "kdeep none": [], "kdeep digits": []}
+    for _ in range(args.repeats):
+        rates["plain fit"].append(plain_fit(x, y, args.epochs, args.batch_size))
+        rates["kdeep none"].append(kdeep_fit(x, y, test, args.epochs, args.batch_size, None))
+        rates["kdeep digits"].append(kdeep_fit(x, y, test, args.epochs, args.batch_size, "digits"))
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    rows = []
+    print(f"{'loop':<14} {'images/s':>9} {'ratio':>6} {'goal':>6}  runs")
+    for name, value in median.items():
+        augment = name.split()[-1] if name.startswith("kdeep") else None
+        ratio = value / median["plain fit"]
+        goal = GOALS.get(augment)
+        rows.append(dict(loop=name, images_per_second=round(value, 1), ratio=round(ratio, 3), goal=goal,
+                         met=None if goal is None else ratio >= goal, runs=[round(v, 1) for v in rates[name]]))
+        print(f"{name:<14} {value:>9.1f} {ratio:>6.3f} {goal or '':>6}  {', '.join(f'{v:.0f}' for v in rates[name])}")
+    return {"benchmark": "train loop speed", "images": args.images, "epochs": args.epochs,
+            "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows}
+
+
+class TestCurve(EpochClock):
+    """After each epoch: (cumulative epoch seconds, full test accuracy); the scoring itself is off the clock.
+    An epoch's seconds include kdeep's checkpoint writes (the callbacks before this one), so they are >= the
+    run's train_seconds."""
+
+    def __init__(self, test: tuple):
+        super().__init__()
+        self.test, self.points = test, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        seconds = sum(self.seconds)
+        accuracy = evaluate(self.model, self.test)["accuracy"]
+        self.points.append({"epoch": epoch + 1, "train_seconds": round(seconds, 1), "test_accuracy": accuracy})
+        print(f"epoch {epoch + 1}: {seconds:7.1f} s training, test accuracy {100 * accuracy:.2f}%", flush=True)
+
+
+def time_to_accuracy(args: argparse.Namespace) -> dict:
+    """The fast recipe on full MNIST with its accuracy-vs-seconds curve."""
+    _, test = kdeep.data.load("mnist")
+    config = TrainConfig.from_recipe("fast", epochs=args.fast_epochs, out=args.run_dir or tempfile.mkdtemp())
+    curve = TestCurve(test)
+    run = kdeep.train.fit("deepconvnet", "mnist", config=config, callbacks=[curve], verbose=2)
+    reached = [p for p in curve.points if p["test_accuracy"] >= 0.9938]
+    result = {"benchmark": "fast recipe time to accuracy", "config": config.to_dict(), "curve": curve.points,
+              "final_test_accuracy": run.metrics["test_accuracy"], "train_seconds": run.metrics["train_seconds"],
+              "seconds_to_99.38": reached[0]["train_seconds"] if reached else None}
+    print(f"fast recipe: {100 * run.metrics['test_accuracy']:.2f}% after {run.metrics['train_seconds']:.1f} s "
+          f"training; 99.38% reached at {result['seconds_to_99.38']} s (goal <= 120 s)")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=6000, help="training images per loop-speed run")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop-speed run (the last one is timed)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--time-to-accuracy", action="store_true", help="run the fast-recipe curve instead")
+    parser.add_argument("--fast-epochs", type=int, help="override the fast recipe's epochs")
+    parser.add_argument("--run-dir", help="run directory of the fast-recipe run (default: a temp dir)")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    result = time_to_accuracy(args) if args.time_to_accuracy else loop_speed(args)
+    result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Augmentation policies that transform whole float32 batches inside the tf.data graph, seeded and stateless."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from kdeep.errors import ConfigError
+
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """An augmentation policy; every transform is off by default and drawn independently per image.
+
+    Attributes:
+        rotation: maximum rotation in degrees (uniform in [-rotation, rotation]).
+        translation: maximum shift as a fraction of the height/width.
+        zoom: maximum zoom as a fraction (scale uniform in [1 - zoom, 1 + zoom]).
+        crop_padding: pad by this many pixels, then crop back at a random offset (a whole-pixel shift).
+        horizontal_flip: mirror left-right with probability 1/2.
+        brightness: maximum brightness change added to every pixel (uniform in [-brightness, brightness]).
+        contrast: maximum contrast change (factor uniform in [1 - contrast, 1 + contrast] about the image mean).
+        cutout: side of one erased square (set to 0) as a fraction of the image side, at a random centre.
+        fill_mode: how the geometric transforms fill pixels from outside the image (see FILL_MODES).
+    """
+
+    rotation: float = 0.0
+    translation: float = 0.0
+    zoom: float = 0.0
+    crop_padding: int = 0
+    horizontal_flip: bool = False
+    brightness: float = 0.0
+    contrast: float = 0.0
+    cutout: float = 0.0
+    fill_mode: str = "constant"
+
+    def __post_init__(self) -> None:
+        for field in ("rotation", "translation", "zoom", "crop_padding", "brightness", "contrast", "cutout"):
+            if getattr(self, field) < 0:
+                raise ConfigError(f"Augment.{field} must be >= 0, got {getattr(self, field)}")
+        if self.zoom >= 1 or self.cutout > 1:
+            raise ConfigError(f"Augment.zoom must be < 1 and Augment.cutout <= 1, got {self.zoom}, {self.cutout}")
+        if self.fill_mode not in FILL_MODES:
+            raise ConfigError(f"Augment.fill_mode {self.fill_mode!r}: choose one of {', '.join(FILL_MODES)}")
+
+    @property
+    def is_identity(self) -> bool:
+        """True when no transform is on."""
+        return self == dataclasses.replace(Augment(), fill_mode=self.fill_mode)
+
+    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Augments a batch.
+
+        Args:
+            images: float32 (N, H, W, C) in [0, 1].
+            seed: int shape-(2,) stateless seed; the same seed and batch give the same result.
+
+        Returns:
+            The augmented batch, same shape and dtype, values in [0, 1].
+        """
+        geometry, flip, brightness, contrast, cutout = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+        if self.rotation or self.translation or self.zoom or self.crop_padding:
+            images = _affine(images, self, geometry)
+        if self.horizontal_flip:
+            mirror = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], flip) < 0.5
+            images = tf.where(mirror, tf.reverse(images, axis=[2]), images)
+        if self.brightness:
+            images = images + _uniform(images, brightness, self.brightness)
+        if self.contrast:
+            mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+            images = (images - mean) * (1.0 + _uniform(images, contrast, self.contrast)) + mean
+        if self.cutout:
+            images = _cutout(images, self.cutout, cutout)
+        return images if self.is_identity else tf.clip_by_value(images, 0.0, 1.0)
+
+
+PRESETS: dict[str, Augment] = {
+    "none": Augment(),
+    "digits": Augment(rotation=10.0, translation=0.1, zoom=0.1),  # no flip: a mirrored digit is another glyph
+    "cifar": Augment(crop_padding=4, horizontal_flip=True),
+}
+
+
+def resolve(augment: str | Augment | None) -> Augment | None:
+    """Turns a preset name, a policy or None into a policy (None when nothing would change)."""
+    if isinstance(augment, str):
+        if augment not in PRESETS:
+            raise ConfigError(f"unknown augmentation preset {augment!r}: choose one of {', '.join(PRESETS)}")
+        augment = PRESETS[augment]
+    if augment is not None and not isinstance(augment, Augment):
+        raise ConfigError(f"augment must be None, a preset name or a kdeep.data.Augment, got {type(augment)}")
+    return None if augment is None or augment.is_identity else augment
+
+
+def _uniform(images: tf.Tensor, seed: tf.Tensor, limit: float) -> tf.Tensor:
+    """One value per image in [-limit, limit], shaped to broadcast over (N, H, W, C)."""
+    return tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], seed, -limit, limit)
+
+
+def _affine(images: tf.Tensor, policy: Augment, seed: tf.Tensor) -> tf.Tensor:
+    """Rotation, zoom, shift and pad-crop as ONE projective transform per image (output -> input coordinates)."""
+    n = tf.shape(images)[0]
+    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+    s_angle, s_zoom, s_shift, s_crop = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    limit = math.radians(policy.rotation)
+    angle = tf.random.stateless_uniform([n], s_angle, -limit, limit)
+    scale = tf.random.stateless_uniform([n], s_zoom, 1.0 - policy.zoom, 1.0 + policy.zoom)
+    shift = tf.random.stateless_uniform([n, 2], s_shift, -policy.translation, policy.translation)
+    shift *= tf.stack([width, height])
+    if policy.crop_padding:
+        pad = policy.crop_padding
+        shift += tf.cast(tf.random.stateless_uniform([n, 2], s_crop, -pad, pad + 1, tf.int32), tf.float32)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    a0, a1 = tf.cos(angle) / scale, tf.sin(angle) / scale
+    b0, b1 = -a1, a0
+    a2 = cx - a0 * cx - a1 * cy - shift[:, 0]
+    b2 = cy - b0 * cx - b1 * cy - shift[:, 1]
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode=policy.fill_mode.upper())
+
+
+def _cutout(images: tf.Tensor, size: float, seed: tf.Tensor) -> tf.Tensor:
+    """Sets one square per image to 0; its centre is uniform over the image, so it may be clipped at a border."""
+    n, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    side = tf.cast(tf.round(size * tf.cast(tf.minimum(height, width), tf.float32)), tf.int32)
+    centre = tf.random.stateless_uniform([n, 2], seed, 0, tf.int32.max, tf.int32) % tf.stack([height, width])
+    top, left = centre[:, 0:1] - side // 2, centre[:, 1:2] - side // 2
+    rows, cols = tf.range(height)[None, :], tf.range(width)[None, :]
+    inside_rows = (rows >= top) & (rows < top + side)
+    inside_cols = (cols >= left) & (cols < left + side)
+    erase = inside_rows[:, :, None, None] & inside_cols[:, None, :, None]
+    return tf.where(erase, tf.zeros_like(images), images)

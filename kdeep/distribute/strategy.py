@@ -1,0 +1,199 @@
+"""tf.distribute strategies by name, TF_CONFIG validation, and the global-batch rules."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from kdeep.errors import ConfigError
+
+STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
+WORKER_TASK_TYPES = ("chief", "worker")  # the task types that train under MultiWorkerMirroredStrategy
+TASK_TYPES = (*WORKER_TASK_TYPES, "evaluator")  # "ps" needs ParameterServerStrategy, which kdeep does not use
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A validated TF_CONFIG: the cluster's addresses by task type and this process's task."""
+
+    cluster: dict[str, list[str]]
+    task_type: str
+    task_index: int
+
+    @property
+    def num_workers(self) -> int:
+        """The number of training processes (chief + workers)."""
+        return sum(len(self.cluster.get(kind, [])) for kind in WORKER_TASK_TYPES)
+
+    @property
+    def is_chief(self) -> bool:
+        """True for the process that writes artifacts: the chief, or worker 0 when there is no chief."""
+        if "chief" in self.cluster:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_index == 0
+
+
+def parse_tf_config(text: str | None = None) -> ClusterSpec:
+    """Parses and validates TF_CONFIG, raising one clear error for each way it can be wrong.
+
+    Args:
+        text: the TF_CONFIG JSON; the `TF_CONFIG` environment variable when None.
+
+    Returns:
+        The validated cluster and task.
+
+    Raises:
+        ConfigError: TF_CONFIG is unset, not JSON, or its cluster/task is inconsistent.
+    """
+    text = os.environ.get("TF_CONFIG") if text is None else text
+    example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+    if not text:
+        raise ConfigError(f"TF_CONFIG is not set: multi-worker training needs it, e.g. {example} (or use `kdeep launch`)")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({error}): set it to e.g. {example}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object, got {type(config).__name__}: set it to e.g. {example}")
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ConfigError(f"TF_CONFIG has no 'cluster' mapping task types to address lists: add one, e.g. {example}")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ConfigError(f"TF_CONFIG has no 'task' with 'type' and 'index': add one, e.g. {example}")
+    _check_cluster(cluster)
+    task_type, task_index = task["type"], task["index"]
+    if task_type not in TASK_TYPES:
+        raise ConfigError(f"TF_CONFIG task type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}")
+    if not isinstance(task_index, int) or isinstance(task_index, bool):
+        raise ConfigError(f"TF_CONFIG task index {task_index!r} is not an integer: use 0..N-1")
+    size = len(cluster.get(task_type, []))
+    if task_type != "evaluator" and not 0 <= task_index < size:
+        raise ConfigError(
+            f"TF_CONFIG task index {task_index} is out of range for {size} {task_type!r} address(es): "
+            f"use 0..{size - 1}" if size else f"TF_CONFIG task type {task_type!r} has no addresses in 'cluster': add them"
+        )
+    return ClusterSpec({kind: list(addresses) for kind, addresses in cluster.items()}, task_type, task_index)
+
+
+def _check_cluster(cluster: Mapping[str, Any]) -> None:
+    """Raises ConfigError unless every task type is known and every address is a unique host:port."""
+    seen: set[str] = set()
+    for kind, addresses in cluster.items():
+        if kind not in TASK_TYPES:
+            raise ConfigError(f"TF_CONFIG cluster task type {kind!r} is unknown: use {', '.join(WORKER_TASK_TYPES)}")
+        if not isinstance(addresses, list) or not addresses:
+            raise ConfigError(f"TF_CONFIG cluster[{kind!r}] must be a non-empty list of 'host:port' strings")
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not isinstance(address, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"TF_CONFIG address {address!r} in cluster[{kind!r}] is not 'host:port': fix it")
+            if address in seen:
+                raise ConfigError(f"TF_CONFIG address {address!r} appears twice in the cluster: give each task its own")
+            seen.add(address)
+    if not any(kind in cluster for kind in WORKER_TASK_TYPES):
+        raise ConfigError("TF_CONFIG cluster has no 'chief' or 'worker' addresses: add the training processes")
+    if len(cluster.get("chief", [])) > 1:
+        raise ConfigError("TF_CONFIG cluster has more than one chief: keep one, make the others workers")
+
+
+def strategy_from_name(name: str = "auto") -> Any:
+    """Creates the tf.distribute strategy for `name`; call it before any other TensorFlow work.
+
+    Args:
+        name: "auto" (MirroredStrategy when more than one GPU is visible, else the default strategy),
+            "one" (OneDeviceStrategy on the first GPU, else the CPU), "mirrored" (MirroredStrategy over all
+            GPUs, or over all logical CPU devices when there is no GPU), or "multi-worker"
+            (MultiWorkerMirroredStrategy from the validated TF_CONFIG).
+
+    Returns:
+        A `tf.distribute.Strategy`.
+
+    Raises:
+        ConfigError: an unknown name or a bad TF_CONFIG (checked before TensorFlow starts anything).
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+    if name == "multi-worker":
+        parse_tf_config()
+    import tensorflow as tf
+
+    if name == "multi-worker":
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as error:  # collective ops must be configured before TensorFlow initialises
+            raise ConfigError(
+                f"cannot start multi-worker training ({error}): create the strategy before any other TensorFlow work"
+            ) from None
+    if name == "auto":
+        gpus = tf.config.list_physical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if name == "one":
+        return tf.distribute.OneDeviceStrategy(devices[0].name)
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def cluster_of(strategy: Any) -> ClusterSpec | None:
+    """The cluster a multi-worker strategy runs in, or None for single-process strategies."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    jobs = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not jobs:
+        return None
+    return ClusterSpec({kind: list(addresses) for kind, addresses in jobs.items()}, resolver.task_type, resolver.task_id)
+
+
+def is_chief(strategy: Any = None) -> bool:
+    """True when this process writes the artifacts: always, except on non-chief multi-worker tasks."""
+    cluster = cluster_of(strategy)
+    return cluster is None or cluster.is_chief
+
+
+def num_workers(strategy: Any = None) -> int:
+    """The number of training processes: 1 unless the strategy spans a multi-worker cluster."""
+    cluster = cluster_of(strategy)
+    return 1 if cluster is None else cluster.num_workers
+
+
+def xla_supported(strategy: Any) -> bool:
+    """Whether `jit_compile=True` can run under `strategy`: one replica, or GPU replicas.
+
+    On CPU, TF 2.21's XLA has no collectives ("Collectives are not yet implemented for CPU devices when
+    compiling with XLA") and cannot reach a second logical CPU's variables, so several CPU replicas run
+    without XLA. GPU replicas are untested here (no GPU was lent).
+    """
+    import tensorflow as tf
+
+    return strategy.num_replicas_in_sync == 1 or bool(tf.config.list_logical_devices("GPU"))
+
+
+def per_replica_batch(global_batch: int, num_replicas: int) -> int:
+    """The batch each replica computes on: `--batch-size` is the global batch, split evenly.
+
+    Args:
+        global_batch: examples per training step over all replicas.
+        num_replicas: `strategy.num_replicas_in_sync`.
+
+    Raises:
+        ConfigError: the global batch does not split evenly over the replicas.
+    """
+    if global_batch < num_replicas or global_batch % num_replicas:
+        raise ConfigError(
+            f"global batch {global_batch} does not split evenly over {num_replicas} replicas: "
+            f"use a multiple of {num_replicas} for --batch-size"
+        )
+    return global_batch // num_replicas
+
+
+def linear_scaled_lr(learning_rate: float, global_batch: int, reference_batch: int) -> float:
+    """The linear-scaling suggestion (Goyal et al. 2017): LR grows with the global batch; kdeep never applies it itself.
+
+    Args:
+        learning_rate: the LR tuned at `reference_batch`.
+        global_batch: the new global batch.
+        reference_batch: the batch the LR was tuned for.
+
+    Returns:
+        `learning_rate * global_batch / reference_batch`, to pass as `--lr` explicitly.
+    """
+    return learning_rate * global_batch / reference_batch

@@ -1,0 +1,70 @@
+"""Layer blocks shared by every family: He-normal init, conv-BN-ReLU, the input and the classifier head."""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers
+
+# Batch-norm epsilon of keras.applications (ResNet), close to PyTorch's 1e-5.
+BN_EPSILON = 1.001e-5
+
+
+def he_normal() -> keras.initializers.Initializer:
+    """He et al. 2015 init as the book writes it: N(0, 1) * sqrt(2 / fan_in), not truncated.
+
+    Keras' "he_normal" draws from a *truncated* normal; the book (and He et al.) use a plain normal, which
+    is `VarianceScaling(2.0, "fan_in", "untruncated_normal")`.
+    """
+    return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+
+
+def conv(x: Any, filters: int, kernel: int, name: str, *, strides: int = 1, padding: str = "same",
+         use_bias: bool = False) -> Any:
+    """A 2-D convolution with He-normal weights (and zero bias when it has one)."""
+    return layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias,
+                         kernel_initializer=he_normal(), name=name)(x)
+
+
+def batchnorm(x: Any, name: str) -> Any:
+    """Batch normalization over the channel axis."""
+    return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)(x)
+
+
+def conv_bn_relu(x: Any, filters: int, kernel: int, name: str, *, strides: int = 1, bn: bool = True,
+                 padding: str = "same") -> Any:
+    """Conv -> (BatchNorm) -> ReLU, named `{name}`, `{name}_bn`, `{name}_relu`.
+
+    Without batch norm the conv carries a bias; before batch norm it does not (BN's beta replaces it).
+    """
+    x = conv(x, filters, kernel, name, strides=strides, padding=padding, use_bias=not bn)
+    if bn:
+        x = batchnorm(x, f"{name}_bn")
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def dense(x: Any, units: int, name: str) -> Any:
+    """A fully connected layer with He-normal weights and zero bias."""
+    return layers.Dense(units, kernel_initializer=he_normal(), name=name)(x)
+
+
+def predictions(x: Any, num_classes: int, activation: str | None, *, dropout: float = 0.0) -> Any:
+    """The classifier output: Dense(num_classes) "logits" -> [Dropout] -> Activation "predictions".
+
+    The final activation runs in float32, so under a mixed_float16 policy the model still returns
+    float32 probabilities (or logits when `activation` is None).
+    """
+    x = dense(x, num_classes, "logits")
+    if dropout:
+        x = layers.Dropout(dropout, name="logits_dropout")(x)
+    return layers.Activation(activation or "linear", dtype="float32", name="predictions")(x)
+
+
+def global_pool(x: Any, pooling: str | None, name: str = "pool") -> Any:
+    """Global average/max pooling to a vector, or `x` unchanged when `pooling` is None."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=f"{name}_avg")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=f"{name}_max")(x)
+    return x
+

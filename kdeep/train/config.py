@@ -1,0 +1,170 @@
+"""Training configuration: the TrainConfig dataclass, the named recipes (one table) and config.json round trips."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdeep.errors import ConfigError
+
+OPTIMIZERS = ("adam", "sgd", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "plateau")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
+SELECTIONS = ("final", "best")
+AUGMENTS = (None, "none", "digits", "cifar")
+DEFAULT_VAL_SPLIT = 5000  # held-out images for MNIST-sized sets; smaller sets hold out a tenth
+
+# The named recipes, ONE table: each entry overrides TrainConfig's defaults (explicit flags override the recipe).
+RECIPES: dict[str, dict[str, Any]] = {
+    # The book's settings (ch. 8): Adam 1e-3, batch 100, 20 epochs, no augmentation, all 60,000 images.
+    "book": dict(epochs=20, batch_size=100, optimizer="adam", lr=1e-3, schedule="constant", augment=None,
+                 val_split=0),
+    # Time to accuracy on a 2-core CPU: bigger batches (cheaper per image), a short warmup, then cosine to 0.
+    "fast": dict(epochs=4, batch_size=128, optimizer="adam", lr=3e-3, schedule="warmup_cosine",
+                 warmup_epochs=0.3, augment=None, val_split=0),
+    # The "digits" augmentation (small shifts/rotations/zoom) with cosine LR decay, trained longer.
+    "augmented": dict(epochs=30, batch_size=100, optimizer="adam", lr=2e-3, schedule="cosine", augment="digits",
+                      val_split=0),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as the run directory's config.json.
+
+    Attributes:
+        model: registered model name (kdeep.models.list_models()), or the name of a model object passed in.
+        dataset: dataset name (kdeep.data.list_datasets()), or "arrays" for arrays passed in.
+        epochs: epochs to train.
+        batch_size: GLOBAL batch size (split between replicas under a tf.distribute strategy).
+        optimizer: "adam", "sgd" (with momentum, nesterov) or "adamw".
+        lr: peak learning rate.
+        momentum: SGD momentum.
+        nesterov: SGD Nesterov momentum.
+        schedule: "constant", "step", "exponential", "cosine", "warmup_cosine" or "plateau"
+            (formulas in kdeep.train.schedules and docs/training.md).
+        decay_rate: the factor gamma of "step", "exponential" and "plateau".
+        step_epochs: epochs between two "step" decays.
+        warmup_epochs: linear warmup length of "warmup_cosine" (may be fractional).
+        min_lr: the floor of "cosine"/"warmup_cosine" and "plateau".
+        patience: epochs without improvement before "plateau" decays.
+        weight_decay: decoupled weight decay (all optimizers); 0 disables it.
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+        augment: augmentation preset for training batches (None, "none", "digits", "cifar").
+        mixed_precision: "float32", "mixed_float16" or "mixed_bfloat16" (outputs stay float32).
+        jit_compile: XLA-compile the train step.
+        seed: seeds weights, shuffling, augmentation and dropout.
+        val_split: images held out from the END of the training set for validation; None = 5,000 for sets of
+            50,000+ images, else a tenth; 0 trains on everything (no validation).
+        limit: use only the first N training images (before the validation split).
+        select: "final" (model.keras = last epoch) or "best" (best validation accuracy; needs val_split > 0).
+        recipe: the recipe the config started from (informative).
+        strategy: tf.distribute strategy: "auto", "one", "mirrored" or "multi-worker".
+        out: the run directory (not compared on resume).
+    """
+
+    model: str = "deepconvnet"
+    dataset: str = "mnist"
+    epochs: int = 20
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "constant"
+    decay_rate: float = 0.1
+    step_epochs: int = 10
+    warmup_epochs: float = 1.0
+    min_lr: float = 0.0
+    patience: int = 2
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str | None = None
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+    seed: int = 0
+    val_split: int | None = None
+    limit: int | None = None
+    select: str = "final"
+    recipe: str | None = None
+    strategy: str = "auto"
+    out: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first bad field and its allowed values."""
+        choices = dict(optimizer=OPTIMIZERS, schedule=SCHEDULES, mixed_precision=PRECISIONS, strategy=STRATEGIES,
+                       select=SELECTIONS, augment=AUGMENTS)
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                shown = ", ".join(str(a) for a in allowed if a is not None)
+                raise ConfigError(f"{name}={getattr(self, name)!r} is unknown: use one of {shown}")
+        positive = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, step_epochs=self.step_epochs)
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name}={value!r} must be > 0")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit={self.limit!r} must be a positive number of training images")
+        if self.val_split is not None and self.val_split < 0:
+            raise ConfigError(f"val_split={self.val_split!r} must be >= 0 (0 trains on every image)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if self.weight_decay < 0 or self.min_lr < 0 or self.warmup_epochs < 0 or not 0 < self.decay_rate <= 1:
+            raise ConfigError("weight_decay, min_lr and warmup_epochs must be >= 0, decay_rate in (0, 1]")
+        if self.select == "best" and self.val_split == 0:
+            raise ConfigError("select='best' chooses by validation accuracy: set val_split > 0 (or select='final')")
+
+    @classmethod
+    def from_recipe(cls, recipe: str | None = None, **overrides: Any) -> TrainConfig:
+        """A config from a named recipe, with explicit overrides (None values are ignored).
+
+        Args:
+            recipe: a name in RECIPES, or None for the plain defaults (the book's settings, 5,000 validation images).
+            **overrides: TrainConfig fields.
+
+        Returns:
+            The validated TrainConfig.
+        """
+        if recipe is not None and recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+        values = dict(RECIPES.get(recipe, {}), recipe=recipe)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s) {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Reads what `to_dict` wrote; ConfigError on unknown fields."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"config.json has unknown field(s) {', '.join(sorted(unknown))}: "
+                              f"written by another kdeep version? Use a new --out")
+        return cls(**values)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Fields (except `out`) whose values differ, as 'name: self -> other'."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{name}: {mine[name]!r} -> {theirs[name]!r}" for name in mine
+                if name != "out" and mine[name] != theirs[name]]
+
+    def resolved_val_split(self, num_train: int) -> int:
+        """How many of `num_train` images are held out for validation."""
+        if self.val_split is None:
+            return DEFAULT_VAL_SPLIT if num_train >= 10 * DEFAULT_VAL_SPLIT else num_train // 10
+        if self.val_split >= num_train:
+            raise ConfigError(f"val_split={self.val_split} leaves no training images out of {num_train}: lower it")
+        return self.val_split
+
+    def dumps(self) -> str:
+        """config.json text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,101 @@
+"""Transfer learning: a new classifier head on a trained backbone, trained frozen, then the top blocks unfrozen."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kdeep.errors import ConfigError
+from kdeep.train import run_dir as rd
+from kdeep.train.config import TrainConfig
+from kdeep.train.trainer import Run, fit
+
+HEAD_PREFIX = "transfer"  # the new layers are transfer_logits and transfer_predictions
+
+
+def block_of(layer: keras.layers.Layer) -> str:
+    """A layer's block: its name up to the first underscore (kdeep: block1..block3; Keras applications:
+    conv1..conv5 stages or block1..block5)."""
+    return layer.name.split("_")[0]
+
+
+def new_head(backbone: keras.Model, num_classes: int) -> keras.Model:
+    """The backbone without its classifier (the trailing Dense layers), plus a new Dense(num_classes) softmax.
+
+    For DeepConvNet the features are the flattened last conv block (1,024 values; the book's affine layers
+    fc1 and logits are replaced); for a Keras application with its top, the pooled features.
+
+    Args:
+        backbone: a trained classifier (functional or sequential Keras model).
+        num_classes: classes of the new task.
+
+    Returns:
+        A model sharing the backbone's layers, with the backbone frozen and the new head trainable.
+    """
+    classifier = []
+    for layer in reversed([layer for layer in backbone.layers if layer.weights]):
+        if not isinstance(layer, keras.layers.Dense):
+            break
+        classifier.append(layer)
+    if not classifier:
+        raise ConfigError(f"model {backbone.name!r} does not end in Dense classifier layers to replace")
+    features = classifier[-1].input
+    x = keras.layers.Dense(num_classes, name=f"{HEAD_PREFIX}_logits")(features)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name=f"{HEAD_PREFIX}_predictions")(x)
+    model = keras.Model(backbone.inputs, outputs, name=f"{backbone.name}_{HEAD_PREFIX}")
+    for layer in model.layers:
+        layer.trainable = layer.name.startswith(f"{HEAD_PREFIX}_")
+    return model
+
+
+def unfreeze_top(model: keras.Model, blocks: int) -> list[str]:
+    """Makes the top `blocks` blocks with weights (plus the head) trainable; returns their names, top first."""
+    order = list(dict.fromkeys(block_of(layer) for layer in model.layers
+                               if layer.weights and not layer.name.startswith(f"{HEAD_PREFIX}_")))
+    chosen = order[::-1][:blocks]
+    for layer in model.layers:
+        if block_of(layer) in chosen or layer.name.startswith(f"{HEAD_PREFIX}_"):
+            layer.trainable = True
+    return chosen
+
+
+def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_classes: int, dataset: Any, *,
+             config: TrainConfig | None = None, head_epochs: int | None = None, unfreeze_blocks: int = 2,
+             lr_factor: float = 0.1, verbose: int | str = "auto") -> Run:
+    """Fine-tunes a trained model on a new task in two runs: OUT/head (backbone frozen), then OUT/finetune
+    (top `unfreeze_blocks` blocks unfrozen, learning rate times `lr_factor`).
+
+    Args:
+        backbone_model_or_path: a Keras model, a kdeep run directory or any .keras file.
+        new_num_classes: classes of the new task.
+        dataset: a dataset name or ((x_train, y_train), (x_test, y_test)); `config.limit` picks the first N labels.
+        config: TrainConfig of both phases (`epochs` is the fine-tuning phase's; `out` the transfer directory).
+        head_epochs: epochs of the frozen phase (default: config.epochs).
+        unfreeze_blocks: how many top blocks the second phase trains (0: only the head again).
+        lr_factor: the second phase's learning rate is config.lr * lr_factor.
+        verbose: Keras fit verbosity.
+
+    Returns:
+        The fine-tuning Run; its metrics add head_test_accuracy and unfrozen_blocks (also in OUT/metrics.json).
+    """
+    if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
+        raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
+    backbone = (backbone_model_or_path if isinstance(backbone_model_or_path, keras.Model)
+                else rd.load_model(backbone_model_or_path))
+    config = config or TrainConfig()
+    if config.mixed_precision != "float32":
+        raise ConfigError("transfer trains an existing float32 model: use mixed_precision='float32'")
+    out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-transfer-"))
+    model = new_head(backbone, new_num_classes)
+    head = fit(model, dataset, verbose=verbose,
+               config=dataclasses.replace(config, epochs=head_epochs or config.epochs, out=str(out / "head")))
+    unfrozen = unfreeze_top(head.model, unfreeze_blocks)
+    tuned = fit(head.model, dataset, verbose=verbose,
+                config=dataclasses.replace(config, lr=config.lr * lr_factor, out=str(out / "finetune")))
+    tuned.metrics.update(head_test_accuracy=head.metrics["test_accuracy"], unfrozen_blocks=unfrozen)
+    rd.atomic_write_json(out / rd.METRICS, tuned.metrics)
+    return Run(out, tuned.model, tuned.metrics, tuned.history)

@@ -1,0 +1,321 @@
+"""The trainer: model and optimizer built in the strategy scope, Keras's own fit as the step, a crash-safe run dir."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import math
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+
+from kdeep.errors import ConfigError, TrainingError
+from kdeep.train import run_dir as rd
+from kdeep.train import schedules
+from kdeep.train.config import TrainConfig
+from kdeep.train.evaluate import evaluate, load_split
+
+Arrays = tuple[np.ndarray, np.ndarray]
+# fit warns that shuffle=True is ignored for a tf.data.Dataset: kdeep's pipeline already shuffles.
+warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+
+
+@dataclass
+class Run:
+    """A finished training run.
+
+    Attributes:
+        dir: the run directory.
+        model: the selected model (what model.keras holds).
+        metrics: what metrics.json holds (test_accuracy, test_loss, params, epochs_completed, ...).
+        history: one dict per finished epoch (what history.csv holds).
+    """
+
+    dir: Path
+    model: keras.Model
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], *, config: TrainConfig | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | str = "auto") -> Run:
+    """Trains a model into a run directory, resuming it when the directory holds an unfinished run.
+
+    Args:
+        model_or_name: a registered model name (built for the dataset's image shape and classes, under the
+            config's mixed-precision policy) or a Keras model (float32 only).
+        dataset: a dataset name (kdeep.data) or ((x_train, y_train), (x_test, y_test)) arrays.
+        config: the TrainConfig (defaults: the book's settings). `config.out` is the run directory (a new
+            temporary directory when None).
+        callbacks: extra Keras callbacks (after kdeep's own).
+        verbose: Keras fit verbosity (1 = progress bars).
+
+    Returns:
+        The Run (directory, selected model, metrics, history).
+
+    Raises:
+        ConfigError: bad configuration, or a different config already in the run directory.
+        TrainingError: the loss became NaN/inf (the last good epoch stays in last.keras).
+    """
+    config = with_names(config or TrainConfig(), model_or_name, dataset)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _split(dataset, config)
+    out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-run-"))
+    run_dir = rd.prepare(out, config)
+    strategy = make_strategy(config.strategy)  # before any other TensorFlow work (multi-worker needs that)
+    from kdeep.distribute import worker_dir
+
+    write_dir = worker_dir(run_dir, strategy)  # run_dir on the chief; other multi-worker tasks write a temp dir
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    with strategy.scope():
+        model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
+        _compile(model, config, steps_per_epoch)
+        initial_epoch = _restore(model, run_dir, steps_per_epoch)
+    state = _resume_state(run_dir, initial_epoch)
+    if initial_epoch and verbose:
+        print(f"kdeep: resuming {run_dir} after epoch {initial_epoch}/{config.epochs}")
+
+    train = _dataset(x_train, y_train, config, num_classes, shuffle=True, seed=config.seed * 1000 + initial_epoch)
+    has_val = len(x_val) > 0
+    val = _dataset(x_val, y_val, config, num_classes, shuffle=False) if has_val else None
+    keeper = _RunKeeper(write_dir, state, config.select == "best")
+    all_callbacks = [keeper, *schedules.callbacks(config, has_val),
+                     _TensorBoardScalars(write_dir / rd.LOGS), *callbacks]
+    if initial_epoch < config.epochs:
+        train_call(model, config.strategy)(train, validation_data=val, epochs=config.epochs,
+                                           initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
+    if keeper.failure:
+        raise TrainingError(f"{keeper.failure}; {run_dir / rd.LAST} holds the last good epoch "
+                            f"({state.get('epochs_completed', 0)}): lower --lr or use float32, then rerun")
+
+    selected = rd.load_model(write_dir / rd.BEST) if config.select == "best" else model
+    rd.save_model(selected, write_dir / rd.MODEL)
+    metrics = _metrics(selected, config, state, (x_train, x_val, x_test), evaluate(selected, (x_test, y_test)))
+    rd.atomic_write_json(write_dir / rd.METRICS, metrics)
+    return Run(run_dir, selected, metrics, state["history"])
+
+
+def make_strategy(name: str) -> Any:
+    """The ONE place the trainer creates its tf.distribute strategy ("auto", "one", "mirrored", "multi-worker")."""
+    from kdeep.distribute.strategy import strategy_from_name
+
+    return strategy_from_name(name)
+
+
+def train_call(model: keras.Model, strategy_name: str) -> Callable[..., Any]:
+    """The ONE training call: Keras's `model.fit`, or under "multi-worker" kdeep.distribute's loop, which runs
+    the same `model.train_step` inside `strategy.run` (Keras 3 fit fails under MultiWorkerMirroredStrategy)."""
+    if strategy_name == "multi-worker":
+        from kdeep.distribute.loop import fit as multi_worker_fit
+
+        return functools.partial(multi_worker_fit, model)
+    return model.fit
+
+
+def with_names(config: TrainConfig, model_or_name: str | keras.Model, dataset: Any) -> TrainConfig:
+    """The config with its model and dataset fields naming what fit is given ("arrays" for arrays)."""
+    model = model_or_name if isinstance(model_or_name, str) else model_or_name.name
+    return dataclasses.replace(config, model=model, dataset=dataset if isinstance(dataset, str) else "arrays")
+
+
+def _split(dataset: str | tuple[Arrays, Arrays], config: TrainConfig) -> tuple[Arrays, Arrays, Arrays]:
+    """(train, validation, test) arrays: the first `limit` training images, the last `val_split` held out."""
+    (x_train, y_train), test = load_split(dataset, "train"), load_split(dataset, "test")
+    if config.limit:
+        x_train, y_train = x_train[:config.limit], y_train[:config.limit]
+    val_count = config.resolved_val_split(len(x_train))
+    cut = len(x_train) - val_count
+    return (x_train[:cut], y_train[:cut]), (x_train[cut:], y_train[cut:]), test
+
+
+def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
+           strategy: Any) -> keras.Model:
+    """Builds a named model under the mixed-precision policy, or moves a given model into the strategy."""
+    import tensorflow as tf
+
+    if isinstance(model_or_name, str):
+        import kdeep.models
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.mixed_precision)
+        try:
+            return kdeep.models.build(model_or_name, input_shape=tuple(input_shape), num_classes=num_classes)
+        finally:
+            keras.config.set_dtype_policy(previous)
+    if config.mixed_precision != "float32":
+        raise ConfigError(f"mixed_precision={config.mixed_precision!r} needs the model by name (it sets the policy "
+                          f"before building): pass a registered name, or build the model under the policy yourself")
+    if not tf.distribute.has_strategy():
+        return model_or_name
+    clone = keras.models.clone_model(model_or_name)  # variables must be created inside the strategy's scope
+    clone.set_weights(model_or_name.get_weights())
+    return clone
+
+
+def _outputs_probabilities(model: keras.Model) -> bool:
+    """True when the model ends in a softmax (else its outputs are taken as logits)."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"
+
+
+def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+    """Compiles with the config's optimizer, LR schedule, loss (label smoothing) and jit_compile."""
+    lr = schedules.learning_rate(config, steps_per_epoch)
+    decay = config.weight_decay or None
+    optimizer = {
+        "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay),
+        "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=config.weight_decay),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=config.nesterov,
+                                            weight_decay=decay),
+    }[config.optimizer]()
+    from_logits = not _outputs_probabilities(model)
+    if config.label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=config.label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=config.jit_compile)
+
+
+def _restore(model: keras.Model, run_dir: Path, steps_per_epoch: int) -> int:
+    """Loads last.keras (weights and optimizer state) when present; returns the epochs it has finished."""
+    last = run_dir / rd.LAST
+    if not last.exists():
+        return 0
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(last)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"cannot resume from {last} ({error}): delete the run directory to start over") from None
+    return int(model.optimizer.iterations.numpy()) // steps_per_epoch
+
+
+def _resume_state(run_dir: Path, epochs_done: int) -> dict[str, Any]:
+    """state.json cut back to the epochs last.keras holds (rows of a newer, unsaved epoch are redone)."""
+    state = rd.read_state(run_dir)
+    history = state.get("history", [])[:epochs_done]
+    state.update(history=history, epochs_completed=epochs_done,
+                 train_seconds=sum(row["seconds"] for row in history))
+    scored = [row for row in history if "val_accuracy" in row]
+    for key in ("best_val_accuracy", "best_epoch"):
+        state.pop(key, None)
+    if scored:
+        best = max(scored, key=lambda row: row["val_accuracy"])
+        state.update(best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
+    return state
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int, *, shuffle: bool,
+             seed: int | None = None) -> Any:
+    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on."""
+    import tensorflow as tf
+
+    import kdeep.data
+
+    augment = config.augment if shuffle else None
+    dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed)
+    if config.label_smoothing:
+        dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
+    return dataset
+
+
+class _RunKeeper(keras.callbacks.Callback):
+    """Times each epoch, stops on a NaN/inf loss, and after each good epoch writes (in this order) best.keras,
+    state.json, last.keras and history.csv, each atomically."""
+
+    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool):
+        super().__init__()
+        self.run_dir, self.state, self.keep_best = run_dir, state, keep_best
+        self.failure: str | None = None
+        self._epoch, self._start = 0, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch, self._start = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failure = f"the loss became {float(loss)} in epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self._start
+        values = {key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0}
+        if self.failure or not all(math.isfinite(v) for v in values.values()):
+            self.failure = self.failure or f"a metric became NaN/inf in epoch {epoch + 1} ({values})"
+            self.model.stop_training = True
+            return
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch + 1, **{k: v for k, v in values.items() if k != "learning_rate"}, "lr": lr,
+               "seconds": round(seconds, 3)}
+        state = self.state
+        state["history"].append(row)
+        state["epochs_completed"] = epoch + 1
+        state["train_seconds"] = sum(r["seconds"] for r in state["history"])
+        if self.keep_best and row.get("val_accuracy", -1.0) > state.get("best_val_accuracy", -1.0):
+            rd.save_model(self.model, self.run_dir / rd.BEST)
+            state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch + 1
+        rd.atomic_write_json(self.run_dir / rd.STATE, state)
+        rd.save_model(self.model, self.run_dir / rd.LAST)
+        rd.write_history(self.run_dir / rd.HISTORY, state["history"])
+
+
+class _TensorBoardScalars(keras.callbacks.Callback):
+    """Per-epoch scalars as TensorBoard event files in logs/train and logs/validation (keras.callbacks.TensorBoard
+    needs the tensorboard package for tf.summary.scalar; this uses TensorFlow's own tf.summary.write)."""
+
+    def __init__(self, log_dir: Path):
+        super().__init__()
+        self.log_dir = log_dir
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        plugin = summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        metadata = summary_pb2.SummaryMetadata(plugin_data=plugin)
+        logs = dict(logs or {}, learning_rate=keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for split, prefix in (("train", ""), ("validation", "val_")):
+            values = {k[len(prefix):]: v for k, v in logs.items() if k.startswith(prefix) and
+                      (prefix or not k.startswith("val_"))}
+            if not values:
+                continue
+            with tf.summary.create_file_writer(str(self.log_dir / split)).as_default():
+                for name, value in values.items():
+                    tf.summary.write(f"epoch_{name}", tf.constant(float(value)), step=epoch, metadata=metadata)
+
+
+def _metrics(model: keras.Model, config: TrainConfig, state: dict[str, Any], splits: tuple[np.ndarray, ...],
+             test: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json: test numbers of the selected model, size, and training speed."""
+    import tensorflow as tf
+
+    x_train, x_val, x_test = splits
+    history = state["history"]
+    selected_epoch = state.get("best_epoch") if config.select == "best" else len(history)
+    train_seconds = float(state.get("train_seconds", 0.0))
+    return {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "params": int(model.count_params()),
+        "epochs_completed": len(history),
+        "train_seconds": round(train_seconds, 3),
+        "images_per_second": round(len(x_train) * len(history) / train_seconds, 1) if train_seconds else None,
+        "select": config.select,
+        "selected_epoch": selected_epoch,
+        "val_accuracy": history[selected_epoch - 1].get("val_accuracy") if selected_epoch else None,
+        "train_images": len(x_train),
+        "val_images": len(x_val),
+        "test_images": len(x_test),
+        "model": config.model,
+        "dataset": config.dataset,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }

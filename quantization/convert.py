@@ -1,0 +1,188 @@
+"""Converter calls: a Keras model plus a variant from the table -> a LiteRT flatbuffer, written atomically."""
+import contextlib
+import csv
+import dataclasses
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from kdeep.errors import QuantizationError
+from quantization.variants import Variant
+
+CALIBRATION_SAMPLES = 500
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Writes `data` to `path` through a temp file in the same directory and `os.replace`.
+
+    A run killed mid-write leaves the old file (or none), never a truncated one.
+
+    Args:
+        path: destination file; its directory is created if needed.
+        data: bytes, or text (written as UTF-8).
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make reports private to their writer
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def check_representative(data: Any, input_shape: tuple) -> np.ndarray:
+    """Validates calibration images against the model input.
+
+    Args:
+        data: array of images, shape (N, *input_shape[1:]), floating dtype (the float model's input).
+        input_shape: the model's input shape, batch dimension first (None allowed in any place).
+
+    Returns:
+        The images as a float32 array.
+
+    Raises:
+        QuantizationError: empty, wrong shape or non-floating dtype.
+    """
+    array = np.asarray(data) if data is not None else np.empty((0,))
+    if array.size == 0:
+        raise QuantizationError("representative data is empty; pass some training images (e.g. 500) for calibration")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise QuantizationError(
+            f"representative data has dtype {array.dtype}; pass float images as the model takes them "
+            "(e.g. uint8 / 255 as float32)"
+        )
+    expected = tuple(input_shape[1:])
+    if array.ndim != len(expected) + 1 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):
+        raise QuantizationError(
+            f"representative data has shape {array.shape}; the model expects (N, {', '.join(map(str, expected))})"
+        )
+    return array.astype(np.float32, copy=False)
+
+
+def _calibration(images: np.ndarray, samples: int = CALIBRATION_SAMPLES) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Returns the converter's representative_dataset: up to `samples` images, one per batch."""
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for image in images[:samples]:
+            yield [image[None]]
+
+    return generate
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silences the converter's prints (SavedModel export listing) and warnings."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def saved_model(model: Any) -> Iterator[Path]:
+    """Exports a Keras 3 model once to a temporary SavedModel, so several conversions share one export."""
+    with tempfile.TemporaryDirectory(prefix="kdeep_savedmodel_") as folder:
+        with _quiet():
+            model.export(folder, format="tf_saved_model", verbose=False)
+        yield Path(folder)
+
+
+def _converter(source: Any, variant: Variant, representative: np.ndarray | None) -> Any:
+    """Builds a `tf.lite.TFLiteConverter` for a SavedModel folder or a Keras model, with the variant's settings."""
+    import tensorflow as tf
+
+    converter = (tf.lite.TFLiteConverter.from_saved_model(str(source)) if isinstance(source, (str, os.PathLike))
+                 else tf.lite.TFLiteConverter.from_keras_model(source))
+    if variant.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [getattr(tf, t) for t in variant.supported_types]
+    if variant.supported_ops:
+        converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, op) for op in variant.supported_ops]
+    if variant.io_type:
+        converter.inference_input_type = converter.inference_output_type = getattr(tf, variant.io_type)
+    if variant.representative:
+        if representative is None:
+            raise QuantizationError(f"variant {variant.name} needs representative data (training images)")
+        converter.representative_dataset = _calibration(representative)
+    return converter
+
+
+def convert(source: Any, variant: Variant, representative: np.ndarray | None, path: str | os.PathLike) -> Path:
+    """Converts a model to `path` with the variant's settings.
+
+    Args:
+        source: a Keras 3 model, a tf_keras model (QAT) or a SavedModel folder from `saved_model`.
+        variant: the recipe from `VARIANTS`.
+        representative: validated float32 calibration images (needed when `variant.representative`).
+        path: destination `.tflite` file (written atomically).
+
+    Returns:
+        The written path.
+
+    Raises:
+        QuantizationError: the converter fails (the message names the variant and the converter's reason).
+    """
+    with _quiet():
+        converter = _converter(source, variant, representative)
+        try:
+            flatbuffer = converter.convert()
+        except Exception as error:  # the converter raises many unrelated types
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise QuantizationError(f"converting to {variant.name} failed: {reason}") from error
+    return write_atomic(path, flatbuffer)
+
+
+def layer_errors(source: Any, variant: Variant, representative: np.ndarray, top: int = 10) -> list[dict]:
+    """Per-layer quantization error of a full-integer variant, via `tf.lite.experimental.QuantizationDebugger`.
+
+    Args:
+        source: the float Keras model or its SavedModel folder.
+        variant: a variant with a representative dataset (e.g. int8).
+        representative: float32 calibration images (also used as the debug dataset, first 100).
+        top: how many layers to return.
+
+    Returns:
+        The `top` layers with the largest RMSE/scale (RMSE of the quantized tensor against the float one,
+        in units of the quantization step), worst first: dicts with op, tensor, rmse, scale, rmse_per_scale,
+        max_abs_error.
+    """
+    import tensorflow as tf
+
+    with _quiet():
+        converter = _converter(source, dataclasses.replace(variant, io_type=None), representative)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_calibration(representative, 100)
+        )
+        debugger.run()
+        dump = io.StringIO()
+        debugger.layer_statistics_dump(dump)
+    rows = []
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        rmse, scale = float(row["mean_squared_error"]) ** 0.5, float(row["scale"])
+        rows.append({
+            "op": row["op_name"],
+            "tensor": row["tensor_name"],
+            "rmse": rmse,
+            "scale": scale,
+            "rmse_per_scale": rmse / scale if scale else float("inf"),
+            "max_abs_error": float(row["max_abs_error"]),
+        })
+    return sorted(rows, key=lambda r: r["rmse_per_scale"], reverse=True)[:top]

@@ -1,0 +1,181 @@
+"""The quantization pipeline: load a model, convert it to every variant, score each in LiteRT, write the report."""
+import contextlib
+import datetime
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from kdeep.errors import QuantizationError
+from quantization import convert, qat
+from quantization.evaluate import evaluate
+from quantization.report import report
+from quantization.variants import VARIANTS, resolve
+
+CALIBRATION_SEED = 0
+
+
+class Conversions(dict):
+    """{variant name: .tflite path} for the variants produced; `failed` maps the others to their error message,
+    `seconds` every produced variant to its conversion (and QAT fine-tuning) time, and `layer_errors` holds
+    the int8 per-layer errors when asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self.layer_errors: list[dict] = []
+
+
+def load_model(model_or_path: Any) -> Any:
+    """Returns a Keras model: the model itself, a `.keras` file, or a kdeep run directory's model.keras.
+
+    Raises:
+        QuantizationError: the path is neither a run directory nor a readable `.keras` file.
+    """
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        return model_or_path
+    import keras
+
+    path = Path(model_or_path)
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise QuantizationError(f"{path} is not a kdeep run directory (no model.keras); pass a run dir or a .keras file")
+        path = path / "model.keras"
+    if not path.is_file() or path.suffix != ".keras":
+        raise QuantizationError(f"{path} is not a model; pass a kdeep run directory or a .keras file")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # keras raises ValueError, OSError, zipfile errors, ...
+        raise QuantizationError(f"{path} is not a readable Keras model ({type(error).__name__}); "
+                                "re-save it with model.save('model.keras')") from error
+
+
+def unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images -> float32 in [0, 1], exactly as kdeep.data.pipeline scales them; float images pass."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)
+    return images.astype(np.float32, copy=False)
+
+
+def quantize(model: Any, variants: str | Sequence[str] | None, representative_data: np.ndarray,
+             out_dir: str | os.PathLike, *, train_data: tuple[np.ndarray, np.ndarray] | None = None,
+             qat_epochs: int = 1, layer_errors: bool = False) -> Conversions:
+    """Converts `model` to each variant as `<out_dir>/<variant>.tflite`.
+
+    A variant that fails (e.g. tfmot cannot annotate a layer for qat_int8) is recorded in `.failed` and the
+    others still run; bad inputs raise before anything is converted.
+
+    Args:
+        model: a Keras 3 model.
+        variants: names from `VARIANTS` (list or comma-separated), None for all.
+        representative_data: float calibration images (training data) shaped like the model input.
+        out_dir: where the .tflite files go.
+        train_data: (float images, labels) for QAT fine-tuning; required for qat_int8.
+        qat_epochs: QAT fine-tuning epochs.
+        layer_errors: also run the int8 QuantizationDebugger (into `.layer_errors`).
+
+    Returns:
+        `Conversions`: {variant: path}, with `.failed`, `.seconds` and `.layer_errors`.
+
+    Raises:
+        QuantizationError: unknown variant, bad representative data, or qat_int8 without train_data.
+    """
+    chosen = resolve(variants)
+    representative = convert.check_representative(representative_data, model.input_shape)
+    if any(v.qat for v in chosen):
+        if train_data is None:
+            raise QuantizationError("qat_int8 needs train_data=(images, labels) for fine-tuning")
+        train_x = convert.check_representative(train_data[0], model.input_shape)
+    out = Path(out_dir)
+    conversions = Conversions()
+    with convert.saved_model(model) as exported:
+        for variant in chosen:
+            start = time.perf_counter()
+            try:
+                source = qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs) if variant.qat else exported
+                conversions[variant.name] = convert.convert(source, variant, representative,
+                                                            out / f"{variant.name}.tflite")
+                conversions.seconds[variant.name] = time.perf_counter() - start
+            except QuantizationError as error:
+                conversions.failed[variant.name] = str(error)
+        if layer_errors and "int8" in conversions:
+            conversions.layer_errors = convert.layer_errors(exported, VARIANTS["int8"], representative)
+    return conversions
+
+
+def _machine() -> str:
+    """CPU model, its widest SIMD level that LiteRT kernels use, and core count (Linux reads /proc/cpuinfo)."""
+    name, flags = platform.machine(), set()
+    with contextlib.suppress(OSError):
+        info = {key.strip(): value.strip() for key, value in
+                (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)}
+        name, flags = info.get("model name", name), set(info.get("flags", "").split())
+    simd = next((f for f in ("avx512_vnni", "avx512f", "avx2") if f in flags), "")
+    return f"{name} {platform.machine()}, {simd or 'no AVX2'}, {os.cpu_count()} cores"
+
+
+def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.PathLike, *,
+                 variants: str | Sequence[str] | None = None, qat_epochs: int = 1, limit: int | None = None,
+                 calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None) -> Path:
+    """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
+
+    Args:
+        model_or_path: a Keras model, a `.keras` file or a kdeep run directory.
+        dataset: a kdeep dataset name (`kdeep.data.load`), or ((x_train, y_train), (x_test, y_test)).
+        out_dir: the report directory (the .tflite files go there too).
+        variants: names from `VARIANTS`, None for all.
+        qat_epochs: QAT fine-tuning epochs.
+        limit: score only the first `limit` test images and fine-tune QAT on the first `limit` training images.
+        calibration_samples: training images drawn (seeded) for calibration.
+        dataset_name: the dataset's name in the report (default: the name given, or "custom" for arrays).
+
+    Returns:
+        The report directory.
+    """
+    chosen = resolve(variants)
+    model = load_model(model_or_path)
+    if isinstance(dataset, str):
+        import kdeep.data
+
+        name, ((x_train, y_train), (x_test, y_test)) = dataset, kdeep.data.load(dataset)
+    else:
+        name, ((x_train, y_train), (x_test, y_test)) = dataset_name or "custom", dataset
+    if limit:
+        x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    picked = rng.choice(len(x_train), min(calibration_samples, len(x_train)), replace=False)
+    representative = unit_float(x_train[picked])
+    x_test, y_test = unit_float(x_test), np.asarray(y_test).reshape(-1)
+    out = Path(out_dir)
+    train_data = (unit_float(x_train), y_train) if any(v.qat for v in chosen) else None  # 188 MB for MNIST
+    conversions = quantize(model, [v.name for v in chosen], representative, out, train_data=train_data,
+                           qat_epochs=qat_epochs, layer_errors=True)
+    reference = np.asarray(model.predict(x_test, batch_size=1000, verbose=0))
+    results = {
+        "model": model.name,
+        "params": int(model.count_params()),
+        "dataset": name,
+        "n_test": int(len(x_test)),
+        "float_accuracy": float(np.mean(reference.argmax(axis=-1) == y_test)),
+        "machine": _machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "variants": {},
+        "failed": conversions.failed,
+        "layer_errors": conversions.layer_errors,
+    }
+    for variant_name, path in conversions.items():
+        variant = VARIANTS[variant_name]
+        n = min(variant.eval_limit or len(x_test), len(x_test))
+        scores = evaluate(path, x_test[:n], y_test[:n], reference_model=reference[:n])
+        results["variants"][variant_name] = {
+            **scores, "what": variant.what, "weight_bits": variant.weight_bits,
+            "activation_bits": variant.activation_bits, "file": path.name,
+            "convert_seconds": conversions.seconds[variant_name], "note": variant.note if n < len(x_test) else "",
+        }
+    report(results, out)
+    return out

@@ -1,0 +1,187 @@
+"""Report files for a quantization run: markdown, JSON, CSV, self-contained HTML and the accuracy-vs-bits plot."""
+import base64
+import csv
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+from quantization.convert import write_atomic
+
+# (header, row key, format): one table drives the markdown, CSV and HTML columns.
+COLUMNS = (
+    ("variant", "variant", "{}"),
+    ("bits (w/a)", "bits", "{}"),
+    ("accuracy %", "accuracy_pct", "{:.2f}"),
+    ("Δ vs Keras float (pp)", "delta_pp", "{:+.2f}"),
+    ("top-1 agreement %", "agreement_pct", "{:.2f}"),
+    ("mean |Δp|", "mean_abs_prob_diff", "{:.2e}"),
+    ("max |Δp|", "max_abs_prob_diff", "{:.3f}"),
+    ("size KiB", "size_kib", "{:.1f}"),
+    ("size ×f32", "size_ratio", "{:.2f}"),
+    ("latency 1T median µs", "latency_1t_median_us", "{:.0f}"),
+    ("latency 1T p90 µs", "latency_1t_p90_us", "{:.0f}"),
+    ("latency 2T median µs", "latency_2t_median_us", "{:.0f}"),
+    ("latency 1T ×f32", "latency_ratio", "{:.2f}"),
+    ("scoring s", "scoring_seconds", "{:.2f}"),
+    ("images scored", "n", "{}"),
+)
+PLOT = "accuracy_vs_bits.png"
+
+
+def rows(results: dict) -> list[dict]:
+    """One flat row per converted variant.
+
+    The accuracy change is against the float Keras model on the same images (a subset for slow variants);
+    size and latency ratios are against the float32 file when it was converted.
+    """
+    variants = results["variants"]
+    base = variants.get("float32")
+    table = []
+    for name, v in variants.items():
+        row = {
+            "variant": name,
+            "bits": f"{v['weight_bits']}/{v['activation_bits']}",
+            "accuracy_pct": 100 * v["accuracy"],
+            "agreement_pct": 100 * v["agreement"] if "agreement" in v else None,
+            "mean_abs_prob_diff": v.get("mean_abs_prob_diff"),
+            "max_abs_prob_diff": v.get("max_abs_prob_diff"),
+            "size_kib": v["size_bytes"] / 1024,
+            "latency_1t_median_us": v["latency_us"]["1"]["median_us"],
+            "latency_1t_p90_us": v["latency_us"]["1"]["p90_us"],
+            "latency_2t_median_us": v["latency_us"]["2"]["median_us"],
+            "scoring_seconds": v["scoring_seconds"],
+            "n": v["n"],
+            "delta_pp": 100 * (v["accuracy"] - v["reference_accuracy"]) if "reference_accuracy" in v else None,
+            "size_ratio": None,
+            "latency_ratio": None,
+        }
+        if base:
+            row["size_ratio"] = v["size_bytes"] / base["size_bytes"]
+            row["latency_ratio"] = v["latency_us"]["1"]["median_us"] / base["latency_us"]["1"]["median_us"]
+        table.append(row)
+    return table
+
+
+def _cell(value: object, fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _notes(results: dict) -> list[str]:
+    """Caveats (subsets, slow kernels) and variants that failed, as sentences."""
+    notes = [f"{name}: {v['note']}" for name, v in results["variants"].items() if v.get("note")]
+    notes += [f"{name} not produced: {message}" for name, message in results.get("failed", {}).items()]
+    return notes
+
+
+def _plot(results: dict, table: list[dict]) -> bytes:
+    """Accuracy against weight bits (labelled by variant), file size and batch-1 latency, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["variant"] for r in table]
+    figure, (acc, size, speed) = plt.subplots(1, 3, figsize=(14, 4.2))
+    labelled: dict[int, int] = {}  # labels at the same bit width are stacked, not overprinted
+    for r, v in zip(table, results["variants"].values()):
+        bits = v["weight_bits"]
+        acc.scatter(bits, r["accuracy_pct"], s=40)
+        acc.annotate(f"{r['variant']} ({r['bits']})", (bits, r["accuracy_pct"]), textcoords="offset points",
+                     xytext=(6, 4 + 11 * labelled.get(bits, 0)), fontsize=8)
+        labelled[bits] = labelled.get(bits, 0) + 1
+    if "float_accuracy" in results:
+        acc.axhline(100 * results["float_accuracy"], color="grey", linestyle="--", linewidth=1, label="Keras float")
+        acc.legend(fontsize=8, loc="lower right")
+    acc.set(xticks=[8, 16, 32], xlim=(4, 40), xlabel="weight bits", ylabel="test accuracy %",
+            title="accuracy vs bit width")
+    size.bar(names, [r["size_kib"] for r in table], color="tab:orange")
+    size.set(ylabel="KiB", title="file size")
+    speed.bar(names, [r["latency_1t_median_us"] for r in table], color="tab:green")
+    speed.set(ylabel="µs (median, 1 thread, log scale)", title="batch-1 latency", yscale="log")
+    for axis in (size, speed):
+        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+    figure.suptitle(f"{results.get('model', 'model')} on {results.get('dataset', 'data')}")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _header(results: dict) -> list[tuple[str, str]]:
+    """(label, value) facts shown above the table."""
+    facts = [("model", results.get("model")), ("dataset", results.get("dataset")),
+             ("float Keras accuracy", f"{100 * results['float_accuracy']:.2f} %" if "float_accuracy" in results else None),
+             ("test images", results.get("n_test")), ("machine", results.get("machine")), ("date", results.get("date"))]
+    return [(label, str(value)) for label, value in facts if value is not None]
+
+
+def _markdown(results: dict, table: list[dict]) -> str:
+    lines = [f"# Quantization report: {results.get('model', 'model')} on {results.get('dataset', 'data')}", ""]
+    lines += [f"- {label}: {value}" for label, value in _header(results)] + [""]
+    lines += ["| " + " | ".join(h for h, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r[k], f) for _, k, f in COLUMNS) + " |" for r in table]
+    lines += ["", f"![accuracy vs bits]({PLOT})", ""]
+    if notes := _notes(results):
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    if results.get("layer_errors"):
+        lines += ["## int8: layers with the largest quantization error (RMSE / scale)", "",
+                  "| op | tensor | RMSE/scale | RMSE | scale |", "|---|---|---|---|---|"]
+        lines += [f"| {e['op']} | `{e['tensor']}` | {e['rmse_per_scale']:.3f} | {e['rmse']:.2e} | {e['scale']:.2e} |"
+                  for e in results["layer_errors"]] + [""]
+    return "\n".join(lines)
+
+
+def _csv(table: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[k for _, k, _ in COLUMNS], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r[k] for _, k, _ in COLUMNS} for r in table)
+    return buffer.getvalue()
+
+
+def _html(results: dict, table: list[dict], png: bytes) -> str:
+    e = html.escape
+    facts = "".join(f"<li>{e(label)}: {e(value)}</li>" for label, value in _header(results))
+    head = "".join(f"<th>{e(h)}</th>" for h, _, _ in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{e(_cell(r[k], f))}</td>" for _, k, f in COLUMNS) + "</tr>" for r in table)
+    notes = "".join(f"<li>{e(n)}</li>" for n in _notes(results))
+    layers = "".join(f"<tr><td>{e(x['op'])}</td><td><code>{e(x['tensor'])}</code></td><td>{x['rmse_per_scale']:.3f}</td>"
+                     f"</tr>" for x in results.get("layer_errors", []))
+    title = e(f"Quantization report: {results.get('model', 'model')} on {results.get('dataset', 'data')}")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 6px;text-align:right}}</style>
+</head><body><h1>{title}</h1><ul>{facts}</ul>
+<table><tr>{head}</tr>{body}</table>
+<p><img alt="accuracy vs bits" src="data:image/png;base64,{base64.b64encode(png).decode('ascii')}"></p>
+{f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
+{f'<h2>int8: layers with the largest RMSE/scale</h2><table><tr><th>op</th><th>tensor</th><th>RMSE/scale</th></tr>{layers}</table>' if layers else ''}
+</body></html>
+"""
+
+
+def report(results: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Writes report.md, report.json, report.csv, report.html and accuracy_vs_bits.png, each atomically.
+
+    Args:
+        results: {"model", "dataset", "float_accuracy", "n_test", "machine", "date" (all optional),
+            "variants": {name: evaluate() dict + weight_bits, activation_bits, note, ...},
+            "failed": {name: message}, "layer_errors": convert.layer_errors() list}.
+        out_dir: the report directory (created if needed).
+
+    Returns:
+        {file kind: path} for the five files.
+    """
+    out = Path(out_dir)
+    table = rows(results)
+    png = _plot(results, table)
+    return {
+        "png": write_atomic(out / PLOT, png),
+        "md": write_atomic(out / "report.md", _markdown(results, table)),
+        "json": write_atomic(out / "report.json", json.dumps({**results, "rows": table}, indent=2, default=str)),
+        "csv": write_atomic(out / "report.csv", _csv(table)),
+        "html": write_atomic(out / "report.html", _html(results, table, png)),
+    }

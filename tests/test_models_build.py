@@ -1,0 +1,89 @@
+"""Every registered model builds at its default and small inputs, predicts, and trains one step."""
+import keras
+import numpy as np
+import pytest
+
+import kdeep.models as models
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    yield
+    keras.backend.clear_session()  # frees the big ImageNet models between tests
+
+
+# Trainable parameters at each model's default input (224x224x3 / 1000 classes for the ImageNet families):
+# the published counts (torchvision / the papers), the book's DeepConvNet, GoogLeNet per its docstring.
+PUBLISHED_PARAMS = {
+    "deepconvnet": 123_552,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "googlenet": 6_998_552,
+}
+# CIFAR ResNets of He et al. 2015 (table 6): ~0.27M, ~0.46M, ~0.66M, ~0.85M, ~1.7M with option A shortcuts.
+CIFAR_PARAMS_M = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85, "resnet110": 1.7}
+SMALL_FAMILIES = ("vgg", "googlenet", "resnet")  # the families with a small-input stem
+
+
+def trainable(model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def images(shape, batch, seed=0):
+    return np.random.default_rng(seed).random((batch, *shape), dtype=np.float32)
+
+
+# At the default input (224x224x3 for the ImageNet families, where building is slow on a CPU), each code
+# path once: the published counts, the CIFAR ResNets and a pre-activation ResNet.
+DEFAULT_BUILT = (*PUBLISHED_PARAMS, *CIFAR_PARAMS_M, "resnet50v2")
+
+
+@pytest.mark.parametrize("name", DEFAULT_BUILT)
+def test_default_input_builds_predicts_and_counts(name):
+    info = models.info(name)
+    model = models.build(name)
+    assert model.name == name
+    assert tuple(model.inputs[0].shape[1:]) == info.input_shape
+    probs = np.asarray(model(images(info.input_shape, 1), training=False))
+    assert probs.shape == (1, info.num_classes)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(probs >= 0)
+    if name in PUBLISHED_PARAMS:
+        assert trainable(model) == PUBLISHED_PARAMS[name]
+    if name in CIFAR_PARAMS_M:
+        assert trainable(model) / 1e6 == pytest.approx(CIFAR_PARAMS_M[name], rel=0.03)
+
+
+# One training step on each code path (family x block kind x batchnorm) at its small input; the deeper
+# variants of a family differ only in their table row and get forward passes instead.
+TRAINED = ("deepconvnet", "vgg11_bn", "googlenet", "resnet18", "resnet50v2", "resnet20")
+
+
+def small_cases():
+    for name in models.list_models():
+        info = models.info(name)
+        yield pytest.param(name, info.small_input_shape, id=f"{name}-{'x'.join(map(str, info.small_input_shape))}")
+        if info.family in SMALL_FAMILIES and name in ("vgg11", "googlenet", "resnet18", "resnet50", "resnet50v2"):
+            yield pytest.param(name, (28, 28, 1), id=f"{name}-28x28x1")  # the other small geometry
+
+
+@pytest.mark.parametrize(("name", "shape"), list(small_cases()))
+def test_small_input_predicts(name, shape):
+    model = models.build(name, input_shape=shape, num_classes=7)
+    x = images(shape, 2)
+    probs = np.asarray(model(x, training=False))
+    assert probs.shape == (2, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    if name not in TRAINED or shape != models.info(name).small_input_shape:
+        return
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", run_eagerly=True)
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.train_on_batch(x, np.array([0, 6]))
+    assert np.isfinite(loss)
+    changed = [not np.array_equal(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights)]
+    assert all(changed), "every trainable weight gets a gradient step"

@@ -1,0 +1,127 @@
+"""Bad inputs to quantization give one clear QuantizationError (or CLI exit 2), and no half-written files."""
+import os
+import types
+
+import numpy as np
+import pytest
+
+from kdeep.cli import main as cli_main
+from kdeep.errors import QuantizationError
+from quantization import VARIANTS, evaluate, quantize
+from quantization.convert import write_atomic
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    import keras
+
+    inputs = keras.Input((12, 12, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="fc")(x), name="small")
+
+
+@pytest.fixture(scope="module")
+def float32_file(small_model, tmp_path_factory):
+    images = np.random.default_rng(0).random((8, 12, 12, 1), dtype=np.float32)
+    return quantize(small_model, ["float32"], images, tmp_path_factory.mktemp("f32"))["float32"]
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.zeros((0, 12, 12, 1), np.float32), "empty"),
+    (np.zeros((4, 28, 28, 1), np.float32), r"shape \(4, 28, 28, 1\).*\(N, 12, 12, 1\)"),
+    (np.zeros((4, 12, 12), np.float32), "shape"),
+    (np.zeros((4, 12, 12, 1), np.uint8), "dtype uint8"),
+    (None, "empty"),
+])
+def test_bad_representative_data(small_model, tmp_path, data, message):
+    with pytest.raises(QuantizationError, match=message):
+        quantize(small_model, ["int8"], data, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_variant_lists_valid_names(small_model, tmp_path):
+    with pytest.raises(QuantizationError, match="int4.*valid: " + ", ".join(VARIANTS)):
+        quantize(small_model, "float32,int4", np.zeros((2, 12, 12, 1), np.float32), tmp_path)
+
+
+def test_qat_needs_training_data(small_model, tmp_path):
+    with pytest.raises(QuantizationError, match="train_data"):
+        quantize(small_model, ["qat_int8"], np.zeros((2, 12, 12, 1), np.float32), tmp_path)
+
+
+def test_layer_tfmot_cannot_annotate_is_named_and_others_still_run(tmp_path):
+    import keras
+
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Rescaling(2.0, name="double")(inputs)
+    x = keras.layers.Flatten(name="flat")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="fc")(x))
+    images = np.random.default_rng(1).random((16, 12, 12, 1), dtype=np.float32)
+    done = quantize(model, ["float32", "qat_int8"], images, tmp_path, train_data=(images, np.zeros(16, int)))
+    assert list(done) == ["float32"] and done["float32"].is_file()
+    assert "'double' (Rescaling)" in done.failed["qat_int8"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a flatbuffer at all" * 10])
+def test_corrupt_tflite(tmp_path, content):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(content)
+    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
+        evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+
+
+def test_truncated_tflite(float32_file, tmp_path):
+    path = tmp_path / "truncated.tflite"
+    path.write_bytes(float32_file.read_bytes()[:200])
+    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
+        evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+
+
+def test_missing_tflite_and_label_mismatch(float32_file, tmp_path):
+    with pytest.raises(QuantizationError, match="does not exist"):
+        evaluate(tmp_path / "nope.tflite", np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(QuantizationError, match="as many labels"):
+        evaluate(float32_file, np.zeros((2, 12, 12, 1), np.float32), np.zeros(3))
+
+
+@pytest.mark.parametrize("make", ["text.keras", "empty_dir", "notes.txt"])
+def test_path_that_is_not_a_model(tmp_path, capsys, make):
+    path = tmp_path / make
+    if make == "empty_dir":
+        path.mkdir()
+    else:
+        path.write_text("hello")
+    assert cli_main(["quantize", str(path), "--dataset", "mnist"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("kdeep: error:") and str(path) in error and error.count("\n") == 1
+
+
+def test_cli_unknown_variant(tmp_path, capsys):
+    assert cli_main(["quantize", str(tmp_path), "--dataset", "mnist", "--variants", "int3"]) == 2
+    assert "valid: float32" in capsys.readouterr().err
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "model.tflite"
+    write_atomic(target, b"old")
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"new content")
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.tflite"]
+
+
+def test_failed_conversion_writes_nothing(small_model, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    def crash():
+        raise RuntimeError("converter crashed")
+
+    broken = types.SimpleNamespace(target_spec=types.SimpleNamespace(), convert=crash)
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", lambda *args, **kwargs: broken)
+    done = quantize(small_model, ["float32"], np.zeros((2, 12, 12, 1), np.float32), tmp_path)
+    assert "converter crashed" in done.failed["float32"] and not list(tmp_path.iterdir())

@@ -1,0 +1,55 @@
+"""The model zoo's residual (Add) and Inception (Concatenate) nets: full-int8 conversion and the exact QAT twin."""
+import numpy as np
+import pytest
+
+import kdeep.models
+from quantization import quantize
+from quantization.evaluate import interpreter
+from quantization.qat import twin
+
+# (model, input shape, build options, the merge op that must survive full-int8 conversion)
+NETS = {
+    "resnet20": ((28, 28, 1), {}, "ADD"),
+    "googlenet": ((16, 16, 3), {"stem": "small"}, "CONCATENATION"),
+}
+
+
+def _build(name):
+    shape, options, _ = NETS[name]
+    model = kdeep.models.build(name, input_shape=shape, num_classes=10, **options)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # move BatchNorm statistics off their identity start, so the twin must copy them
+        if "BatchNormalization" in type(layer).__name__:
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma * 1.5, beta + 0.1, rng.normal(0, 0.1, mean.shape), variance * 2 + 0.1])
+    return model, rng.random((16, *shape), dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_full_int8_conversion(name, tmp_path):
+    model, images = _build(name)
+    done = quantize(model, ["int8"], images, tmp_path)
+    runner = interpreter(done["int8"])
+    ops = {op["op_name"] for op in runner._get_ops_details()}
+    assert NETS[name][2] in ops
+    assert np.dtype(np.float32) not in {np.dtype(t["dtype"]) for t in runner.get_tensor_details()}
+    runner.allocate_tensors()
+    detail = runner.get_input_details()[0]
+    assert detail["dtype"] == np.int8
+    runner.set_tensor(detail["index"], np.zeros(detail["shape"], np.int8))
+    runner.invoke()
+    assert runner.get_tensor(runner.get_output_details()[0]["index"]).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", ["deepconvnet", *NETS])
+def test_qat_twin_equals_keras3_model(name):
+    if name == "deepconvnet":
+        model = kdeep.models.build(name, input_shape=(28, 28, 1), num_classes=10)
+        images = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    else:
+        model, images = _build(name)
+    twin_model = twin(model, images[:2])
+    assert type(twin_model).__module__.startswith("tf_keras")
+    assert [layer.name for layer in twin_model.layers] == [layer.name for layer in model.layers]
+    expected = np.asarray(model(images, training=False))
+    assert np.max(np.abs(twin_model(images, training=False).numpy() - expected)) <= 1e-6

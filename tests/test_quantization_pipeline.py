@@ -1,0 +1,140 @@
+"""End to end on real MNIST: a small trained DeepConvNet -> every variant -> LiteRT scores -> report files."""
+import csv
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+import kdeep.data
+import kdeep.models
+from kdeep.cli import main as cli_main
+from quantization import VARIANTS, run_pipeline
+from quantization.evaluate import interpreter
+from quantization.pipeline import unit_float
+
+TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
+# Per variant: accuracy change allowed against the float Keras model on the same real test images (pp), and the
+# least top-1 agreement with it (QAT fine-tunes the weights, so it may change more predictions).
+TOLERANCE = {"float32": (0.0, 1.0), "float16": (0.2, 0.99), "dynamic": (1.0, 0.97), "int8": (1.5, 0.97),
+             "int16x8": (1.0, 0.97), "qat_int8": (2.0, 0.9)}
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    (x_train, y_train), (x_test, y_test) = kdeep.data.load("mnist")
+    return (x_train[:TRAIN], y_train[:TRAIN]), (x_test[:TEST], y_test[:TEST])
+
+
+@pytest.fixture(scope="module")
+def trained(mnist):
+    """The book's DeepConvNet without dropout (trains faster), one epoch of Adam on 4000 real MNIST images."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    (x, y), _ = mnist
+    model = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    model.fit(kdeep.data.pipeline(x, y, 32, seed=0), epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def report_dir(trained, mnist, tmp_path_factory):
+    """Every variant; int16x8 scored on a 300-image subset (its reference kernels are slow) to test the subset."""
+    (x_train, y_train), test = mnist
+    data = (x_train[:QAT_TRAIN], y_train[:QAT_TRAIN]), test
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(VARIANTS, "int16x8", dataclasses.replace(VARIANTS["int16x8"], eval_limit=INT16X8_SUBSET))
+        return run_pipeline(trained, data, tmp_path_factory.mktemp("quant") / "report", qat_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def results(report_dir):
+    return json.loads((report_dir / "report.json").read_text())
+
+
+def test_every_variant_converts_and_runs_in_litert(results, report_dir):
+    assert results["failed"] == {}
+    assert list(results["variants"]) == list(VARIANTS)
+    for name, scores in results["variants"].items():
+        runner = interpreter(report_dir / f"{name}.tflite")
+        runner.allocate_tensors()
+        runner.invoke()
+        assert scores["size_bytes"] == (report_dir / f"{name}.tflite").stat().st_size
+        assert set(scores["latency_us"]) == {"1", "2"} and scores["latency_us"]["1"]["median_us"] > 0
+
+
+def test_trained_model_is_real(results):
+    assert results["float_accuracy"] > 0.9
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_accuracy_close_to_float(results, name):
+    scores, (pp, agreement) = results["variants"][name], TOLERANCE[name]
+    assert abs(scores["accuracy"] - scores["reference_accuracy"]) * 100 <= pp
+    assert scores["agreement"] >= agreement
+
+
+@pytest.mark.parametrize("name", ["int8", "qat_int8"])
+def test_full_integer_tensors_are_int8(report_dir, name):
+    runner = interpreter(report_dir / f"{name}.tflite")
+    assert runner.get_input_details()[0]["dtype"] == np.int8
+    assert runner.get_output_details()[0]["dtype"] == np.int8
+    dtypes = {np.dtype(t["dtype"]) for t in runner.get_tensor_details()}
+    assert np.dtype(np.float32) not in dtypes and np.dtype(np.int8) in dtypes
+
+
+def test_float16_and_dynamic_weights(report_dir):
+    float16 = {np.dtype(t["dtype"]) for t in interpreter(report_dir / "float16.tflite").get_tensor_details()}
+    dynamic = interpreter(report_dir / "dynamic.tflite")
+    assert np.dtype(np.float16) in float16
+    assert np.dtype(np.int8) in {np.dtype(t["dtype"]) for t in dynamic.get_tensor_details()}
+    assert dynamic.get_input_details()[0]["dtype"] == np.float32
+
+
+def test_int16x8_is_scored_on_a_documented_subset(results, report_dir):
+    scores = results["variants"]["int16x8"]
+    assert scores["n"] == INT16X8_SUBSET < TEST
+    assert scores["note"] and scores["note"] in (report_dir / "report.md").read_text()
+    activations = {np.dtype(t["dtype"]) for t in interpreter(report_dir / "int16x8.tflite").get_tensor_details()}
+    assert np.dtype(np.int16) in activations
+
+
+def test_report_files_parse(results, report_dir):
+    rows = list(csv.DictReader((report_dir / "report.csv").open()))
+    assert [r["variant"] for r in rows] == list(VARIANTS)
+    assert float(rows[0]["size_ratio"]) == 1.0
+    markdown = (report_dir / "report.md").read_text()
+    assert markdown.count("\n| ") >= len(VARIANTS) + 1 and "accuracy_vs_bits.png" in markdown
+    html = (report_dir / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    assert not [p for p in os.listdir(report_dir) if p.endswith(".tmp")]
+
+
+def test_plot_is_a_valid_png(report_dir):
+    import matplotlib.image
+
+    data = (report_dir / "accuracy_vs_bits.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = matplotlib.image.imread(report_dir / "accuracy_vs_bits.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 300
+
+
+def test_int8_layer_errors_listed_worst_first(results, report_dir):
+    errors = results["layer_errors"]
+    assert errors and all(e["rmse_per_scale"] >= 0 for e in errors)
+    assert [e["rmse_per_scale"] for e in errors] == sorted((e["rmse_per_scale"] for e in errors), reverse=True)
+    assert errors[0]["tensor"] in (report_dir / "report.md").read_text()
+
+
+def test_cli_quantizes_a_run_directory(trained, mnist, tmp_path, capsys):
+    trained.save(tmp_path / "model.keras")
+    assert cli_main(["quantize", str(tmp_path), "--dataset", "mnist", "--variants", "float32", "--limit", "200"]) == 0
+    report = json.loads((tmp_path / "quantization" / "report.json").read_text())
+    assert report["model"] == trained.name and report["n_test"] == 200
+    (_, _), (x_test, y_test) = mnist
+    expected = np.mean(trained.predict(unit_float(x_test[:200]), verbose=0).argmax(-1) == y_test[:200])
+    assert report["variants"]["float32"]["accuracy"] == pytest.approx(expected, abs=1e-9)
+    assert "| float32 |" in capsys.readouterr().out

@@ -1,0 +1,64 @@
+"""Ensembles average their members' softmax outputs; transfer freezes the backbone, then unfreezes the top blocks."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import kdeep.models
+from kdeep.train import TrainConfig
+from kdeep.train import run_dir as rd
+from kdeep.train.ensemble import build_ensemble, fit_ensemble
+from kdeep.train.finetune import transfer
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    return (x_train[:200], y_train[:200]), (x_test[:300], y_test[:300])
+
+
+def test_ensemble_output_is_the_mean_of_member_outputs(tiny_mnist, tmp_path):
+    run = fit_ensemble("deepconvnet", tiny_mnist, members=2, verbose=0,
+                       config=TrainConfig(epochs=1, batch_size=50, val_split=0, out=str(tmp_path)))
+    loaded = keras.saving.load_model(tmp_path / rd.ENSEMBLE)
+    members = [keras.saving.load_model(tmp_path / f"member{i}" / rd.MODEL) for i in (1, 2)]
+    x, y = tiny_mnist[1][0].astype("float32") / 255, tiny_mnist[1][1]
+    expected = np.mean([member.predict(x, verbose=0) for member in members], axis=0)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    metrics = json.loads((tmp_path / rd.METRICS).read_text())
+    assert [m["seed"] for m in metrics["members"]] == [0, 1] and metrics["params"] == 2 * 123552
+    assert metrics["test_accuracy"] == pytest.approx(float((expected.argmax(1) == y).mean()))
+    with pytest.raises(Exception, match="shapes"):
+        build_ensemble([members[0], kdeep.models.build("deepconvnet", num_classes=5)])
+
+
+def _weights(model, names):
+    return {name: [w.copy() for w in model.get_layer(name).get_weights()] for name in names}
+
+
+def _changed(before, model):
+    return {name for name, ws in before.items()
+            if any(not np.array_equal(a, b) for a, b in zip(ws, model.get_layer(name).get_weights()))}
+
+
+def test_transfer_freezes_backbone_then_unfreezes_top_block(fashion_mnist, tmp_path):
+    source = tmp_path / "mnist_model.keras"
+    kdeep.models.build("deepconvnet").save(source)  # any .keras file works
+    backbone = keras.saving.load_model(source)
+    convs = [f"block{b}_conv{c}" for b in (1, 2, 3) for c in (1, 2)]
+    before = _weights(backbone, convs)
+    (x_train, y_train), (x_test, y_test) = fashion_mnist
+    data = (x_train[:200], y_train[:200]), (x_test[:200], y_test[:200])
+    config = TrainConfig(epochs=1, batch_size=50, val_split=0, out=str(tmp_path / "transfer"))
+    run = transfer(source, 10, data, config=config, unfreeze_blocks=1, verbose=0)
+
+    head = keras.saving.load_model(tmp_path / "transfer" / "head" / rd.MODEL)
+    assert _changed(before, head) == set()  # phase 1: backbone frozen
+    assert not any(head.get_layer(name).trainable for name in convs)
+    assert "fc1" not in {layer.name for layer in head.layers}  # the book's affine layers are the replaced head
+    assert head.get_layer("transfer_logits").trainable and run.metrics["unfrozen_blocks"] == ["block3"]
+    assert _changed(before, run.model) == {"block3_conv1", "block3_conv2"}  # phase 2: top block + head only
+    assert not np.array_equal(head.get_layer("transfer_logits").get_weights()[0],
+                              run.model.get_layer("transfer_logits").get_weights()[0])
+    assert json.loads((tmp_path / "transfer" / rd.METRICS).read_text())["head_test_accuracy"] >= 0

@@ -1,0 +1,89 @@
+"""Short real-MNIST runs: learning, run-directory artifacts, evaluation, NaN stop, mixed precision."""
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import kdeep.train
+from kdeep.cli import main
+from kdeep.errors import TrainingError
+from kdeep.train import TrainConfig
+from kdeep.train import run_dir as rd
+
+
+@pytest.fixture(scope="module")
+def small_mnist(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    return (x_train[:2400], y_train[:2400]), (x_test[:1000], y_test[:1000])
+
+
+@pytest.fixture(scope="module")
+def trained(small_mnist, tmp_path_factory):
+    config = TrainConfig(epochs=3, batch_size=32, lr=2e-3, val_split=400, select="best", seed=1,
+                         out=str(tmp_path_factory.mktemp("run")))
+    return kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
+
+
+def test_loss_decreases_and_accuracy_is_far_above_chance(trained):
+    losses = [row["loss"] for row in trained.history]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert trained.metrics["test_accuracy"] > 0.5  # chance is 0.1
+    assert trained.metrics["train_images"] == 2000 and trained.metrics["val_images"] == 400
+
+
+def test_run_directory_holds_every_artifact(trained, small_mnist):
+    names = {path.name for path in trained.dir.iterdir()}
+    assert {rd.CONFIG, rd.MODEL, rd.LAST, rd.BEST, rd.HISTORY, rd.METRICS, rd.LOGS} <= names
+    assert not [name for name in names if "tmp" in name]
+    metrics = json.loads((trained.dir / rd.METRICS).read_text())
+    for key in ("test_accuracy", "test_loss", "params", "epochs_completed", "train_seconds", "images_per_second"):
+        assert metrics[key] is not None, key
+    assert metrics["params"] == 123552 and metrics["epochs_completed"] == 3
+    with open(trained.dir / rd.HISTORY) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and "val_accuracy" in rows[0] and "lr" in rows[0]
+    best = max(trained.history, key=lambda row: row["val_accuracy"])["epoch"]
+    assert metrics["selected_epoch"] == best  # chosen on validation accuracy, never on the test set
+    assert list((trained.dir / rd.LOGS / "train").glob("events.out.tfevents.*"))
+    for name in (rd.MODEL, rd.LAST, rd.BEST):
+        assert isinstance(keras.saving.load_model(trained.dir / name), keras.Model)
+    again = kdeep.train.evaluate(trained.dir, small_mnist)
+    assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    confusion = np.array(again["confusion_matrix"])
+    assert confusion.sum() == 1000 and np.trace(confusion) / 1000 == pytest.approx(again["accuracy"])
+
+
+def test_cli_evaluate_json(trained, capsys):
+    assert main(["evaluate", str(trained.dir / rd.MODEL), "--dataset", "mnist", "--limit", "500", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_examples"] == 500 and len(result["per_class_accuracy"]) == 10
+
+
+class _PoisonAtEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            kernel = self.model.get_layer("fc1").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_mnist, tmp_path):
+    config = TrainConfig(epochs=3, batch_size=100, limit=300, val_split=0, out=str(tmp_path))
+    with pytest.raises(TrainingError, match="loss became nan in epoch 2"):
+        kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[_PoisonAtEpoch2()], verbose=0)
+    assert json.loads((tmp_path / rd.STATE).read_text())["epochs_completed"] == 1
+    last = keras.saving.load_model(tmp_path / rd.LAST)
+    assert all(np.isfinite(w).all() for w in last.get_weights())
+    assert not (tmp_path / rd.MODEL).exists()
+
+
+def test_mixed_precision_keeps_float32_output(small_mnist, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=32, limit=64, val_split=0, mixed_precision="mixed_float16",
+                         out=str(tmp_path))
+    run = kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
+    assert run.model.get_layer("block1_conv1").compute_dtype == "float16"
+    assert isinstance(run.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert run.model.outputs[0].dtype == "float32"
+    assert run.model.predict(small_mnist[1][0][:4] / 255.0, verbose=0).dtype == np.float32
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
