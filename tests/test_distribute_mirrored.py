@@ -18,6 +18,7 @@ def compare(out: Path) -> None:
     import keras
 
     import kdeep.data
+    import kdeep.train
     from kdeep.distribute import fit, strategy_from_name
 
     (x, y), _ = kdeep.data.load("mnist")
@@ -40,6 +41,11 @@ def compare(out: Path) -> None:
         history = (model.fit(train, epochs=2, verbose=0) if trainer == "keras" else fit(model, train, epochs=2, verbose=0))
         results[label] = {"replicas": strategy.num_replicas_in_sync, "loss": history.history["loss"],
                           "weights": [w.tolist() for w in model.get_weights()]}
+    # XLA has no collectives for CPU replicas: the trainer must turn jit_compile off there, not crash
+    config = kdeep.train.TrainConfig(strategy="mirrored", jit_compile=True, epochs=1, limit=256, val_split=0,
+                                     batch_size=GLOBAL_BATCH, out=str(out.parent / "xla_run"))
+    run = kdeep.train.fit("deepconvnet", "mnist", config=config, verbose=0)
+    results["xla_mirrored"] = {"jit_compile": bool(run.model.jit_compile), "epochs": run.metrics["epochs_completed"]}
     out.write_text(json.dumps(results))
 
 
@@ -55,6 +61,7 @@ def test_mirrored_over_two_cpus_matches_single_device(tmp_path):
     for single, mirror, ours in zip(one["weights"], mirrored["weights"], loop["weights"]):
         np.testing.assert_allclose(mirror, single, atol=1e-5)  # only the summation order differs
         np.testing.assert_allclose(ours, mirror, atol=1e-6)  # kdeep's loop runs the same Keras step as fit
+    assert results["xla_mirrored"] == {"jit_compile": False, "epochs": 1}
 
 
 if __name__ == "__main__":

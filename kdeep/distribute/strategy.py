@@ -1,6 +1,7 @@
 """tf.distribute strategies by name, TF_CONFIG validation, and the global-batch rules."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -97,8 +98,13 @@ def _check_cluster(cluster: Mapping[str, Any]) -> None:
         raise ConfigError("TF_CONFIG cluster has more than one chief: keep one, make the others workers")
 
 
+@functools.cache
 def strategy_from_name(name: str = "auto") -> Any:
     """Creates the tf.distribute strategy for `name`; call it before any other TensorFlow work.
+
+    One strategy per name per process (cached): two MirroredStrategy objects in one process number their
+    collective ops alike and abort each other ("Shape mismatch in the collective instance"), e.g. when an
+    ensemble trains several members, and MultiWorkerMirroredStrategy can be created only once.
 
     Args:
         name: "auto" (MirroredStrategy when more than one GPU is visible, else the default strategy),

@@ -68,7 +68,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-run-"))
     run_dir = rd.prepare(out, config)
     strategy = make_strategy(config.strategy)  # before any other TensorFlow work (multi-worker needs that)
-    from kdeep.distribute import worker_dir
+    from kdeep.distribute import worker_dir, xla_supported  # XLA has no CPU collectives: off for CPU replicas
 
     write_dir = worker_dir(run_dir, strategy)  # run_dir on the chief; other multi-worker tasks write a temp dir
     keras.utils.set_random_seed(config.seed)
@@ -76,7 +76,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     with strategy.scope():
         model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
-        _compile(model, config, steps_per_epoch)
+        _compile(model, config, steps_per_epoch, jit_compile=config.jit_compile and xla_supported(strategy))
         initial_epoch = _restore(model, run_dir, steps_per_epoch)
     state = _resume_state(run_dir, initial_epoch)
     if initial_epoch and verbose:
@@ -166,8 +166,8 @@ def _outputs_probabilities(model: keras.Model) -> bool:
     return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"
 
 
-def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
-    """Compiles with the config's optimizer, LR schedule, loss (label smoothing) and jit_compile."""
+def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, jit_compile: bool) -> None:
+    """Compiles with the config's optimizer, LR schedule, loss (label smoothing) and XLA on or off."""
     lr = schedules.learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
     optimizer = {
@@ -181,7 +181,7 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> N
         loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=config.label_smoothing)
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=config.jit_compile)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def _restore(model: keras.Model, run_dir: Path, steps_per_epoch: int) -> int:
