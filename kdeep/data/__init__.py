@@ -3,9 +3,7 @@
 `load`, `load_image_folder`, `info` and `list_datasets` need numpy only; `pipeline`, `Augment` and `PRESETS`
 import TensorFlow on first use.
 """
-import importlib
-from typing import Any
-
+from kdeep.lazy import lazy_getattr
 from kdeep.data.datasets import DATASETS, cache_dir, info, list_datasets, load, load_image_folder, search_dirs
 
 _LAZY = {"pipeline": "kdeep.data.tfdata", "Augment": "kdeep.data.augment", "PRESETS": "kdeep.data.augment"}
@@ -13,10 +11,4 @@ _LAZY = {"pipeline": "kdeep.data.tfdata", "Augment": "kdeep.data.augment", "PRES
 __all__ = ["DATASETS", "PRESETS", "Augment", "cache_dir", "info", "list_datasets", "load", "load_image_folder",
            "pipeline", "search_dirs"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kdeep.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY)

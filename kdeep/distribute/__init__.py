@@ -3,9 +3,7 @@
 `strategy_from_name("auto" | "one" | "mirrored" | "multi-worker")`, `parse_tf_config()`, `launch(n, command)`
 need no TensorFlow import; `fit`, `evaluate` and `worker_dir` (kdeep.distribute.loop) load it on first use.
 """
-import importlib
-from typing import Any
-
+from kdeep.lazy import lazy_getattr
 from kdeep.distribute.launch import launch, tf_configs
 from kdeep.distribute.strategy import (
     STRATEGIES,
@@ -20,14 +18,10 @@ from kdeep.distribute.strategy import (
     xla_supported,
 )
 
-_LOOP = ("fit", "evaluate", "worker_dir")
+_LOOP = {name: "kdeep.distribute.loop" for name in ("fit", "evaluate", "worker_dir")}
 __all__ = [
     "STRATEGIES", "ClusterSpec", "cluster_of", "is_chief", "launch", "linear_scaled_lr", "num_workers",
     "parse_tf_config", "per_replica_batch", "strategy_from_name", "tf_configs", "xla_supported", *_LOOP,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LOOP:
-        return getattr(importlib.import_module("kdeep.distribute.loop"), name)
-    raise AttributeError(f"module 'kdeep.distribute' has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LOOP)

@@ -3,9 +3,7 @@
 `TrainConfig`, `RECIPES` and `evaluate` load without TensorFlow (evaluate imports it when called); `fit`,
 `fit_ensemble`, `build_ensemble` and `transfer` import Keras/TensorFlow on first use.
 """
-import importlib
-from typing import Any
-
+from kdeep.lazy import lazy_getattr
 from kdeep.train.config import RECIPES, TrainConfig
 from kdeep.train.evaluate import evaluate  # binds the function over the submodule of the same name
 
@@ -16,10 +14,4 @@ _LAZY = {
 }
 __all__ = ["RECIPES", "TrainConfig", "evaluate", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kdeep.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY)
