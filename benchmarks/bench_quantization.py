@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import kdeep.data
     import kdeep.models
     from quantization import VARIANTS, quantize
-    from quantization.convert import write_atomic
+    from kdeep.atomic import write_atomic
     from quantization.evaluate import THREADS, latency, predict
     from quantization.pipeline import load_model, unit_float
     from quantization.variants import resolve

@@ -28,6 +28,7 @@ def test_ensemble_output_is_the_mean_of_member_outputs(tiny_mnist, tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
     metrics = json.loads((tmp_path / rd.METRICS).read_text())
     assert [m["seed"] for m in metrics["members"]] == [0, 1] and metrics["params"] == 2 * 123552
+    assert run.metrics["test_accuracy"] == metrics["test_accuracy"]
     assert metrics["test_accuracy"] == pytest.approx(float((expected.argmax(1) == y).mean()))
     with pytest.raises(Exception, match="shapes"):
         build_ensemble([members[0], kdeep.models.build("deepconvnet", num_classes=5)])

@@ -15,10 +15,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from kdeep.atomic import write_atomic
 from kdeep.errors import ConfigError
 from kdeep.train.config import TrainConfig
 
@@ -26,25 +26,9 @@ CONFIG, STATE, LAST, BEST, MODEL = "config.json", "state.json", "last.keras", "b
 HISTORY, METRICS, LOGS, ENSEMBLE = "history.csv", "metrics.json", "logs", "ensemble.keras"
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` through a temp file in the same directory and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     """Writes `data` as indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def save_model(model: Any, path: str | os.PathLike) -> None:
@@ -66,7 +50,7 @@ def write_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, str]]:
@@ -96,7 +80,7 @@ def prepare(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
             raise ConfigError(f"{run_dir} holds a run with a different config ({'; '.join(changed)}): rerun with "
                               f"the same settings to resume, or choose another --out")
     else:
-        atomic_write_text(config_path, config.dumps())
+        write_atomic(config_path, config.dumps())
     return run_dir
 
 

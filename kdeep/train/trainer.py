@@ -228,7 +228,13 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
 
 class _RunKeeper(keras.callbacks.Callback):
     """Times each epoch, stops on a NaN/inf loss, and after each good epoch writes (in this order) best.keras,
-    state.json, last.keras and history.csv, each atomically."""
+    state.json, last.keras and history.csv, each atomically.
+
+    Async-safe: Keras may run the per-batch NaN check on its callback thread (so fit need not wait for each
+    batch's loss); it flushes those calls before on_epoch_end, which therefore always sees a failure.
+    """
+
+    async_safe = True
 
     def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool):
         super().__init__()
