@@ -5,7 +5,7 @@ import pytest
 import kdeep.models
 from quantization import quantize
 from quantization.evaluate import interpreter
-from quantization.qat import twin
+from quantization.qat import TWIN_TOLERANCE, twin
 
 # (model, input shape, build options, the merge op that must survive full-int8 conversion)
 NETS = {
@@ -52,4 +52,5 @@ def test_qat_twin_equals_keras3_model(name):
     assert type(twin_model).__module__.startswith("tf_keras")
     assert [layer.name for layer in twin_model.layers] == [layer.name for layer in model.layers]
     expected = np.asarray(model(images, training=False))
-    assert np.max(np.abs(twin_model(images, training=False).numpy() - expected)) <= 1e-6
+    # equal up to float32 summation order (oneDNN may split reductions differently between calls under load)
+    assert np.max(np.abs(twin_model(images, training=False).numpy() - expected)) <= TWIN_TOLERANCE

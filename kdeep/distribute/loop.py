@@ -205,11 +205,16 @@ def _metric_logs(model: keras.Model) -> dict[str, float]:
     return {name: float(value) for name, value in model.get_metrics_result().items()}
 
 
+def _barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every replica of every worker has called it (an all-reduce of a constant)."""
+    tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))()
+
+
 class _Backup:
     """Per-epoch checkpoints of model, optimizer and epoch that every worker writes and restores together."""
 
     def __init__(self, model: keras.Model, backup_dir: str | os.PathLike):
-        strategy = model.distribute_strategy
+        strategy = self.strategy = model.distribute_strategy
         self.directory = os.fspath(backup_dir)
         self.epoch = tf.Variable(-1, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch)
@@ -234,6 +239,11 @@ class _Backup:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
     def delete(self) -> None:
-        """Removes the backup once training has completed (as BackupAndRestore does)."""
+        """Removes the backup once training has completed (as BackupAndRestore does).
+
+        Every worker calls it; the chief deletes only after all workers have reached it (a barrier), so a
+        slower worker still writing its last backup under the folder never has it removed mid-save.
+        """
+        _barrier(self.strategy)
         if self.chief:
             shutil.rmtree(self.directory, ignore_errors=True)
