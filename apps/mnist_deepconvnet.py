@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import kdeep.train
+from kdeep.atomic import write_atomic
 from kdeep.train import TrainConfig
 from kdeep.train.ensemble import fit_ensemble
 from kdeep.train.finetune import transfer
@@ -84,7 +85,7 @@ def main() -> None:
         goal = f"{100 * row['goal']:.2f}" if row["goal"] else ""
         print(f"{row['experiment']:<17} {100 * row['test_accuracy']:>7.2f}% {goal:>7} {row['epochs']:>6} "
               f"{row['train_seconds']:>8.1f} {row['wall_seconds']:>7.1f}  {row['note']}")
-    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / "results.json", json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from kdeep.atomic import write_atomic
+
 RESULT = "RESULT "  # prefix of the JSON line a child process prints
 
 
@@ -109,8 +111,8 @@ def main() -> None:
               f"{row['ratio_vs_one_device']:>7.2f}x{row['images_per_cpu_second']:>14.0f}"
               f"{row['cpu_ratio_vs_one_device']:>7.2f}x{row['final_loss']:>8.3f}")
     if args.out:
-        with open(args.out, "w") as handle:
-            json.dump({"config": vars(args), "wall_seconds": wall, "load_average": load, "rows": rows}, handle, indent=2)
+        write_atomic(args.out, json.dumps({"config": vars(args), "wall_seconds": wall, "load_average": load,
+                                           "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from kdeep.atomic import write_atomic  # noqa: E402
+
 GOAL = 3.0
 
 
@@ -89,11 +91,7 @@ def main() -> int:
         "images_per_second": median, "repeats": rates, "ratio_digits_pipeline_to_step": ratio, "goal": GOAL,
         "goal_met": ratio >= GOAL,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.tmp")
-    temp.write_text(json.dumps(result, indent=2))
-    os.replace(temp, out)
+    out = write_atomic(args.out, json.dumps(result, indent=2))
     print(f"wrote {out}")
     return 0
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 import kdeep.data
+from kdeep.atomic import write_atomic
 import kdeep.models
 import kdeep.train
 from kdeep.train import TrainConfig
@@ -131,8 +132,7 @@ def main() -> None:
     result = time_to_accuracy(args) if args.time_to_accuracy else loop_speed(args)
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        write_atomic(args.out, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
