@@ -43,6 +43,7 @@ def test_sigkill_after_epoch_1_then_rerun_resumes(tmp_path):
     after = _rows(history)
     assert [int(row["epoch"]) for row in after] == [1, 2, 3]
     assert after[:len(before)] == before  # finished epochs are not redone
+    assert list(after[0]) == list(before[0]) and list(after[0])[0] == "epoch"  # same columns, same order
     metrics = json.loads((out / rd.METRICS).read_text())
     assert metrics["epochs_completed"] == 3
     state = json.loads((out / rd.STATE).read_text())

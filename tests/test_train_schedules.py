@@ -51,3 +51,31 @@ def test_plateau_multiplies_by_gamma_after_patience_epochs_without_improvement()
     # best 0.9 at epoch 2; epochs 3, 4 do not improve -> decay; cooldown 0, wait restarts; floor min_lr
     np.testing.assert_allclose(rates, [LR, LR, LR, LR * GAMMA, LR * GAMMA, LR * GAMMA ** 2, LR * GAMMA ** 2,
                                        LR * GAMMA ** 2, LR * GAMMA ** 2], rtol=1e-6)
+
+
+PLATEAU_LOSSES = [1.0, 0.9, 0.95, 0.93, 0.91, 0.92, 0.96, 0.99, 0.99]
+
+
+def _plateau_rates(losses, history=(), start_lr=LR):
+    """Runs the plateau callback over `losses` (after replaying `history`); returns the LR after each epoch."""
+    config = TrainConfig(schedule="plateau", lr=LR, decay_rate=GAMMA, patience=2, min_lr=LR * GAMMA ** 3)
+    (plateau,) = callbacks(config, has_validation=True, history=history)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(start_lr), loss="mse")
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    rates = []
+    for epoch, loss in enumerate(losses, start=len(history)):
+        plateau.on_epoch_end(epoch, {"val_loss": loss})
+        rates.append(float(model.optimizer.learning_rate))
+    return rates
+
+
+@pytest.mark.parametrize("cut", range(1, len(PLATEAU_LOSSES)))
+def test_plateau_resumed_after_any_epoch_matches_the_uninterrupted_run(cut):
+    full = _plateau_rates(PLATEAU_LOSSES)
+    # history.csv rows hold the LR each epoch trained with (before the plateau reduced it for the next epoch)
+    used = [LR, *full[:-1]]
+    history = [{"epoch": e + 1, "val_loss": loss, "lr": used[e]} for e, loss in enumerate(PLATEAU_LOSSES[:cut])]
+    resumed = _plateau_rates(PLATEAU_LOSSES[cut:], history, start_lr=full[cut - 1])  # LR restored from last.keras
+    np.testing.assert_allclose(resumed, full[cut:], rtol=1e-6)

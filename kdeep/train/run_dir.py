@@ -44,8 +44,10 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
 
 
 def write_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
-    """Writes the per-epoch rows as CSV (columns: union of the rows' keys, epoch first), atomically."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    """Writes the per-epoch rows as CSV (columns: epoch, then the union of the rows' other keys sorted, so a
+    resumed run, whose earlier rows come back from state.json, keeps the same header), atomically."""
+    keys = {key for row in rows for key in row}
+    columns = ["epoch", *sorted(keys - {"epoch"})]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -86,7 +86,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     has_val = len(x_val) > 0
     val = _dataset(x_val, y_val, config, num_classes, shuffle=False) if has_val else None
     keeper = _RunKeeper(write_dir, state, config.select == "best")
-    all_callbacks = [keeper, *schedules.callbacks(config, has_val),
+    all_callbacks = [keeper, *schedules.callbacks(config, has_val, state["history"]),
                      _TensorBoardScalars(write_dir / rd.LOGS), *callbacks]
     if initial_epoch < config.epochs:
         train_call(model, config.strategy)(train, validation_data=val, epochs=config.epochs,
