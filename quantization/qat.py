@@ -10,9 +10,10 @@ from kdeep.errors import QuantizationError
 from quantization.evaluate import are_probabilities
 
 TWIN_TOLERANCE = 1e-5
-# Layers that only move or zero-pad values (e.g. ResNet option-A shortcuts): tfmot has no default for them,
-# so they get a pass-through QuantizeConfig, like tfmot's own ZeroPadding2D/Reshape handling.
-PASS_THROUGH_LAYERS = ("ZeroPadding1D", "ZeroPadding3D")
+# Layers tfmot has no default for that need no fake quantization of their own: zero-padding that only moves
+# values (ResNet option-A shortcuts), like tfmot's own ZeroPadding2D/Reshape handling, and the constant
+# Rescaling of the book's test-time dropout (`deepconvnet_book`), whose int8 range the converter calibrates.
+PASS_THROUGH_LAYERS = ("ZeroPadding1D", "ZeroPadding3D", "Rescaling")
 _BASE_LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "dynamic", "autocast"}
 _TF_KERAS_MODULES = {"keras.initializers": "initializers", "keras.regularizers": "regularizers",
                      "keras.constraints": "constraints"}

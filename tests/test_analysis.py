@@ -89,8 +89,9 @@ def test_cli_summary_why_deeper_and_models(capsys):
     assert "25 vs 18" in out and "49 vs 27" in out
     assert main(["models", "--family", "deepconvnet", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["name"], r["params"], r["input_shape"]) for r in rows] == [("deepconvnet", 123_552, [28, 28, 1])]
-    assert rows[0]["macs"] == analysis.summarize("deepconvnet").macs
+    assert [(r["name"], r["params"], r["input_shape"]) for r in rows] == [("deepconvnet", 123_552, [28, 28, 1]),
+                                                                          ("deepconvnet_book", 123_552, [28, 28, 1])]
+    assert rows[0]["macs"] == rows[1]["macs"] == analysis.summarize("deepconvnet").macs
     assert main(["models", "--family", "alexnet"]) == 2
     assert "valid: cifar_resnet, deepconvnet" in capsys.readouterr().err
     assert main(["summary", "resnet18", "--input-shape", "8,8,3", "--json"]) == 0

@@ -16,6 +16,7 @@ def _fresh_keras_session():
 # the published counts (torchvision / the papers), the book's DeepConvNet, GoogLeNet per its docstring.
 PUBLISHED_PARAMS = {
     "deepconvnet": 123_552,
+    "deepconvnet_book": 123_552,
     "vgg11": 132_863_336,
     "vgg13": 133_047_848,
     "vgg16": 138_357_544,
@@ -79,3 +80,17 @@ def test_small_input_predicts(name, shape):
     assert np.isfinite(loss)
     changed = [not np.array_equal(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights)]
     assert all(changed), "every trainable weight gets a gradient step"
+
+
+def test_deepconvnet_book_scales_dropout_at_test_time_as_the_book_does():
+    inverted, book = models.deepconvnet(), models.deepconvnet_book()
+    book.set_weights(inverted.get_weights())  # same layers, same weights; only the dropout scaling differs
+    x = images((28, 28, 1), 8)
+    hidden = np.asarray(keras.Model(inverted.input, inverted.get_layer("fc1_relu").output)(x))
+    kernel, bias = inverted.get_layer("logits").get_weights()
+    # test time: each of the two dropouts multiplies by 1 - 0.5, as the book's Dropout.forward(train_flg=False)
+    expected = np.asarray(keras.ops.softmax(0.5 * (0.5 * hidden @ kernel + bias)))
+    np.testing.assert_allclose(book(x, training=False), expected, rtol=1e-5, atol=1e-7)
+    # training: the book's mask, kept units unscaled (Keras's own Dropout would double them)
+    kept = np.asarray(keras.Model(book.input, book.get_layer("fc1_dropout_scale").output)(x, training=True))
+    assert np.all((kept == 0) | np.isclose(kept, hidden, rtol=1e-6)) and 0.3 < np.mean(kept[hidden > 0] == 0) < 0.7

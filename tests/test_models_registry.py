@@ -10,7 +10,7 @@ FAMILIES = {"deepconvnet", "vgg", "googlenet", "resnet", "cifar_resnet"}
 
 
 def test_every_issue_model_is_registered_with_a_plain_function():
-    expected = ["deepconvnet", "googlenet"]
+    expected = ["deepconvnet", "deepconvnet_book", "googlenet"]
     expected += [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
     expected += [f"resnet{d}" for d in (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)]
     expected += [f"resnet{d}v2" for d in (50, 101, 152)]
@@ -31,7 +31,7 @@ def test_plain_function_equals_build_and_keeps_hierarchical_names():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(name="resnet5"), "unknown model 'resnet5'; valid names: deepconvnet, vgg11"),
+    (dict(name="resnet5"), "unknown model 'resnet5'; valid names: deepconvnet, deepconvnet_book, vgg11"),
     (dict(name="vgg16", input_shape=(28, 28, 3), stem="imagenet"), "needs at least 32x32 (or 16 with stem='small')"),
     (dict(name="vgg16", input_shape=(8, 8, 3)), "the small stem needs at least 16x16"),
     (dict(name="deepconvnet", input_shape=(3, 3, 1)), "needs at least 4x4"),
@@ -41,6 +41,7 @@ def test_plain_function_equals_build_and_keeps_hierarchical_names():
     (dict(name="resnet18", dropout=0.5), "unknown option(s) dropout; valid: weights, stem, include_top"),
     (dict(name="deepconvnet", stem="small"), "has no stem option"),
     (dict(name="deepconvnet", dropout=1.0), "dropout must be in [0, 1)"),
+    (dict(name="deepconvnet", dropout_scaling="both"), "dropout_scaling must be one of train, test"),
     (dict(name="resnet20", shortcut="C"), "shortcut must be 'A'"),
     (dict(name="googlenet", include_top=False, aux_logits=True), "aux_logits=True needs include_top=True"),
     (dict(name="googlenet", input_shape=(64, 64, 3), aux_logits=True), "4a map to be at least 5x5"),

@@ -5,7 +5,7 @@ import pytest
 import kdeep.models
 from quantization import quantize
 from quantization.evaluate import interpreter
-from quantization.qat import TWIN_TOLERANCE, twin
+from quantization.qat import TWIN_TOLERANCE, annotate, twin
 
 # (model, input shape, build options, the merge op that must survive full-int8 conversion)
 NETS = {
@@ -41,9 +41,9 @@ def test_full_int8_conversion(name, tmp_path):
     assert runner.get_tensor(runner.get_output_details()[0]["index"]).shape == (1, 10)
 
 
-@pytest.mark.parametrize("name", ["deepconvnet", *NETS])
+@pytest.mark.parametrize("name", ["deepconvnet", "deepconvnet_book", *NETS])
 def test_qat_twin_equals_keras3_model(name):
-    if name == "deepconvnet":
+    if name.startswith("deepconvnet"):
         model = kdeep.models.build(name, input_shape=(28, 28, 1), num_classes=10)
         images = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
     else:
@@ -54,3 +54,11 @@ def test_qat_twin_equals_keras3_model(name):
     expected = np.asarray(model(images, training=False))
     # equal up to float32 summation order (oneDNN may split reductions differently between calls under load)
     assert np.max(np.abs(twin_model(images, training=False).numpy() - expected)) <= TWIN_TOLERANCE
+
+
+def test_book_dropout_rescaling_gets_annotated_for_qat():
+    model = kdeep.models.build("deepconvnet_book")
+    images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    layers = {layer.name: type(layer).__name__ for layer in annotate(twin(model, images)).layers}
+    assert layers["quant_fc1_dropout_scale"] == layers["quant_logits_dropout_scale"] == "QuantizeWrapperV2"
+    assert layers["quant_fc1"] == "QuantizeWrapperV2"

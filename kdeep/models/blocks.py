@@ -48,15 +48,39 @@ def dense(x: Any, units: int, name: str) -> Any:
     return layers.Dense(units, kernel_initializer=he_normal(), name=name)(x)
 
 
-def predictions(x: Any, num_classes: int, activation: str | None, *, dropout: float = 0.0) -> Any:
-    """The classifier output: Dense(num_classes) "logits" -> [Dropout] -> Activation "predictions".
+DROPOUT_SCALINGS = ("train", "test")
+
+
+def dropout(x: Any, rate: float, name: str, scaling: str = "train") -> Any:
+    """Dropout named `{name}_dropout`, scaled the Keras way or the book's way.
+
+    Args:
+        x: the input tensor.
+        rate: the fraction of units dropped while training.
+        name: the layer-name prefix.
+        scaling: "train" is Keras's inverted dropout (kept units x 1/(1 - rate) while training, identity at
+            test). "test" is the book's `Dropout` layer (kept units unscaled while training, x (1 - rate) at
+            test), built from standard layers as Dropout -> Rescaling(1 - rate) "{name}_dropout_scale".
+
+    Returns:
+        The output tensor.
+    """
+    x = layers.Dropout(rate, name=f"{name}_dropout")(x)
+    if scaling == "test":
+        x = layers.Rescaling(1.0 - rate, name=f"{name}_dropout_scale")(x)
+    return x
+
+
+def predictions(x: Any, num_classes: int, activation: str | None, *, dropout_rate: float = 0.0,
+                dropout_scaling: str = "train") -> Any:
+    """The classifier output: Dense(num_classes) "logits" -> [dropout] -> Activation "predictions".
 
     The final activation runs in float32, so under a mixed_float16 policy the model still returns
     float32 probabilities (or logits when `activation` is None).
     """
     x = dense(x, num_classes, "logits")
-    if dropout:
-        x = layers.Dropout(dropout, name="logits_dropout")(x)
+    if dropout_rate:
+        x = dropout(x, dropout_rate, "logits", dropout_scaling)
     return layers.Activation(activation or "linear", dtype="float32", name="predictions")(x)
 
 

@@ -15,8 +15,11 @@ How each choice maps to the book's code:
   conv, which grows 14x14 to 16x16 exactly as the book's `Convolution(pad=2)`.
 - pooling is the book's 2x2 max-pool with stride 2 ("valid").
 - the book's Dropout scales at test time (multiplies by 1 - ratio); Keras' is "inverted" (scales by
-  1 / (1 - rate) while training). Both give the same expected activations; the learned weights differ
-  only by that constant factor.
+  1 / (1 - rate) while training). Both give the same expected activations and the same set of functions,
+  but not the same training: with two dropouts the inverted net's logits are 4x the book's for the same
+  weights, so Adam (whose steps do not depend on the gradient's scale) moves the last layers relatively
+  faster. `deepconvnet` uses Keras's dropout; `deepconvnet_book` (`dropout_scaling="test"`) is the book's
+  exactly (Dropout -> Rescaling(1 - rate)), with the same weights and parameter count.
 - the last dropout sits between affine(10) and the softmax, as the book's layer list has it.
 - the book trains with Adam(lr=0.001); that belongs to training (`kdeep.train`), not to the model.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from kdeep.errors import ModelError
 from kdeep.models import blocks
 from kdeep.models.registry import register
 
@@ -36,12 +40,15 @@ from kdeep.models.registry import register
 BOOK_CONVS = (((16, 1), (16, 1)), ((32, 1), (32, 2)), ((64, 1), (64, 1)))
 
 
+@register("deepconvnet_book", family="deepconvnet", input_shape=(28, 28, 1), small_input_shape=(32, 32, 3),
+          num_classes=10, min_size=4, dropout_scaling="test",
+          description="The book's DeepConvNet with the book's dropout (scaled at test time, not while training)")
 @register("deepconvnet", family="deepconvnet", input_shape=(28, 28, 1), small_input_shape=(32, 32, 3),
           num_classes=10, min_size=4)
 def deepconvnet(input_shape: tuple[int, int, int], num_classes: int, *, include_top: bool = True,
                 pooling: str | None = None, classifier_activation: str | None = "softmax",
-                dropout: float = 0.5, hidden_units: int = 50, batchnorm: bool = False,
-                name: str = "deepconvnet") -> keras.Model:
+                dropout: float = 0.5, dropout_scaling: str = "train", hidden_units: int = 50,
+                batchnorm: bool = False, name: str = "deepconvnet") -> keras.Model:
     """The book's DeepConvNet: six 3x3 convs, three max-pools, two affine layers (ch. 8).
 
     Args:
@@ -51,6 +58,7 @@ def deepconvnet(input_shape: tuple[int, int, int], num_classes: int, *, include_
         pooling: None, "avg" or "max" when include_top is False.
         classifier_activation: "softmax" (the book's) or None for logits.
         dropout: rate of both dropout layers (the book's 0.5).
+        dropout_scaling: "train" (Keras's inverted dropout) or "test" (the book's: x (1 - rate) at test time).
         hidden_units: width of the hidden affine layer (the book's 50).
         batchnorm: add BatchNorm after each conv (not in the book).
         name: the model name.
@@ -58,6 +66,9 @@ def deepconvnet(input_shape: tuple[int, int, int], num_classes: int, *, include_
     Returns:
         The Keras model.
     """
+    if dropout_scaling not in blocks.DROPOUT_SCALINGS:
+        raise ModelError(f"{name}: dropout_scaling must be one of {', '.join(blocks.DROPOUT_SCALINGS)}, "
+                         f"got {dropout_scaling!r}")
     inputs = keras.Input(input_shape, name="input")
     x = inputs
     for b, block in enumerate(BOOK_CONVS, start=1):
@@ -75,6 +86,7 @@ def deepconvnet(input_shape: tuple[int, int, int], num_classes: int, *, include_
     x = blocks.dense(x, hidden_units, "fc1")
     x = layers.Activation("relu", name="fc1_relu")(x)
     if dropout:
-        x = layers.Dropout(dropout, name="fc1_dropout")(x)
-    outputs = blocks.predictions(x, num_classes, classifier_activation, dropout=dropout)
+        x = blocks.dropout(x, dropout, "fc1", dropout_scaling)
+    outputs = blocks.predictions(x, num_classes, classifier_activation, dropout_rate=dropout,
+                                 dropout_scaling=dropout_scaling)
     return keras.Model(inputs, outputs, name=name)
