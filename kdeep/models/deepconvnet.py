@@ -16,10 +16,10 @@ How each choice maps to the book's code:
 - pooling is the book's 2x2 max-pool with stride 2 ("valid").
 - the book's Dropout scales at test time (multiplies by 1 - ratio); Keras' is "inverted" (scales by
   1 / (1 - rate) while training). Both give the same expected activations and the same set of functions,
-  but not the same training: with two dropouts the inverted net's logits are 4x the book's for the same
-  weights, so Adam (whose steps do not depend on the gradient's scale) moves the last layers relatively
-  faster. `deepconvnet` uses Keras's dropout; `deepconvnet_book` (`dropout_scaling="test"`) is the book's
-  exactly (Dropout -> Rescaling(1 - rate)), with the same weights and parameter count.
+  but not the same training: with two dropouts the inverted net's training-time logits are 4x the book's
+  for the same weights, so Adam (whose steps do not depend on the gradient's scale) moves the last layers
+  relatively faster. `deepconvnet` uses Keras's dropout; `deepconvnet_book` (`dropout_scaling="test"`) is
+  the book's exactly (Dropout -> Rescaling(1 - rate)), with the same weights and parameter count.
 - the last dropout sits between affine(10) and the softmax, as the book's layer list has it.
 - the book trains with Adam(lr=0.001); that belongs to training (`kdeep.train`), not to the model.
 
