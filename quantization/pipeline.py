@@ -127,7 +127,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     Args:
         model_or_path: a Keras model, a `.keras` file or a kdeep run directory.
         dataset: a kdeep dataset name (`kdeep.data.load`), or ((x_train, y_train), (x_test, y_test)).
-        out_dir: the report directory (the .tflite files go there too).
+        out_dir: the report directory (the .tflite files go there too). A `<variant>.tflite` left there by an
+            earlier run, for a variant this run did not produce, is removed, so the directory matches its report.
         variants: names from `VARIANTS`, None for all.
         qat_epochs: QAT fine-tuning epochs.
         limit: score only the first `limit` test images and fine-tune QAT on the first `limit` training images.
@@ -155,6 +156,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     train_data = (unit_float(x_train), y_train) if any(v.qat for v in chosen) else None  # 188 MB for MNIST
     conversions = quantize(model, [v.name for v in chosen], representative, out, train_data=train_data,
                            qat_epochs=qat_epochs, layer_errors=True)
+    for stale in VARIANTS.keys() - conversions.keys():
+        (out / f"{stale}.tflite").unlink(missing_ok=True)
     reference = np.asarray(model.predict(x_test, batch_size=1000, verbose=0))
     results = {
         "model": model.name,

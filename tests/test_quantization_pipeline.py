@@ -138,3 +138,17 @@ def test_cli_quantizes_a_run_directory(trained, mnist, tmp_path, capsys):
     expected = np.mean(trained.predict(unit_float(x_test[:200]), verbose=0).argmax(-1) == y_test[:200])
     assert report["variants"]["float32"]["accuracy"] == pytest.approx(expected, abs=1e-9)
     assert "| float32 |" in capsys.readouterr().out
+
+
+def test_rerun_removes_variant_files_it_did_not_produce(trained, mnist, tmp_path):
+    """A report directory reused with fewer variants keeps no stale .tflite the new report does not list."""
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "int8.tflite").write_bytes(b"stale flatbuffer from an earlier run")
+    (out / "notes.txt").write_text("the user's own file")
+    (x_train, y_train), (x_test, y_test) = mnist
+    run_pipeline(trained, ((x_train, y_train), (x_test, y_test)), out, variants="float32", limit=100)
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["variants"]) == ["float32"]
+    assert sorted(p.name for p in out.glob("*.tflite")) == ["float32.tflite"]
+    assert (out / "notes.txt").read_text() == "the user's own file"
