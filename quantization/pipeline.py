@@ -62,6 +62,11 @@ def unit_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32, copy=False)
 
 
+def variant_path(out_dir: Path, name: str) -> Path:
+    """Where a variant's model lives in a report directory: `<out_dir>/<name>.tflite`."""
+    return out_dir / f"{name}.tflite"
+
+
 def quantize(model: Any, variants: str | Sequence[str] | None, representative_data: np.ndarray,
              out_dir: str | os.PathLike, *, train_data: tuple[np.ndarray, np.ndarray] | None = None,
              qat_epochs: int = 1, layer_errors: bool = False) -> Conversions:
@@ -99,7 +104,7 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
             try:
                 source = qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs) if variant.qat else exported
                 conversions[variant.name] = convert.convert(source, variant, representative,
-                                                            out / f"{variant.name}.tflite")
+                                                            variant_path(out, variant.name))
                 conversions.seconds[variant.name] = time.perf_counter() - start
             except QuantizationError as error:
                 conversions.failed[variant.name] = str(error)
@@ -157,7 +162,7 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     conversions = quantize(model, [v.name for v in chosen], representative, out, train_data=train_data,
                            qat_epochs=qat_epochs, layer_errors=True)
     for stale in VARIANTS.keys() - conversions.keys():
-        (out / f"{stale}.tflite").unlink(missing_ok=True)
+        variant_path(out, stale).unlink(missing_ok=True)
     reference = np.asarray(model.predict(x_test, batch_size=1000, verbose=0))
     results = {
         "model": model.name,

@@ -22,7 +22,7 @@ def test_recipes_set_their_fields_and_flags_override_them():
 
 @pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("schedule", "linear"), ("epochs", 0),
                                           ("mixed_precision", "float16"), ("val_split", -1), ("label_smoothing", 1.0),
-                                          ("strategy", "tpu")])
+                                          ("strategy", "tpu"), ("ema", 1.0), ("ema", -0.5)])
 def test_bad_values_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
@@ -31,6 +31,8 @@ def test_bad_values_are_refused(field, value):
 def test_select_best_needs_validation():
     with pytest.raises(ConfigError, match="val_split"):
         TrainConfig(select="best", val_split=0)
+    with pytest.raises(ConfigError, match="ema"):
+        TrainConfig(select="best", val_split=100, ema=0.999)
 
 
 def test_val_split_default_is_5000_for_mnist_sized_sets():

@@ -78,6 +78,41 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_mnist, 
     assert not (tmp_path / rd.MODEL).exists()
 
 
+class _WeightsAfterEachStep(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+
+def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resume(small_mnist, tmp_path):
+    momentum = 0.6
+    config = TrainConfig(epochs=2, batch_size=100, limit=300, val_split=0, ema=momentum, out=str(tmp_path))
+    recorder = _WeightsAfterEachStep()
+    run = kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[recorder], verbose=0)
+    assert len(recorder.steps) == 6
+    average = recorder.steps[0]  # the average starts at the first step's weights
+    for weights in recorder.steps[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    final = [v.numpy() for v in run.model.trainable_variables]
+    for expected, got in zip(average, final):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    saved = keras.saving.load_model(tmp_path / rd.MODEL)
+    for expected, got in zip(average, saved.trainable_variables):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-6)
+    raw = keras.saving.load_model(tmp_path / rd.LAST)  # the resume point keeps the raw weights
+    np.testing.assert_allclose(raw.get_layer("fc1").kernel.numpy(), recorder.steps[-1][-4], rtol=1e-6)
+    assert not np.allclose(raw.get_layer("fc1").kernel.numpy(), saved.get_layer("fc1").kernel.numpy())
+
+    (tmp_path / rd.MODEL).unlink()  # a crash after the last epoch: the rerun rebuilds the average from last.keras
+    (tmp_path / rd.METRICS).unlink()
+    again = kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
+    for expected, got in zip(average, again.model.trainable_variables):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert again.metrics["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"])
+
+
 def test_mixed_precision_keeps_float32_output(small_mnist, tmp_path):
     config = TrainConfig(epochs=1, batch_size=32, limit=64, val_split=0, mixed_precision="mixed_float16",
                          out=str(tmp_path))

@@ -29,6 +29,7 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
     "patience": (int, "plateau patience in epochs"),
     "weight_decay": (float, "decoupled weight decay"),
     "label_smoothing": (float, "label smoothing in [0, 1)"),
+    "ema": (float, "momentum of a moving average of the weights, kept as the final model (e.g. 0.999)"),
     "augment": (tuple(a for a in AUGMENTS if a), "augmentation preset"),
     "mixed_precision": (PRECISIONS, "dtype policy (outputs stay float32)"),
     "jit_compile": (bool, "XLA-compile the train step"),

@@ -52,6 +52,8 @@ class TrainConfig:
         patience: epochs without improvement before "plateau" decays.
         weight_decay: decoupled weight decay (all optimizers); 0 disables it.
         label_smoothing: cross-entropy label smoothing in [0, 1).
+        ema: momentum of an exponential moving average of the weights (Polyak averaging), in [0, 1); the
+            final model holds the averaged weights. 0 disables it.
         augment: augmentation preset for training batches (None, "none", "digits", "cifar").
         mixed_precision: "float32", "mixed_float16" or "mixed_bfloat16" (outputs stay float32).
         jit_compile: XLA-compile the train step.
@@ -81,6 +83,7 @@ class TrainConfig:
     patience: int = 2
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema: float = 0.0
     augment: str | None = None
     mixed_precision: str = "float32"
     jit_compile: bool = False
@@ -113,10 +116,14 @@ class TrainConfig:
             raise ConfigError(f"val_split={self.val_split!r} must be >= 0 (0 trains on every image)")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema={self.ema!r} must be in [0, 1) (e.g. 0.999; 0 disables weight averaging)")
         if self.weight_decay < 0 or self.min_lr < 0 or self.warmup_epochs < 0 or not 0 < self.decay_rate <= 1:
             raise ConfigError("weight_decay, min_lr and warmup_epochs must be >= 0, decay_rate in (0, 1]")
         if self.select == "best" and self.val_split == 0:
             raise ConfigError("select='best' chooses by validation accuracy: set val_split > 0 (or select='final')")
+        if self.select == "best" and self.ema:
+            raise ConfigError("ema averages the weights into the final model: use select='final' with ema")
 
     @classmethod
     def from_recipe(cls, recipe: str | None = None, **overrides: Any) -> TrainConfig:

@@ -95,6 +95,8 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
         raise TrainingError(f"{keeper.failure}; {run_dir / rd.LAST} holds the last good epoch "
                             f"({state.get('epochs_completed', 0)}): lower --lr or use float32, then rerun")
 
+    if config.ema:  # the averaged weights into the model (fit does it too; a finished run resumed skips fit)
+        model.optimizer.finalize_variable_values(model.trainable_variables)
     selected = rd.load_model(write_dir / rd.BEST) if config.select == "best" else model
     rd.save_model(selected, write_dir / rd.MODEL)
     metrics = _metrics(selected, config, state, (x_train, x_val, x_test), evaluate(selected, (x_test, y_test)))
@@ -170,11 +172,12 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, j
     """Compiles with the config's optimizer, LR schedule, loss (label smoothing) and XLA on or off."""
     lr = schedules.learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
+    ema = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}
     optimizer = {
-        "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay),
-        "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=config.weight_decay),
+        "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay, **ema),
+        "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema),
         "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=config.nesterov,
-                                            weight_decay=decay),
+                                            weight_decay=decay, **ema),
     }[config.optimizer]()
     from_logits = not _outputs_probabilities(model)
     if config.label_smoothing:
