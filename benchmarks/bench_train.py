@@ -8,7 +8,11 @@ Loop speed: DeepConvNet on the first --images MNIST training images, --epochs ep
 images/s of the LAST epoch (tracing excluded) of each run; baseline and kdeep runs alternate --repeats times and
 the median counts. kdeep's epoch includes its per-epoch checkpoint (last.keras, state.json, history.csv).
 Time to accuracy: the fast recipe (kdeep.train.RECIPES["fast"]) on all 60,000 images; after every epoch the full
-test set is scored (outside the training clock) to draw the accuracy-vs-training-seconds curve.
+test set is scored (outside the training clock) to draw the accuracy-vs-training-seconds curve. The same run
+measures plain `model.fit` with the book's settings (batch 100, Adam 1e-3) on --images images (last of --epochs
+epochs timed), before and after the fast run, and scales their mean rate to the book's 20 epochs of 60,000
+images: the goal "99.38% within 120 s where the book's settings need about 400 s" is then also read as a ratio,
+time to 99.38% <= 0.30x that baseline.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from kdeep.train import TrainConfig
 from kdeep.train.evaluate import evaluate
 
 GOALS = {"none": 0.95, "digits": 0.85}  # kdeep images/s over plain fit's
+TARGET_ACCURACY, GOAL_SECONDS, BOOK_SECONDS = 0.9938, 120.0, 400.0  # the issue's 120 s where the book's take 400 s
+BOOK_IMAGES = 20 * 60000  # the book's settings: 20 epochs of the 60,000 MNIST training images
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -104,24 +110,40 @@ class TestCurve(EpochClock):
 
 
 def time_to_accuracy(args: argparse.Namespace) -> dict:
-    """The fast recipe on full MNIST with its accuracy-vs-seconds curve."""
-    _, test = kdeep.data.load("mnist")
+    """The fast recipe on full MNIST with its accuracy-vs-seconds curve, against the book settings' time."""
+    (x_train, y_train), test = kdeep.data.load("mnist")
+
+    def book_rate() -> float:
+        return plain_fit(x_train[:args.images], y_train[:args.images], args.epochs, batch_size=100)
+
+    book_rates = [book_rate()]  # measured before and after the fast run, which they bracket; the mean counts
     config = TrainConfig.from_recipe("fast", epochs=args.fast_epochs, out=args.run_dir or tempfile.mkdtemp())
     curve = TestCurve(test)
     run = kdeep.train.fit("deepconvnet", "mnist", config=config, callbacks=[curve], verbose=2)
-    reached = [p for p in curve.points if p["test_accuracy"] >= 0.9938]
+    book_rates.append(book_rate())
+    book_seconds = BOOK_IMAGES / statistics.mean(book_rates)
+    print(f"plain fit, book settings: {', '.join(f'{r:.0f}' for r in book_rates)} images/s (before, after) -> "
+          f"{book_seconds:.0f} s for 20 epochs", flush=True)
+    reached = [p for p in curve.points if p["test_accuracy"] >= TARGET_ACCURACY]
+    seconds = reached[0]["train_seconds"] if reached else None
     result = {"benchmark": "fast recipe time to accuracy", "config": config.to_dict(), "curve": curve.points,
               "final_test_accuracy": run.metrics["test_accuracy"], "train_seconds": run.metrics["train_seconds"],
-              "seconds_to_99.38": reached[0]["train_seconds"] if reached else None}
+              "seconds_to_99.38": seconds, "goal_seconds": GOAL_SECONDS,
+              "book_settings_images_per_second": [round(rate, 1) for rate in book_rates],
+              "book_settings_20_epoch_seconds": round(book_seconds, 1),
+              "ratio_to_99.38": round(seconds / book_seconds, 3) if seconds else None,
+              "goal_ratio": GOAL_SECONDS / BOOK_SECONDS}
     print(f"fast recipe: {100 * run.metrics['test_accuracy']:.2f}% after {run.metrics['train_seconds']:.1f} s "
-          f"training; 99.38% reached at {result['seconds_to_99.38']} s (goal <= 120 s)")
+          f"training; 99.38% reached at {seconds} s (goal <= {GOAL_SECONDS:.0f} s), ratio to the book settings' "
+          f"{book_seconds:.0f} s: {result['ratio_to_99.38']} (goal <= {GOAL_SECONDS / BOOK_SECONDS:.2f})")
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=6000, help="training images per loop-speed run")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop-speed run (the last one is timed)")
+    parser.add_argument("--images", type=int, default=6000, help="training images per loop-speed or baseline run")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop-speed or baseline run (the last "
+                                                              "one is timed)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--time-to-accuracy", action="store_true", help="run the fast-recipe curve instead")
