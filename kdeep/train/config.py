@@ -22,7 +22,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "book": dict(epochs=20, batch_size=100, optimizer="adam", lr=1e-3, schedule="constant", augment=None,
                  val_split=0),
     # Time to accuracy on a 2-core CPU: bigger batches (cheaper per image), a short warmup, then cosine to 0;
-    # 6 epochs fit the goal's budget scaled to this CPU (0.30x the book settings' time).
+    # 6 epochs: about the goal's budget scaled to this CPU, 0.30x the book settings' time (BENCHMARKS.md).
     "fast": dict(epochs=6, batch_size=128, optimizer="adam", lr=3e-3, schedule="warmup_cosine",
                  warmup_epochs=0.3, augment=None, val_split=0),
     # The "digits" augmentation (small shifts/rotations/zoom) with cosine LR decay, trained longer.
