@@ -34,6 +34,7 @@ from kdeep.train.evaluate import evaluate
 
 GOALS = {"none": 0.95, "digits": 0.85}  # kdeep images/s over plain fit's
 TARGET_ACCURACY, GOAL_SECONDS, BOOK_SECONDS = 0.9938, 120.0, 400.0  # the issue's 120 s where the book's take 400 s
+GOAL_RATIO = GOAL_SECONDS / BOOK_SECONDS
 BOOK_IMAGES = 20 * 60000  # the book's settings: 20 epochs of the 60,000 MNIST training images
 
 
@@ -132,10 +133,10 @@ def time_to_accuracy(args: argparse.Namespace) -> dict:
               "book_settings_images_per_second": [round(rate, 1) for rate in book_rates],
               "book_settings_20_epoch_seconds": round(book_seconds, 1),
               "ratio_to_99.38": round(seconds / book_seconds, 3) if seconds else None,
-              "goal_ratio": GOAL_SECONDS / BOOK_SECONDS}
+              "goal_ratio": GOAL_RATIO}
     print(f"fast recipe: {100 * run.metrics['test_accuracy']:.2f}% after {run.metrics['train_seconds']:.1f} s "
           f"training; 99.38% reached at {seconds} s (goal <= {GOAL_SECONDS:.0f} s), ratio to the book settings' "
-          f"{book_seconds:.0f} s: {result['ratio_to_99.38']} (goal <= {GOAL_SECONDS / BOOK_SECONDS:.2f})")
+          f"{book_seconds:.0f} s: {result['ratio_to_99.38']} (goal <= {GOAL_RATIO:.2f})")
     return result
 
 

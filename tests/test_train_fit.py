@@ -86,6 +86,11 @@ class _WeightsAfterEachStep(keras.callbacks.Callback):
         self.steps.append([v.numpy().copy() for v in self.model.trainable_variables])
 
 
+def _assert_weights_equal(expected, variables, rtol=1e-4, atol=1e-6):
+    for want, got in zip(expected, variables, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=rtol, atol=atol)
+
+
 def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resume(small_mnist, tmp_path):
     momentum = 0.6
     config = TrainConfig(epochs=2, batch_size=100, limit=300, val_split=0, ema=momentum, out=str(tmp_path))
@@ -95,21 +100,17 @@ def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resum
     average = recorder.steps[0]  # the average starts at the first step's weights
     for weights in recorder.steps[1:]:
         average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
-    final = [v.numpy() for v in run.model.trainable_variables]
-    for expected, got in zip(average, final):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    _assert_weights_equal(average, run.model.trainable_variables)
     saved = keras.saving.load_model(tmp_path / rd.MODEL)
-    for expected, got in zip(average, saved.trainable_variables):
-        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-6)
+    _assert_weights_equal(average, saved.trainable_variables)
     raw = keras.saving.load_model(tmp_path / rd.LAST)  # the resume point keeps the raw weights
-    np.testing.assert_allclose(raw.get_layer("fc1").kernel.numpy(), recorder.steps[-1][-4], rtol=1e-6)
+    _assert_weights_equal(recorder.steps[-1], raw.trainable_variables, rtol=1e-6, atol=0)
     assert not np.allclose(raw.get_layer("fc1").kernel.numpy(), saved.get_layer("fc1").kernel.numpy())
 
     (tmp_path / rd.MODEL).unlink()  # a crash after the last epoch: the rerun rebuilds the average from last.keras
     (tmp_path / rd.METRICS).unlink()
     again = kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
-    for expected, got in zip(average, again.model.trainable_variables):
-        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-6)
+    _assert_weights_equal(average, again.model.trainable_variables)
     assert again.metrics["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"])
 
 
