@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kdeep.distribute import launch
 
@@ -95,6 +96,36 @@ def test_two_workers_resume_after_sigkill_and_finish_identical_with_chief_only_a
 
     reloaded = keras.models.load_model(run_dir / "model.keras")
     np.testing.assert_allclose(reloaded.get_weights()[0], first["arr_0"])
+
+
+
+def test_loop_validates_between_the_test_hooks_so_swap_ema_weights_scores_the_average(mnist):
+    import keras
+
+    import kdeep.data
+    from kdeep.distribute import evaluate, fit
+
+    (x, y), _ = mnist
+    train = kdeep.data.pipeline(x[:256], y[:256], 64, seed=0)
+    val = kdeep.data.pipeline(x[256:512], y[256:512], 128, shuffle=False)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.MaxPooling2D(4), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(keras.optimizers.Adam(3e-3, use_ema=True, ema_momentum=0.5), "sparse_categorical_crossentropy")
+    raw = []
+
+    class KeepRawWeights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raw.extend(w.numpy().copy() for w in self.model.trainable_weights)
+
+    history = fit(model, train, epochs=1, validation_data=val, callbacks=[keras.callbacks.SwapEMAWeights(),
+                                                                          KeepRawWeights()], verbose=0)
+    averaged_loss = evaluate(model, val)["loss"]  # the loop finalizes: the model now holds the average
+    for variable, value in zip(model.trainable_weights, raw):
+        variable.assign(value)
+    assert history.history["val_loss"][0] == pytest.approx(averaged_loss, rel=1e-4)
+    assert averaged_loss != pytest.approx(evaluate(model, val)["loss"], rel=1e-3)
 
 
 if __name__ == "__main__":

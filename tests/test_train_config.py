@@ -31,8 +31,6 @@ def test_bad_values_are_refused(field, value):
 def test_select_best_needs_validation():
     with pytest.raises(ConfigError, match="val_split"):
         TrainConfig(select="best", val_split=0)
-    with pytest.raises(ConfigError, match="ema"):
-        TrainConfig(select="best", val_split=100, ema=0.999)
 
 
 def test_val_split_default_is_5000_for_mnist_sized_sets():

@@ -114,6 +114,34 @@ def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resum
     assert again.metrics["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"])
 
 
+def test_ema_validation_scores_and_best_checkpoint_hold_the_averaged_weights(small_mnist, tmp_path):
+    momentum = 0.6
+    config = TrainConfig(epochs=3, batch_size=100, limit=400, val_split=100, ema=momentum, select="best",
+                         out=str(tmp_path))
+    recorder = _WeightsAfterEachStep()
+    run = kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[recorder], verbose=0)
+    assert len(recorder.steps) == 9  # 300 training images, batches of 100, 3 epochs
+    averages, average = [], recorder.steps[0]
+    for step, weights in enumerate(recorder.steps[1:], start=2):
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+        if step % 3 == 0:
+            averages.append(average)
+    x_val, y_val = small_mnist[0][0][300:400], small_mnist[0][1][300:400]
+    scored = keras.saving.load_model(tmp_path / rd.LAST)
+    for row, epoch_average, raw in zip(run.history, averages, recorder.steps[2::3], strict=True):
+        for variable, value in zip(scored.trainable_variables, raw):
+            variable.assign(value)
+        raw_loss = kdeep.train.evaluate(scored, (x_val, y_val))["loss"]
+        for variable, value in zip(scored.trainable_variables, epoch_average):
+            variable.assign(value)
+        assert row["val_loss"] == pytest.approx(kdeep.train.evaluate(scored, (x_val, y_val))["loss"], rel=1e-3)
+        assert row["val_loss"] != pytest.approx(raw_loss, rel=1e-3)  # validation did not score the raw weights
+    best = run.metrics["selected_epoch"]
+    assert run.metrics["val_accuracy"] == max(row["val_accuracy"] for row in run.history)
+    _assert_weights_equal(averages[best - 1], keras.saving.load_model(tmp_path / rd.MODEL).trainable_variables)
+    _assert_weights_equal(recorder.steps[-1], keras.saving.load_model(tmp_path / rd.LAST).trainable_variables)
+
+
 def test_mixed_precision_keeps_float32_output(small_mnist, tmp_path):
     config = TrainConfig(epochs=1, batch_size=32, limit=64, val_split=0, mixed_precision="mixed_float16",
                          out=str(tmp_path))

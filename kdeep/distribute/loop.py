@@ -91,8 +91,10 @@ def fit(
                 interrupted = True
                 break
         epoch_logs = _metric_logs(model)
-        if validation_data is not None:
+        if validation_data is not None:  # inside on_test_begin/end, as in fit (SwapEMAWeights hooks there)
+            callback_list.on_test_begin()
             epoch_logs.update({f"val_{name}": value for name, value in evaluate(model, validation_data).items()})
+            callback_list.on_test_end()
         callback_list.on_epoch_end(epoch, epoch_logs)
         if interrupted:
             break

@@ -123,8 +123,6 @@ class TrainConfig:
             raise ConfigError("weight_decay, min_lr and warmup_epochs must be >= 0, decay_rate in (0, 1]")
         if self.select == "best" and self.val_split == 0:
             raise ConfigError("select='best' chooses by validation accuracy: set val_split > 0 (or select='final')")
-        if self.select == "best" and self.ema:
-            raise ConfigError("ema averages the weights into the final model: use select='final' with ema")
 
     @classmethod
     def from_recipe(cls, recipe: str | None = None, **overrides: Any) -> TrainConfig:

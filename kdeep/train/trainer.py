@@ -85,8 +85,9 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     train = _dataset(x_train, y_train, config, num_classes, shuffle=True, seed=config.seed * 1000 + initial_epoch)
     has_val = len(x_val) > 0
     val = _dataset(x_val, y_val, config, num_classes, shuffle=False) if has_val else None
-    keeper = _RunKeeper(write_dir, state, config.select == "best")
-    all_callbacks = [keeper, *schedules.callbacks(config, has_val, state["history"]),
+    keeper = _RunKeeper(write_dir, state, config.select == "best", averaged=bool(config.ema))
+    validate_average = [keras.callbacks.SwapEMAWeights()] if config.ema and has_val else []  # val_ scores it
+    all_callbacks = [*validate_average, keeper, *schedules.callbacks(config, has_val, state["history"]),
                      _TensorBoardScalars(write_dir / rd.LOGS), *callbacks]
     if initial_epoch < config.epochs:
         train_call(model, config.strategy)(train, validation_data=val, epochs=config.epochs,
@@ -231,7 +232,8 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
 
 class _RunKeeper(keras.callbacks.Callback):
     """Times each epoch, stops on a NaN/inf loss, and after each good epoch writes (in this order) best.keras,
-    state.json, last.keras and history.csv, each atomically.
+    state.json, last.keras and history.csv, each atomically. With weight averaging (`averaged`), best.keras
+    holds the averaged weights (those validation scored) and last.keras the raw ones.
 
     Async-safe: Keras may run the per-batch NaN check on its callback thread (so fit need not wait for each
     batch's loss); it flushes those calls before on_epoch_end, which therefore always sees a failure.
@@ -239,9 +241,9 @@ class _RunKeeper(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool):
+    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool, averaged: bool = False):
         super().__init__()
-        self.run_dir, self.state, self.keep_best = run_dir, state, keep_best
+        self.run_dir, self.state, self.keep_best, self.averaged = run_dir, state, keep_best, averaged
         self.failure: str | None = None
         self._epoch, self._start = 0, 0.0
 
@@ -269,11 +271,25 @@ class _RunKeeper(keras.callbacks.Callback):
         state["epochs_completed"] = epoch + 1
         state["train_seconds"] = sum(r["seconds"] for r in state["history"])
         if self.keep_best and row.get("val_accuracy", -1.0) > state.get("best_val_accuracy", -1.0):
-            rd.save_model(self.model, self.run_dir / rd.BEST)
+            self._save_best()
             state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch + 1
         rd.atomic_write_json(self.run_dir / rd.STATE, state)
         rd.save_model(self.model, self.run_dir / rd.LAST)
         rd.write_history(self.run_dir / rd.HISTORY, state["history"])
+
+    def _save_best(self) -> None:
+        """best.keras: the model, with the optimizer's averaged weights swapped in (and out) when averaging."""
+        if not self.averaged:
+            rd.save_model(self.model, self.run_dir / rd.BEST)
+            return
+        variables = self.model.trainable_variables
+        raw = [keras.ops.convert_to_numpy(variable) for variable in variables]
+        self.model.optimizer.finalize_variable_values(variables)
+        try:
+            rd.save_model(self.model, self.run_dir / rd.BEST)
+        finally:
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
 
 
 class _TensorBoardScalars(keras.callbacks.Callback):
