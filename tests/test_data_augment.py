@@ -130,6 +130,15 @@ def test_repeat_draws_new_augmentations_each_epoch(mnist):
     assert not np.array_equal(first, second)
 
 
+def test_repeat_serves_whole_epochs_each_in_a_new_order(mnist):
+    x, y = mnist[0][0][:100], np.arange(100)  # labels name the images
+    batches = list(kdeep.data.pipeline(x, y, 32, seed=3, repeat=True).take(8).as_numpy_iterator())
+    assert [len(labels) for _images, labels in batches] == [32, 32, 32, 4] * 2  # no batch spans two epochs
+    first, second = (np.concatenate([labels for _images, labels in batches[i:i + 4]]) for i in (0, 4))
+    assert sorted(first) == sorted(second) == list(range(100))
+    assert not np.array_equal(first, second)
+
+
 def test_pipeline_rejects_mismatched_arrays(mnist):
     with pytest.raises(DataError, match="labels"):
         kdeep.data.pipeline(mnist[1][0][:10], mnist[1][1][:9], 4)

@@ -38,10 +38,11 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Au
              drop_remainder: bool = False) -> tf.data.Dataset:
     """Builds a tf.data input pipeline over in-memory arrays.
 
-    Order: examples -> cache -> shuffle (whole set) -> repeat -> batch -> scale to [0, 1] and augment the
+    Order: examples -> cache -> shuffle (whole set) -> batch -> repeat -> scale to [0, 1] and augment the
     batch (parallel map) -> prefetch(AUTOTUNE). Auto-sharding is by data, so a tf.distribute strategy
     splits batches between workers. The same seed gives the same batches (shuffle order and augmentation);
-    with repeat, every epoch draws new ones.
+    with repeat, every epoch draws new ones, and each run of ceil(N / batch_size) batches (N / batch_size
+    with drop_remainder) is exactly one epoch: a batch never spans two.
 
     Args:
         x: images (N, H, W, C) or (N, H, W); uint8 (scaled by 1/255) or float already in [0, 1].
@@ -50,7 +51,8 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Au
         augment: None, a preset name ("digits", "cifar", "none") or a kdeep.data.Augment.
         shuffle: reshuffle the whole set every epoch.
         seed: makes shuffling and augmentation reproducible; None draws a fresh seed.
-        repeat: repeat forever (then pass steps_per_epoch to fit).
+        repeat: repeat forever (then pass steps_per_epoch to fit: one iterator then serves every epoch, which
+            spares fit the iterator it makes per epoch and the stall that can cost).
         cache: keep the examples in memory after the first pass.
         drop_remainder: drop the last, smaller batch.
 
@@ -65,9 +67,9 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Au
         dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if policy is None:
         dataset = dataset.map(lambda images, labels: (_to_unit_float(images), labels),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

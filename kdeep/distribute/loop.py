@@ -33,6 +33,7 @@ def fit(
     x: tf.data.Dataset,
     *,
     epochs: int = 1,
+    steps_per_epoch: int | None = None,
     validation_data: tf.data.Dataset | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
@@ -50,6 +51,8 @@ def fit(
         model: a compiled Keras model, built and compiled inside `strategy.scope()`.
         x: the training dataset of (inputs, labels) with the GLOBAL batch size; it is sharded by data.
         epochs: the epoch to stop after (as in `fit`).
+        steps_per_epoch: batches per epoch, taken from one iterator that lives across epochs (needed for a
+            repeating dataset); None: one full pass over `x` per epoch.
         validation_data: an optional dataset evaluated after each epoch (logs prefixed with `val_`).
         callbacks: Keras callbacks; they run on every worker with identical, globally reduced logs.
         verbose: 0 silent, 1 progress bar ("auto": 1); only the chief shows it.
@@ -72,12 +75,13 @@ def fit(
         initial_epoch = backup.restore() or initial_epoch
     if not is_chief(strategy) or verbose == "auto":  # one progress bar per job: the chief's
         verbose = int(is_chief(strategy))
-    steps = _cardinality(x)
+    steps = steps_per_epoch or _cardinality(x)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs, steps=steps, model=model
     )
     train_step = _distributed_step(model, model.train_step)
     train_data = strategy.experimental_distribute_dataset(x)
+    persistent = iter(train_data) if steps_per_epoch else None
     model.stop_training = False
     callback_list.on_train_begin()
     epoch_logs: dict[str, float] = {}
@@ -85,7 +89,8 @@ def fit(
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
-        for step, logs in _steps(train_step, train_data, steps, callback_list.on_train_batch_begin):
+        batches = persistent or iter(train_data)
+        for step, logs in _steps(train_step, batches, steps, callback_list.on_train_batch_begin):
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 interrupted = True
@@ -125,7 +130,7 @@ def evaluate(model: keras.Model, x: tf.data.Dataset) -> dict[str, float]:
         model._symbolic_build(data_batch=x.element_spec)
     test_step = _distributed_step(model, model.test_step)
     model.reset_metrics()
-    for _ in _steps(test_step, strategy.experimental_distribute_dataset(x), _cardinality(x)):
+    for _ in _steps(test_step, iter(strategy.experimental_distribute_dataset(x)), _cardinality(x)):
         pass
     return _metric_logs(model)
 
@@ -164,15 +169,14 @@ def _cardinality(dataset: tf.data.Dataset) -> int | None:
     return count if count >= 0 else None
 
 
-def _steps(step: Callable[[Any], dict], data: Any, steps: int | None,
+def _steps(step: Callable[[Any], dict], iterator: Any, steps: int | None,
            on_begin: Callable[[int], None] = lambda index: None) -> Iterator[tuple[int, dict]]:
-    """Runs `step` on each batch of one pass over a distributed dataset; yields (step index, logs).
+    """Runs `step` on `steps` batches of a distributed iterator (all it has when None); yields (index, logs).
 
     Batches are taken inside the tf.function (as fit does), so no per-replica values cross into Python.
     With a known number of steps every worker stops together without probing for the end of the data.
     `on_begin(index)` runs before each step (the callbacks' on_train_batch_begin).
     """
-    iterator = iter(data)
     for index in itertools.count() if steps is None else range(steps):
         on_begin(index)
         try:

@@ -91,7 +91,8 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
                      _TensorBoardScalars(write_dir / rd.LOGS), *callbacks]
     if initial_epoch < config.epochs:
         train_call(model, config.strategy)(train, validation_data=val, epochs=config.epochs,
-                                           initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
+                                           steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
+                                           callbacks=all_callbacks, verbose=verbose)
     if keeper.failure:
         raise TrainingError(f"{keeper.failure}; {run_dir / rd.LAST} holds the last good epoch "
                             f"({state.get('epochs_completed', 0)}): lower --lr or use float32, then rerun")
@@ -218,13 +219,18 @@ def _resume_state(run_dir: Path, epochs_done: int) -> dict[str, Any]:
 
 def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int, *, shuffle: bool,
              seed: int | None = None) -> Any:
-    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on."""
+    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on.
+
+    Training data (shuffled) repeats, so one iterator serves every epoch: fit given a finite dataset makes a
+    new iterator each epoch (and discards the one it prepared at the end of the last), which stalled epochs of
+    60,000 MNIST images here by up to a minute before their first step (docs/BENCHMARKS.md).
+    """
     import tensorflow as tf
 
     import kdeep.data
 
     augment = config.augment if shuffle else None
-    dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed)
+    dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed, repeat=shuffle)
     if config.label_smoothing:
         dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
     return dataset
