@@ -18,8 +18,9 @@ import time
 import keras
 
 import kdeep.data
-import kdeep.models
 from kdeep.atomic import write_atomic
+
+from bench_train import book_model  # this folder is on sys.path when the script runs
 
 
 class FirstStepClock(keras.callbacks.Callback):
@@ -51,9 +52,7 @@ class FirstStepClock(keras.callbacks.Callback):
 
 def run(x, y, epochs: int, repeat: bool) -> list[dict]:
     """Trains a fresh DeepConvNet with the finite or the repeating pipeline; returns the per-epoch rows."""
-    keras.utils.set_random_seed(0)
-    model = kdeep.models.build("deepconvnet")
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = book_model()
     data = kdeep.data.pipeline(x, y, 100, seed=0, repeat=repeat)
     clock = FirstStepClock()
     steps = math.ceil(len(x) / 100) if repeat else None

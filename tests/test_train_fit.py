@@ -86,6 +86,14 @@ class _WeightsAfterEachStep(keras.callbacks.Callback):
         self.steps.append([v.numpy().copy() for v in self.model.trainable_variables])
 
 
+def _running_averages(steps, momentum):
+    """The EMA of the weights after each step, as Keras keeps it: the first step's weights, then m*a + (1-m)*w."""
+    averages = [steps[0]]
+    for weights in steps[1:]:
+        averages.append([momentum * a + (1 - momentum) * w for a, w in zip(averages[-1], weights)])
+    return averages
+
+
 def _assert_weights_equal(expected, variables, rtol=1e-4, atol=1e-6):
     for want, got in zip(expected, variables, strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=rtol, atol=atol)
@@ -97,9 +105,7 @@ def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resum
     recorder = _WeightsAfterEachStep()
     run = kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[recorder], verbose=0)
     assert len(recorder.steps) == 6
-    average = recorder.steps[0]  # the average starts at the first step's weights
-    for weights in recorder.steps[1:]:
-        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    average = _running_averages(recorder.steps, momentum)[-1]
     _assert_weights_equal(average, run.model.trainable_variables)
     saved = keras.saving.load_model(tmp_path / rd.MODEL)
     _assert_weights_equal(average, saved.trainable_variables)
@@ -121,11 +127,7 @@ def test_ema_validation_scores_and_best_checkpoint_hold_the_averaged_weights(sma
     recorder = _WeightsAfterEachStep()
     run = kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[recorder], verbose=0)
     assert len(recorder.steps) == 9  # 300 training images, batches of 100, 3 epochs
-    averages, average = [], recorder.steps[0]
-    for step, weights in enumerate(recorder.steps[1:], start=2):
-        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
-        if step % 3 == 0:
-            averages.append(average)
+    averages = _running_averages(recorder.steps, momentum)[2::3]  # after each epoch's 3rd step
     x_val, y_val = small_mnist[0][0][300:400], small_mnist[0][1][300:400]
     scored = keras.saving.load_model(tmp_path / rd.LAST)
     for row, epoch_average, raw in zip(run.history, averages, recorder.steps[2::3], strict=True):
