@@ -22,15 +22,18 @@ def test_recipes_set_their_fields_and_flags_override_them():
 
 @pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("schedule", "linear"), ("epochs", 0),
                                           ("mixed_precision", "float16"), ("val_split", -1), ("label_smoothing", 1.0),
-                                          ("strategy", "tpu"), ("ema", 1.0), ("ema", -0.5)])
+                                          ("strategy", "tpu"), ("ema", 1.0), ("ema", -0.5),
+                                          ("early_stopping", -1)])
 def test_bad_values_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
 
 
-def test_select_best_needs_validation():
+def test_select_best_and_early_stopping_need_validation():
     with pytest.raises(ConfigError, match="val_split"):
         TrainConfig(select="best", val_split=0)
+    with pytest.raises(ConfigError, match="early_stopping watches validation accuracy: set val_split > 0"):
+        TrainConfig(early_stopping=3, val_split=0)
 
 
 def test_val_split_default_is_5000_for_mnist_sized_sets():
@@ -53,5 +56,8 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r"), "--val-split", "-3"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("kdeep: error: val_split=-3") and "\n" not in error
+    assert main(["train", "--out", str(tmp_path / "r"), "--recipe", "book", "--early-stopping", "3"]) == 2
+    error = capsys.readouterr().err.strip()  # the book recipe holds out no validation images
+    assert error.startswith("kdeep: error: early_stopping watches validation accuracy") and "\n" not in error
     assert main(["evaluate", str(tmp_path / "missing.keras")]) == 2
     assert "no model at" in capsys.readouterr().err

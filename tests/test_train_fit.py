@@ -11,6 +11,7 @@ from kdeep.cli import main
 from kdeep.errors import TrainingError
 from kdeep.train import TrainConfig
 from kdeep.train import run_dir as rd
+from kdeep.train.trainer import epochs_since_best, stops_early
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,30 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_mnist, 
     last = keras.saving.load_model(tmp_path / rd.LAST)
     assert all(np.isfinite(w).all() for w in last.get_weights())
     assert not (tmp_path / rd.MODEL).exists()
+
+
+def test_epochs_since_best_counts_from_the_first_best_validation_accuracy():
+    rows = [{"epoch": e, "val_accuracy": a} for e, a in enumerate([0.90, 0.95, 0.94, 0.95], start=1)]
+    assert epochs_since_best(rows) == 2  # a tie with the best is no improvement
+    assert epochs_since_best(rows[:2]) == 0
+    assert epochs_since_best([{"epoch": 1, "loss": 0.3}]) == 0  # no validation: never stale
+    assert stops_early(rows, 2) and not stops_early(rows, 3)
+    assert not stops_early(rows, 0)
+
+
+def test_early_stopping_ends_the_run_and_a_rerun_does_not_train_on(small_mnist, tmp_path):
+    # At lr 1e-12 Adam's steps vanish below float32 resolution: validation accuracy cannot improve after epoch 1.
+    config = TrainConfig(epochs=6, batch_size=100, lr=1e-12, limit=500, val_split=100, early_stopping=2,
+                         out=str(tmp_path))
+    run = kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
+    assert [row["epoch"] for row in run.history] == [1, 2, 3]
+    assert len({row["val_accuracy"] for row in run.history}) == 1
+    assert run.metrics["epochs_completed"] == 3 and run.metrics["stopped_early"] is True
+    checkpoint = (tmp_path / rd.LAST).stat().st_mtime_ns
+    again = kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
+    assert [row["epoch"] for row in again.history] == [1, 2, 3]
+    assert (tmp_path / rd.LAST).stat().st_mtime_ns == checkpoint  # no epoch 4 was trained
+    assert again.metrics["epochs_completed"] == 3 and again.metrics["stopped_early"] is True
 
 
 class _WeightsAfterEachStep(keras.callbacks.Callback):

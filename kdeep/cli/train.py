@@ -27,6 +27,8 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
     "warmup_epochs": (float, "warmup length of warmup_cosine"),
     "min_lr": (float, "floor of cosine and plateau"),
     "patience": (int, "plateau patience in epochs"),
+    "early_stopping": (int, "stop after N epochs without a better validation accuracy (0: off; needs a "
+                            "validation split)"),
     "weight_decay": (float, "decoupled weight decay"),
     "label_smoothing": (float, "label smoothing in [0, 1)"),
     "ema": (float, "momentum of a moving average of the weights, kept as the final model (e.g. 0.999)"),

@@ -51,6 +51,9 @@ class TrainConfig:
         warmup_epochs: linear warmup length of "warmup_cosine" (may be fractional).
         min_lr: the floor of "cosine"/"warmup_cosine" and "plateau".
         patience: epochs without improvement before "plateau" decays.
+        early_stopping: stop training after this many epochs without a better validation accuracy than the best
+            so far (0 disables it; needs val_split > 0). Decided from the run's history, so it holds across a
+            resume; the model kept is still chosen by `select`.
         weight_decay: decoupled weight decay (all optimizers); 0 disables it.
         label_smoothing: cross-entropy label smoothing in [0, 1).
         ema: momentum of an exponential moving average of the weights (Polyak averaging), in [0, 1); the
@@ -82,6 +85,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     min_lr: float = 0.0
     patience: int = 2
+    early_stopping: int = 0
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     ema: float = 0.0
@@ -121,6 +125,10 @@ class TrainConfig:
             raise ConfigError(f"ema={self.ema!r} must be in [0, 1) (e.g. 0.999; 0 disables weight averaging)")
         if self.weight_decay < 0 or self.min_lr < 0 or self.warmup_epochs < 0 or not 0 < self.decay_rate <= 1:
             raise ConfigError("weight_decay, min_lr and warmup_epochs must be >= 0, decay_rate in (0, 1]")
+        if self.early_stopping < 0:
+            raise ConfigError(f"early_stopping={self.early_stopping!r} must be >= 0 epochs (0 disables it)")
+        if self.early_stopping and self.val_split == 0:
+            raise ConfigError("early_stopping watches validation accuracy: set val_split > 0 (or early_stopping=0)")
         if self.select == "best" and self.val_split == 0:
             raise ConfigError("select='best' chooses by validation accuracy: set val_split > 0 (or select='final')")
 

@@ -85,17 +85,22 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     train = _dataset(x_train, y_train, config, num_classes, shuffle=True, seed=config.seed * 1000 + initial_epoch)
     has_val = len(x_val) > 0
     val = _dataset(x_val, y_val, config, num_classes, shuffle=False) if has_val else None
-    keeper = _RunKeeper(write_dir, state, config.select == "best", averaged=bool(config.ema))
+    keeper = _RunKeeper(write_dir, state, config.select == "best", averaged=bool(config.ema),
+                        early_stopping=config.early_stopping)
     validate_average = [keras.callbacks.SwapEMAWeights()] if config.ema and has_val else []  # val_ scores it
     all_callbacks = [*validate_average, keeper, *schedules.callbacks(config, has_val, state["history"]),
                      _TensorBoardScalars(write_dir / rd.LOGS), *callbacks]
-    if initial_epoch < config.epochs:
+    if initial_epoch < config.epochs and not stops_early(state["history"], config.early_stopping):
         train_call(model, config.strategy)(train, validation_data=val, epochs=config.epochs,
                                            steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
                                            callbacks=all_callbacks, verbose=verbose)
     if keeper.failure:
         raise TrainingError(f"{keeper.failure}; {run_dir / rd.LAST} holds the last good epoch "
                             f"({state.get('epochs_completed', 0)}): lower --lr or use float32, then rerun")
+    done = len(state["history"])
+    if verbose and done < config.epochs and stops_early(state["history"], config.early_stopping):
+        print(f"kdeep: stopped early after epoch {done}/{config.epochs}: no better validation accuracy than "
+              f"epoch {done - epochs_since_best(state['history'])} for {config.early_stopping} epochs")
 
     if config.ema:  # the averaged weights into the model (fit does it too; a finished run resumed skips fit)
         model.optimizer.finalize_variable_values(model.trainable_variables)
@@ -104,6 +109,24 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     metrics = _metrics(selected, config, state, (x_train, x_val, x_test), evaluate(selected, (x_test, y_test)))
     rd.atomic_write_json(write_dir / rd.METRICS, metrics)
     return Run(run_dir, selected, metrics, state["history"])
+
+
+def epochs_since_best(history: Sequence[dict[str, Any]]) -> int:
+    """Finished epochs after the one with the best validation accuracy (the first of equals; 0 without validation).
+
+    Args:
+        history: the run's epoch rows (history.csv), oldest first.
+
+    Returns:
+        How many scored epochs came after the best one.
+    """
+    scores = [row["val_accuracy"] for row in history if "val_accuracy" in row]
+    return len(scores) - 1 - scores.index(max(scores)) if scores else 0
+
+
+def stops_early(history: Sequence[dict[str, Any]], patience: int) -> bool:
+    """True when early stopping ends the run here: `patience` (> 0) epochs without a better validation accuracy."""
+    return patience > 0 and epochs_since_best(history) >= patience
 
 
 def make_strategy(name: str) -> Any:
@@ -238,8 +261,9 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
 
 class _RunKeeper(keras.callbacks.Callback):
     """Times each epoch, stops on a NaN/inf loss, and after each good epoch writes (in this order) best.keras,
-    state.json, last.keras and history.csv, each atomically. With weight averaging (`averaged`), best.keras
-    holds the averaged weights (those validation scored) and last.keras the raw ones.
+    state.json, last.keras and history.csv, each atomically, then stops the run when early stopping says so
+    (`early_stopping` > 0). With weight averaging (`averaged`), best.keras holds the averaged weights (those
+    validation scored) and last.keras the raw ones.
 
     Async-safe: Keras may run the per-batch NaN check on its callback thread (so fit need not wait for each
     batch's loss); it flushes those calls before on_epoch_end, which therefore always sees a failure.
@@ -247,9 +271,11 @@ class _RunKeeper(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool, averaged: bool = False):
+    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool, averaged: bool = False,
+                 early_stopping: int = 0):
         super().__init__()
         self.run_dir, self.state, self.keep_best, self.averaged = run_dir, state, keep_best, averaged
+        self.early_stopping = early_stopping
         self.failure: str | None = None
         self._epoch, self._start = 0, 0.0
 
@@ -282,6 +308,8 @@ class _RunKeeper(keras.callbacks.Callback):
         rd.atomic_write_json(self.run_dir / rd.STATE, state)
         rd.save_model(self.model, self.run_dir / rd.LAST)
         rd.write_history(self.run_dir / rd.HISTORY, state["history"])
+        if stops_early(state["history"], self.early_stopping):
+            self.model.stop_training = True
 
     def _save_best(self) -> None:
         """best.keras: the model, with the optimizer's averaged weights swapped in (and out) when averaging."""
@@ -337,6 +365,7 @@ def _metrics(model: keras.Model, config: TrainConfig, state: dict[str, Any], spl
         "test_loss": test["loss"],
         "params": int(model.count_params()),
         "epochs_completed": len(history),
+        "stopped_early": len(history) < config.epochs,
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(len(x_train) * len(history) / train_seconds, 1) if train_seconds else None,
         "select": config.select,
