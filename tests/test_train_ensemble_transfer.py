@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import kdeep.models
-from kdeep.train import TrainConfig
+from kdeep.errors import ConfigError
+from kdeep.train import TrainConfig, fit
 from kdeep.train import run_dir as rd
 from kdeep.train.ensemble import build_ensemble, fit_ensemble
-from kdeep.train.finetune import transfer
+from kdeep.train.finetune import new_head, transfer, unfreeze_top
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,45 @@ def test_transfer_freezes_backbone_then_unfreezes_top_block(fashion_mnist, tmp_p
     assert not np.array_equal(head.get_layer("transfer_logits").get_weights()[0],
                               run.model.get_layer("transfer_logits").get_weights()[0])
     assert json.loads((tmp_path / "transfer" / rd.METRICS).read_text())["head_test_accuracy"] >= 0
+
+
+def test_transfer_adapts_a_backbone_for_32x32_rgb_to_28x28_grey_images(fashion_mnist, tmp_path):
+    source = tmp_path / "rgb32.keras"
+    kdeep.models.build("deepconvnet", input_shape=(32, 32, 3)).save(source)
+    backbone = keras.saving.load_model(source)
+    (x_train, y_train), (x_test, y_test) = fashion_mnist
+    data = (x_train[:200], y_train[:200]), (x_test[:200], y_test[:200])
+    config = TrainConfig(epochs=1, batch_size=50, val_split=0, out=str(tmp_path / "transfer"))
+    run = transfer(source, 10, data, config=config, unfreeze_blocks=1, verbose=0)
+    assert run.model.input_shape == (None, 28, 28, 1) and run.metrics["unfrozen_blocks"] == ["block3"]
+
+    head = keras.saving.load_model(tmp_path / "transfer" / "head" / rd.MODEL)  # phase 1: the backbone unchanged
+    images = x_test[:8].astype("float32") / 255.0
+    rgb32 = np.repeat(keras.ops.convert_to_numpy(keras.ops.image.resize(images, (32, 32))), 3, axis=-1)
+    features = keras.Model(backbone.input, backbone.get_layer("fc1").input).predict(rgb32, verbose=0)
+    assert features.std(axis=0).mean() > 1e-3  # real features, so the comparison below can fail
+    kernel, bias = head.get_layer("transfer_logits").get_weights()
+    logits = features @ kernel + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(head.predict(images, verbose=0), expected / expected.sum(axis=1, keepdims=True),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_a_keras_application_gets_the_input_adapter_and_numbered_blocks():
+    application = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    model = new_head(application, 5, image_shape=(28, 28, 1))
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 5)
+    assert [layer.name for layer in model.layers[1:3]] == ["adapter_resize", "adapter_rgb"]
+    assert unfreeze_top(model, 2) == ["Conv_1", "block_16"]  # not one "block" holding all 16 blocks
+    trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert trainable == {name for name in (layer.name for layer in model.layers if layer.weights)
+                         if name.startswith(("Conv_1", "block_16_", "transfer_"))}
+
+
+def test_fit_refuses_a_model_for_other_images_in_one_line(fashion_mnist, tmp_path):
+    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
+    (x_train, y_train), test = fashion_mnist
+    with pytest.raises(ConfigError, match=r"takes inputs of shape \(32, 32, 3\) and the dataset's images are "
+                                          r"\(28, 28, 1\): .* kdeep finetune"):
+        fit(model, ((x_train[:100], y_train[:100]), test), config=TrainConfig(epochs=1, val_split=0,
+                                                                               out=str(tmp_path)), verbose=0)

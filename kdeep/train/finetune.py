@@ -12,26 +12,62 @@ import keras
 from kdeep.errors import ConfigError
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
+from kdeep.train.evaluate import load_split
 from kdeep.train.trainer import Run, fit
 
 HEAD_PREFIX = "transfer"  # the new layers are transfer_logits and transfer_predictions
 
 
 def block_of(layer: keras.layers.Layer) -> str:
-    """A layer's block: its name up to the first underscore (kdeep: block1..block3; Keras applications:
-    conv1..conv5 stages or block1..block5)."""
-    return layer.name.split("_")[0]
+    """A layer's block: the parts of its name up to the first one holding a digit, else its first part
+    (kdeep: block1..block3 or conv2..conv5; Keras applications: conv1..conv5 stages (ResNet, DenseNet),
+    block1..block5 (VGG), block1a.. (EfficientNet), block_1..block_16 (MobileNetV2))."""
+    parts = layer.name.split("_")
+    numbered = next((i for i, part in enumerate(parts) if any(ch.isdigit() for ch in part)), None)
+    return "_".join(parts[:numbered + 1]) if numbered is not None else parts[0]
 
 
-def new_head(backbone: keras.Model, num_classes: int) -> keras.Model:
+def adapt_input(inputs: Any, input_shape: tuple[int | None, ...]) -> Any:
+    """Resizes and/or repeats grey to RGB so images fit a model's input (no layer when they already fit).
+
+    Args:
+        inputs: a Keras tensor of images (batch, height, width, channels).
+        input_shape: the model's (height, width, channels); None dimensions take any size.
+
+    Returns:
+        The adapted tensor (through `adapter_resize` and `adapter_rgb` layers where needed).
+
+    Raises:
+        ConfigError: the channels cannot be matched (only 1 -> 3 is adapted) or the model does not take images.
+    """
+    have = tuple(inputs.shape[1:])
+    if len(input_shape) != 3:
+        raise ConfigError(f"the model takes inputs of shape {input_shape}, not images (height, width, channels): "
+                          f"give a model whose input is an image")
+    (height, width, channels), (_, _, got) = input_shape, have
+    if channels not in (None, got) and (got, channels) != (1, 3):
+        raise ConfigError(f"the model takes {channels}-channel images and the dataset has {got} channels: "
+                          f"use a model built for {got}-channel images")
+    x = inputs
+    if None not in (height, width) and (height, width) != have[:2]:
+        x = keras.layers.Resizing(height, width, name="adapter_resize")(x)
+    if (got, channels) == (1, 3):
+        x = keras.layers.Concatenate(name="adapter_rgb")([x, x, x])
+    return x
+
+
+def new_head(backbone: keras.Model, num_classes: int, image_shape: tuple[int, ...] | None = None) -> keras.Model:
     """The backbone without its classifier (the trailing Dense layers), plus a new Dense(num_classes) softmax.
 
     For DeepConvNet the features are the flattened last conv block (1,024 values; the book's affine layers
-    fc1 and logits are replaced); for a Keras application with its top, the pooled features.
+    fc1 and logits are replaced); for a Keras application with its top, the pooled features. When the data's
+    images differ from the backbone's input (say 28x28 grey MNIST into a 32x32 RGB Keras application), the
+    model first resizes them and repeats grey into three channels (`adapt_input`).
 
     Args:
         backbone: a trained classifier (functional or sequential Keras model).
         num_classes: classes of the new task.
+        image_shape: the new task's image shape (height, width, channels); None keeps the backbone's input.
 
     Returns:
         A model sharing the backbone's layers, with the backbone frozen and the new head trainable.
@@ -43,10 +79,14 @@ def new_head(backbone: keras.Model, num_classes: int) -> keras.Model:
         classifier.append(layer)
     if not classifier:
         raise ConfigError(f"model {backbone.name!r} does not end in Dense classifier layers to replace")
-    features = classifier[-1].input
+    inputs, features = backbone.inputs, classifier[-1].input
+    backbone_shape = tuple(backbone.inputs[0].shape[1:])
+    if image_shape is not None and tuple(image_shape) != backbone_shape:
+        inputs = keras.Input(tuple(image_shape), name="adapter_input")
+        features = keras.Model(backbone.inputs[0], features).call(adapt_input(inputs, backbone_shape))
     x = keras.layers.Dense(num_classes, name=f"{HEAD_PREFIX}_logits")(features)
     outputs = keras.layers.Activation("softmax", dtype="float32", name=f"{HEAD_PREFIX}_predictions")(x)
-    model = keras.Model(backbone.inputs, outputs, name=f"{backbone.name}_{HEAD_PREFIX}")
+    model = keras.Model(inputs, outputs, name=f"{backbone.name}_{HEAD_PREFIX}")
     for layer in model.layers:
         layer.trainable = layer.name.startswith(f"{HEAD_PREFIX}_")
     return model
@@ -70,7 +110,8 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     (top `unfreeze_blocks` blocks unfrozen, learning rate times `lr_factor`).
 
     Args:
-        backbone_model_or_path: a Keras model, a kdeep run directory or any .keras file.
+        backbone_model_or_path: a Keras model, a kdeep run directory or any .keras file (e.g. a
+            keras.applications model with its top); images of another size or grey ones are adapted to its input.
         new_num_classes: classes of the new task.
         dataset: a dataset name or ((x_train, y_train), (x_test, y_test)); `config.limit` picks the first N labels.
         config: TrainConfig of both phases (`epochs` is the fine-tuning phase's; `out` the transfer directory).
@@ -90,7 +131,7 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     if config.mixed_precision != "float32":
         raise ConfigError("transfer trains an existing float32 model: use mixed_precision='float32'")
     out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-transfer-"))
-    model = new_head(backbone, new_num_classes)
+    model = new_head(backbone, new_num_classes, image_shape=load_split(dataset, "train")[0].shape[1:])
     head = fit(model, dataset, verbose=verbose,
                config=dataclasses.replace(config, epochs=head_epochs or config.epochs, out=str(out / "head")))
     unfrozen = unfreeze_top(head.model, unfreeze_blocks)

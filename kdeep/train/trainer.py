@@ -176,6 +176,11 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
             return kdeep.models.build(model_or_name, input_shape=tuple(input_shape), num_classes=num_classes)
         finally:
             keras.config.set_dtype_policy(previous)
+    takes = tuple(model_or_name.inputs[0].shape[1:])
+    if len(takes) != len(input_shape) or any(want not in (None, got) for want, got in zip(takes, input_shape)):
+        raise ConfigError(f"model {model_or_name.name!r} takes inputs of shape {takes} and the dataset's images are "
+                          f"{tuple(input_shape)}: build the model for that shape, or fine-tune it with kdeep "
+                          f"finetune (kdeep.train.transfer), which resizes the images and repeats grey to RGB")
     if config.mixed_precision != "float32":
         raise ConfigError(f"mixed_precision={config.mixed_precision!r} needs the model by name (it sets the policy "
                           f"before building): pass a registered name, or build the model under the policy yourself")
