@@ -13,7 +13,7 @@ from kdeep.errors import ConfigError
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
 from kdeep.train.evaluate import load_split
-from kdeep.train.trainer import Run, fit
+from kdeep.train.trainer import Run, fit, takes_images
 
 HEAD_PREFIX = "transfer"  # the new layers are transfer_logits and transfer_predictions
 
@@ -81,7 +81,7 @@ def new_head(backbone: keras.Model, num_classes: int, image_shape: tuple[int, ..
         raise ConfigError(f"model {backbone.name!r} does not end in Dense classifier layers to replace")
     inputs, features = backbone.inputs, classifier[-1].input
     backbone_shape = tuple(backbone.inputs[0].shape[1:])
-    if image_shape is not None and tuple(image_shape) != backbone_shape:
+    if image_shape is not None and not takes_images(backbone_shape, image_shape):
         inputs = keras.Input(tuple(image_shape), name="adapter_input")
         features = keras.Model(backbone.inputs[0], features).call(adapt_input(inputs, backbone_shape))
     x = keras.layers.Dense(num_classes, name=f"{HEAD_PREFIX}_logits")(features)

@@ -100,7 +100,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     done = len(state["history"])
     if verbose and done < config.epochs and stops_early(state["history"], config.early_stopping):
         print(f"kdeep: stopped early after epoch {done}/{config.epochs}: no better validation accuracy than "
-              f"epoch {done - epochs_since_best(state['history'])} for {config.early_stopping} epochs")
+              f"epoch {best_row(state['history'])['epoch']} for {config.early_stopping} epochs")
 
     if config.ema:  # the averaged weights into the model (fit does it too; a finished run resumed skips fit)
         model.optimizer.finalize_variable_values(model.trainable_variables)
@@ -111,6 +111,12 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     return Run(run_dir, selected, metrics, state["history"])
 
 
+def best_row(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch row with the best validation accuracy (the first of equals), or None without validation."""
+    scored = [row for row in history if "val_accuracy" in row]
+    return max(scored, key=lambda row: row["val_accuracy"]) if scored else None
+
+
 def epochs_since_best(history: Sequence[dict[str, Any]]) -> int:
     """Finished epochs after the one with the best validation accuracy (the first of equals; 0 without validation).
 
@@ -118,15 +124,21 @@ def epochs_since_best(history: Sequence[dict[str, Any]]) -> int:
         history: the run's epoch rows (history.csv), oldest first.
 
     Returns:
-        How many scored epochs came after the best one.
+        How many epochs came after the best one.
     """
-    scores = [row["val_accuracy"] for row in history if "val_accuracy" in row]
-    return len(scores) - 1 - scores.index(max(scores)) if scores else 0
+    best = best_row(history)
+    return history[-1]["epoch"] - best["epoch"] if best else 0
 
 
 def stops_early(history: Sequence[dict[str, Any]], patience: int) -> bool:
     """True when early stopping ends the run here: `patience` (> 0) epochs without a better validation accuracy."""
     return patience > 0 and epochs_since_best(history) >= patience
+
+
+def takes_images(input_shape: Sequence[int | None], image_shape: Sequence[int]) -> bool:
+    """True when a model input of `input_shape` (None: any size) takes images of `image_shape` as they are."""
+    return len(input_shape) == len(image_shape) and all(want in (None, got)
+                                                        for want, got in zip(input_shape, image_shape))
 
 
 def make_strategy(name: str) -> Any:
@@ -177,7 +189,7 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
         finally:
             keras.config.set_dtype_policy(previous)
     takes = tuple(model_or_name.inputs[0].shape[1:])
-    if len(takes) != len(input_shape) or any(want not in (None, got) for want, got in zip(takes, input_shape)):
+    if not takes_images(takes, input_shape):
         raise ConfigError(f"model {model_or_name.name!r} takes inputs of shape {takes} and the dataset's images are "
                           f"{tuple(input_shape)}: build the model for that shape, or fine-tune it with kdeep "
                           f"finetune (kdeep.train.transfer), which resizes the images and repeats grey to RGB")
@@ -236,11 +248,10 @@ def _resume_state(run_dir: Path, epochs_done: int) -> dict[str, Any]:
     history = state.get("history", [])[:epochs_done]
     state.update(history=history, epochs_completed=epochs_done,
                  train_seconds=sum(row["seconds"] for row in history))
-    scored = [row for row in history if "val_accuracy" in row]
     for key in ("best_val_accuracy", "best_epoch"):
         state.pop(key, None)
-    if scored:
-        best = max(scored, key=lambda row: row["val_accuracy"])
+    best = best_row(history)
+    if best:
         state.update(best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
     return state
 
