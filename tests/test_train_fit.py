@@ -11,7 +11,7 @@ from kdeep.cli import main
 from kdeep.errors import TrainingError
 from kdeep.train import TrainConfig
 from kdeep.train import run_dir as rd
-from kdeep.train.trainer import epochs_since_best, stops_early
+from kdeep.train.trainer import averaged_weights, epochs_since_best, stops_early
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,29 @@ def test_ema_validation_scores_and_best_checkpoint_hold_the_averaged_weights(sma
     assert run.metrics["val_accuracy"] == max(row["val_accuracy"] for row in run.history)
     _assert_weights_equal(averages[best - 1], keras.saving.load_model(tmp_path / rd.MODEL).trainable_variables)
     _assert_weights_equal(recorder.steps[-1], keras.saving.load_model(tmp_path / rd.LAST).trainable_variables)
+
+
+class _AveragedAtEpochEnd(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        with averaged_weights(self.model) as model:
+            self.inside = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+        self.after = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+
+
+def test_averaged_weights_holds_the_moving_average_inside_and_the_raw_weights_after(small_mnist, tmp_path):
+    momentum = 0.6
+    config = TrainConfig(epochs=1, batch_size=100, limit=300, val_split=0, ema=momentum, out=str(tmp_path))
+    recorder, probe = _WeightsAfterEachStep(), _AveragedAtEpochEnd()
+    kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[recorder, probe], verbose=0)
+    _assert_weights_equal(_running_averages(recorder.steps, momentum)[-1], probe.inside)
+    _assert_weights_equal(recorder.steps[-1], probe.after, rtol=0, atol=0)
+    assert not np.allclose(probe.inside[-2], probe.after[-2])
+
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.compile("adam", "mse")
+    before = [v.numpy().copy() for v in plain.trainable_variables]
+    with averaged_weights(plain) as same:  # no average kept: nothing changes
+        _assert_weights_equal(before, same.trainable_variables, rtol=0, atol=0)
 
 
 def test_mixed_precision_keeps_float32_output(small_mnist, tmp_path):

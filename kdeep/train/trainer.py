@@ -1,6 +1,7 @@
 """The trainer: model and optimizer built in the strategy scope, Keras's own fit as the step, a crash-safe run dir."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -10,7 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -85,8 +86,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     train = _dataset(x_train, y_train, config, num_classes, shuffle=True, seed=config.seed * 1000 + initial_epoch)
     has_val = len(x_val) > 0
     val = _dataset(x_val, y_val, config, num_classes, shuffle=False) if has_val else None
-    keeper = _RunKeeper(write_dir, state, config.select == "best", averaged=bool(config.ema),
-                        early_stopping=config.early_stopping)
+    keeper = _RunKeeper(write_dir, state, config.select == "best", early_stopping=config.early_stopping)
     validate_average = [keras.callbacks.SwapEMAWeights()] if config.ema and has_val else []  # val_ scores it
     all_callbacks = [*validate_average, keeper, *schedules.callbacks(config, has_val, state["history"]),
                      _TensorBoardScalars(write_dir / rd.LOGS), *callbacks]
@@ -275,10 +275,34 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
     return dataset
 
 
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[keras.Model]:
+    """Within the block, `model` holds its optimizer's moving average of the weights (`--ema`); the raw weights
+    come back after it. A model whose optimizer keeps no average is left as it is.
+
+    Args:
+        model: a compiled model, during or after training.
+
+    Yields:
+        The same model.
+    """
+    if not getattr(model.optimizer, "use_ema", False):
+        yield model
+        return
+    variables = model.trainable_variables
+    raw = [keras.ops.convert_to_numpy(variable) for variable in variables]
+    model.optimizer.finalize_variable_values(variables)
+    try:
+        yield model
+    finally:
+        for variable, value in zip(variables, raw):
+            variable.assign(value)
+
+
 class _RunKeeper(keras.callbacks.Callback):
     """Times each epoch, stops on a NaN/inf loss, and after each good epoch writes (in this order) best.keras,
     state.json, last.keras and history.csv, each atomically, then stops the run when early stopping says so
-    (`early_stopping` > 0). With weight averaging (`averaged`), best.keras holds the averaged weights (those
+    (`early_stopping` > 0). With weight averaging (`--ema`), best.keras holds the averaged weights (those
     validation scored) and last.keras the raw ones.
 
     Async-safe: Keras may run the per-batch NaN check on its callback thread (so fit need not wait for each
@@ -287,10 +311,9 @@ class _RunKeeper(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool, averaged: bool = False,
-                 early_stopping: int = 0):
+    def __init__(self, run_dir: Path, state: dict[str, Any], keep_best: bool, early_stopping: int = 0):
         super().__init__()
-        self.run_dir, self.state, self.keep_best, self.averaged = run_dir, state, keep_best, averaged
+        self.run_dir, self.state, self.keep_best = run_dir, state, keep_best
         self.early_stopping = early_stopping
         self.failure: str | None = None
         self._epoch, self._start = 0, 0.0
@@ -328,18 +351,9 @@ class _RunKeeper(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def _save_best(self) -> None:
-        """best.keras: the model, with the optimizer's averaged weights swapped in (and out) when averaging."""
-        if not self.averaged:
+        """best.keras: the model, with the optimizer's averaged weights in it when averaging."""
+        with averaged_weights(self.model):
             rd.save_model(self.model, self.run_dir / rd.BEST)
-            return
-        variables = self.model.trainable_variables
-        raw = [keras.ops.convert_to_numpy(variable) for variable in variables]
-        self.model.optimizer.finalize_variable_values(variables)
-        try:
-            rd.save_model(self.model, self.run_dir / rd.BEST)
-        finally:
-            for variable, value in zip(variables, raw):
-                variable.assign(value)
 
 
 class _TensorBoardScalars(keras.callbacks.Callback):
