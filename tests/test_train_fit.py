@@ -176,9 +176,12 @@ class _AveragedAtEpochEnd(keras.callbacks.Callback):
         self.after = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
 
 
-def test_averaged_weights_holds_the_moving_average_inside_and_the_raw_weights_after(small_mnist, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])  # mixed_float16: a LossScaleOptimizer
+def test_averaged_weights_holds_the_moving_average_inside_and_the_raw_weights_after(small_mnist, tmp_path,
+                                                                                    precision):
     momentum = 0.6
-    config = TrainConfig(epochs=1, batch_size=100, limit=300, val_split=0, ema=momentum, out=str(tmp_path))
+    config = TrainConfig(epochs=1, batch_size=100, limit=300, val_split=0, ema=momentum, mixed_precision=precision,
+                         out=str(tmp_path))
     recorder, probe = _WeightsAfterEachStep(), _AveragedAtEpochEnd()
     kdeep.train.fit("deepconvnet", small_mnist, config=config, callbacks=[recorder, probe], verbose=0)
     _assert_weights_equal(_running_averages(recorder.steps, momentum)[-1], probe.inside)

@@ -286,12 +286,13 @@ def averaged_weights(model: keras.Model) -> Iterator[keras.Model]:
     Yields:
         The same model.
     """
-    if not getattr(model.optimizer, "use_ema", False):
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # under a LossScaleOptimizer
+    if not getattr(optimizer, "use_ema", False):
         yield model
         return
     variables = model.trainable_variables
     raw = [keras.ops.convert_to_numpy(variable) for variable in variables]
-    model.optimizer.finalize_variable_values(variables)
+    optimizer.finalize_variable_values(variables)
     try:
         yield model
     finally:
