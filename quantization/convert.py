@@ -13,6 +13,7 @@ import numpy as np
 
 from kdeep.atomic import write_atomic
 from kdeep.errors import QuantizationError
+from kdeep.shapes import takes_images
 from quantization.variants import Variant
 
 CALIBRATION_SAMPLES = 500
@@ -40,7 +41,7 @@ def check_representative(data: Any, input_shape: tuple) -> np.ndarray:
             "(e.g. uint8 / 255 as float32)"
         )
     expected = tuple(input_shape[1:])
-    if array.ndim != len(expected) + 1 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):
+    if not takes_images(expected, array.shape[1:]):
         raise QuantizationError(
             f"representative data has shape {array.shape}; the model expects (N, {', '.join(map(str, expected))})"
         )

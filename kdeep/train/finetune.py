@@ -10,10 +10,11 @@ from typing import Any
 import keras
 
 from kdeep.errors import ConfigError
+from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
 from kdeep.train.evaluate import load_split
-from kdeep.train.trainer import Run, fit, takes_images
+from kdeep.train.trainer import Run, fit
 
 HEAD_PREFIX = "transfer"  # the new layers are transfer_logits and transfer_predictions
 

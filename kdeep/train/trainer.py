@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kdeep.errors import ConfigError, TrainingError
+from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train import schedules
 from kdeep.train.config import TrainConfig
@@ -133,12 +134,6 @@ def epochs_since_best(history: Sequence[dict[str, Any]]) -> int:
 def stops_early(history: Sequence[dict[str, Any]], patience: int) -> bool:
     """True when early stopping ends the run here: `patience` (> 0) epochs without a better validation accuracy."""
     return patience > 0 and epochs_since_best(history) >= patience
-
-
-def takes_images(input_shape: Sequence[int | None], image_shape: Sequence[int]) -> bool:
-    """True when a model input of `input_shape` (None: any size) takes images of `image_shape` as they are."""
-    return len(input_shape) == len(image_shape) and all(want in (None, got)
-                                                        for want, got in zip(input_shape, image_shape))
 
 
 def make_strategy(name: str) -> Any:
