@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import kdeep.train
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 from kdeep.train import TrainConfig
 from kdeep.train.ensemble import fit_ensemble
 from kdeep.train.finetune import transfer

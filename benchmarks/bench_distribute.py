@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 
 RESULT = "RESULT "  # prefix of the JSON line a child process prints
 

@@ -18,7 +18,7 @@ import time
 import keras
 
 import kdeep.data
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 
 from bench_train import book_model  # this folder is on sys.path when the script runs
 

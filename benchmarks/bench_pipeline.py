@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from kdeep.atomic import write_atomic  # noqa: E402
+from kdeep.io import write_atomic  # noqa: E402
 
 GOAL = 3.0
 

@@ -28,22 +28,22 @@ def main(argv: list[str] | None = None) -> int:
 
     import kdeep.data
     import kdeep.models
+    from kdeep.data import scale_pixels
+    from kdeep.io import load_model, write_atomic
     from quantization import VARIANTS, quantize
-    from kdeep.atomic import write_atomic
     from quantization.evaluate import THREADS, latency, predict
-    from quantization.pipeline import load_model, unit_float
     from quantization.variants import resolve
 
     names = ["float32"] + [v.name for v in resolve(args.variants) if v.name != "float32"]
     model = load_model(args.model) if args.model else kdeep.models.build("deepconvnet", input_shape=(28, 28, 1),
                                                                             num_classes=10)
     (x_train, y_train), (x_test, y_test) = kdeep.data.load(args.dataset)
-    x_test = unit_float(x_test)
+    x_test = scale_pixels(x_test)
     rng = np.random.default_rng(0)
-    representative = unit_float(x_train[rng.choice(len(x_train), 500, replace=False)])
+    representative = scale_pixels(x_train[rng.choice(len(x_train), 500, replace=False)])
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        files = quantize(model, names, representative, folder, train_data=(unit_float(x_train[:2000]), y_train[:2000]))
+        files = quantize(model, names, representative, folder, train_data=(scale_pixels(x_train[:2000]), y_train[:2000]))
         for name in names:
             if name not in files:
                 print(f"{name}: not converted ({files.failed.get(name)})", file=sys.stderr)

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 import kdeep.data
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 import kdeep.models
 import kdeep.train
 from kdeep.train import TrainConfig

@@ -23,3 +23,7 @@ class QuantizationError(KdeepError):
 
 class TrainingError(KdeepError):
     """Training diverged (NaN/inf loss); the run directory keeps the last good epoch."""
+
+
+class ArtifactError(KdeepError):
+    """A file kdeep reads (model, run-directory state, report input) is missing, corrupt or of the wrong kind."""

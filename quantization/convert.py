@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 from kdeep.errors import QuantizationError
 from kdeep.shapes import takes_images
 from quantization.variants import Variant

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from kdeep.contract import probabilities
 from kdeep.errors import QuantizationError
 
 SCORING_BATCH = 1000
@@ -100,29 +101,15 @@ def latency(tflite_path: str | os.PathLike, image: np.ndarray, *, num_threads: i
     return {"median_us": float(np.median(times) / 1e3), "p90_us": float(np.percentile(times, 90) / 1e3)}
 
 
-def are_probabilities(outputs: np.ndarray) -> bool:
-    """True when every row is a probability distribution (softmax outputs), False for logits."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    return bool(np.all(outputs >= -1e-6) and np.allclose(outputs.sum(axis=-1), 1.0, atol=2e-2))
-
-
-def probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Rows that are already probabilities stay; logits go through a softmax."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if are_probabilities(outputs):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def evaluate(tflite_path: str | os.PathLike, x: np.ndarray, y: np.ndarray, *, reference_model: Any = None,
-             latency_runs: int = LATENCY_RUNS) -> dict:
+             output: str = "probabilities", latency_runs: int = LATENCY_RUNS) -> dict:
     """Scores a LiteRT model on labelled images.
 
     Args:
         tflite_path: the .tflite file.
         x: float images as the float Keras model takes them; y: integer labels.
         reference_model: the float Keras model, or its outputs on `x` (an array), to measure agreement.
+        output: what the model outputs, "probabilities" or "logits" (its contract's `output`).
         latency_runs: timed batch-1 invokes per thread count (after warm-up).
 
     Returns:
@@ -152,7 +139,7 @@ def evaluate(tflite_path: str | os.PathLike, x: np.ndarray, y: np.ndarray, *, re
                      else reference_model.predict(x, batch_size=SCORING_BATCH, verbose=0))
         if len(reference) != len(x):
             raise QuantizationError(f"reference outputs cover {len(reference)} images, not the {len(x)} scored")
-        difference = np.abs(probabilities(outputs) - probabilities(reference))
+        difference = np.abs(probabilities(outputs, output) - probabilities(reference, output))
         result.update(
             reference_accuracy=float(np.mean(reference.argmax(axis=-1) == y)),
             agreement=float(np.mean(predicted == reference.argmax(axis=-1))),

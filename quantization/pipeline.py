@@ -9,7 +9,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from kdeep import io
+from kdeep.contract import contract_of
+from kdeep.data.scaling import scale_pixels
 from kdeep.errors import QuantizationError
+from kdeep.train.evaluate import load_splits
 from quantization import convert, qat
 from quantization.evaluate import evaluate
 from quantization.report import report
@@ -28,38 +32,6 @@ class Conversions(dict):
         self.failed: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
         self.layer_errors: list[dict] = []
-
-
-def load_model(model_or_path: Any) -> Any:
-    """Returns a Keras model: the model itself, a `.keras` file, or a kdeep run directory's model.keras.
-
-    Raises:
-        QuantizationError: the path is neither a run directory nor a readable `.keras` file.
-    """
-    if not isinstance(model_or_path, (str, os.PathLike)):
-        return model_or_path
-    import keras
-
-    path = Path(model_or_path)
-    if path.is_dir():
-        if not (path / "model.keras").is_file():
-            raise QuantizationError(f"{path} is not a kdeep run directory (no model.keras); pass a run dir or a .keras file")
-        path = path / "model.keras"
-    if not path.is_file() or path.suffix != ".keras":
-        raise QuantizationError(f"{path} is not a model; pass a kdeep run directory or a .keras file")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # keras raises ValueError, OSError, zipfile errors, ...
-        raise QuantizationError(f"{path} is not a readable Keras model ({type(error).__name__}); "
-                                "re-save it with model.save('model.keras')") from error
-
-
-def unit_float(images: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [0, 1], exactly as kdeep.data.pipeline scales them; float images pass."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) * np.float32(1.0 / 255.0)
-    return images.astype(np.float32, copy=False)
 
 
 def variant_path(out_dir: Path, name: str) -> Path:
@@ -144,21 +116,19 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
         The report directory.
     """
     chosen = resolve(variants)
-    model = load_model(model_or_path)
-    if isinstance(dataset, str):
-        import kdeep.data
-
-        name, ((x_train, y_train), (x_test, y_test)) = dataset, kdeep.data.load(dataset)
-    else:
-        name, ((x_train, y_train), (x_test, y_test)) = dataset_name or "custom", dataset
+    model = io.load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    contract = contract_of(model)
+    name = dataset if isinstance(dataset, str) else dataset_name or "custom"
+    (x_train, y_train), (x_test, y_test) = load_splits(dataset)
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     rng = np.random.default_rng(CALIBRATION_SEED)
     picked = rng.choice(len(x_train), min(calibration_samples, len(x_train)), replace=False)
-    representative = unit_float(x_train[picked])
-    x_test, y_test = unit_float(x_test), np.asarray(y_test).reshape(-1)
+    representative = scale_pixels(x_train[picked], contract.input_range)
+    x_test, y_test = scale_pixels(x_test, contract.input_range), np.asarray(y_test).reshape(-1)
     out = Path(out_dir)
-    train_data = (unit_float(x_train), y_train) if any(v.qat for v in chosen) else None  # 188 MB for MNIST
+    qat = any(v.qat for v in chosen)
+    train_data = (scale_pixels(x_train, contract.input_range), y_train) if qat else None  # 188 MB for MNIST
     conversions = quantize(model, [v.name for v in chosen], representative, out, train_data=train_data,
                            qat_epochs=qat_epochs, layer_errors=True)
     for stale in VARIANTS.keys() - conversions.keys():
@@ -179,7 +149,7 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     for variant_name, path in conversions.items():
         variant = VARIANTS[variant_name]
         n = min(variant.eval_limit or len(x_test), len(x_test))
-        scores = evaluate(path, x_test[:n], y_test[:n], reference_model=reference[:n])
+        scores = evaluate(path, x_test[:n], y_test[:n], reference_model=reference[:n], output=contract.output)
         results["variants"][variant_name] = {
             **scores, "what": variant.what, "weight_bits": variant.weight_bits,
             "activation_bits": variant.activation_bits, "file": path.name,

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from kdeep.contract import contract_of
 from kdeep.errors import QuantizationError
-from quantization.evaluate import are_probabilities
 
 TWIN_TOLERANCE = 1e-5
 # Layers tfmot has no default for that need no fake quantization of their own: zero-padding that only moves
@@ -194,7 +194,7 @@ def fine_tune(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, lear
 
     twin_model = twin(model, x[:16])
     qat_model = annotate(twin_model)
-    logits = not are_probabilities(model(x[:16], training=False))
+    logits = contract_of(model).output == "logits"
     qat_model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                       loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=logits), metrics=["accuracy"])
     if epochs > 0:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 
 # (header, row key, format): one table drives the markdown, CSV and HTML columns.
 COLUMNS = (

@@ -8,7 +8,7 @@ import pytest
 from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
 from quantization import VARIANTS, evaluate, quantize
-from kdeep.atomic import write_atomic
+from kdeep.io import write_atomic
 
 
 @pytest.fixture(scope="module")

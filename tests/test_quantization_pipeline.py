@@ -12,7 +12,7 @@ import kdeep.models
 from kdeep.cli import main as cli_main
 from quantization import VARIANTS, run_pipeline
 from quantization.evaluate import interpreter
-from quantization.pipeline import unit_float
+from kdeep.data import scale_pixels
 
 TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
 # Per variant: accuracy change allowed against the float Keras model on the same real test images (pp), and the
@@ -135,7 +135,7 @@ def test_cli_quantizes_a_run_directory(trained, mnist, tmp_path, capsys):
     report = json.loads((tmp_path / "quantization" / "report.json").read_text())
     assert report["model"] == trained.name and report["n_test"] == 200
     (_, _), (x_test, y_test) = mnist
-    expected = np.mean(trained.predict(unit_float(x_test[:200]), verbose=0).argmax(-1) == y_test[:200])
+    expected = np.mean(trained.predict(scale_pixels(x_test[:200]), verbose=0).argmax(-1) == y_test[:200])
     assert report["variants"]["float32"]["accuracy"] == pytest.approx(expected, abs=1e-9)
     assert "| float32 |" in capsys.readouterr().out
 

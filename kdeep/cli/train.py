@@ -148,7 +148,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     started = time.time()
     config = _config(args, dataset=args.dataset, out=args.out)
-    num_classes = args.num_classes or int(max(split[1].max() for split in kdeep.data.load(args.dataset))) + 1
+    num_classes = args.num_classes or kdeep.data.get_spec(args.dataset).num_classes
     run = kdeep.train.transfer(args.source, num_classes, args.dataset, config=config, head_epochs=args.head_epochs,
                                unfreeze_blocks=args.unfreeze_blocks, lr_factor=args.lr_factor, verbose=1)
     print(f"kdeep: head only (backbone frozen): test accuracy {100 * run.metrics['head_test_accuracy']:.2f}%; "

@@ -7,7 +7,6 @@ import http.client
 import os
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -18,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from kdeep.errors import DataError
+from kdeep.io import atomic_path
 
 Arrays = tuple[np.ndarray, np.ndarray]
 Splits = tuple[Arrays, Arrays]
@@ -386,7 +386,7 @@ def _progress(url: str, done: int, total: int) -> None:
 
 
 def download_file(url: str, destination: Path, progress: Callable[[str, int, int], None] | None = _progress) -> Path:
-    """Fetches a URL into a file atomically (temp file in the same folder, then os.replace).
+    """Fetches a URL into a file atomically (kdeep.io.atomic_path: the file only ever holds a whole download).
 
     Args:
         url: what to fetch.
@@ -396,22 +396,17 @@ def download_file(url: str, destination: Path, progress: Callable[[str, int, int
     Returns:
         The destination path.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            total, done = int(response.headers.get("Content-Length") or 0), 0
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(url, done, total)
-            if total and done != total:
-                raise OSError(f"connection closed after {done} of {total} bytes")
-        os.replace(temp, destination)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    with atomic_path(destination) as temp, open(temp, "wb") as out, \
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        total, done = int(response.headers.get("Content-Length") or 0), 0
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(url, done, total)
+        if total and done != total:
+            raise OSError(f"connection closed after {done} of {total} bytes")
+        out.flush()
     return destination
 
 

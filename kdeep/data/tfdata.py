@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from kdeep.data.augment import Augment, resolve
+from kdeep.data.scaling import UNIT_RANGE, scale_pixels
 from kdeep.errors import DataError
 
 
@@ -26,20 +27,13 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.nda
     return x, y
 
 
-def _to_unit_float(images: tf.Tensor) -> tf.Tensor:
-    """uint8 -> float32 / 255; float images are taken as already in [0, 1]."""
-    if images.dtype == tf.uint8:
-        return tf.cast(images, tf.float32) * (1.0 / 255.0)
-    return tf.cast(images, tf.float32)
-
-
 def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Augment | None = None,
              shuffle: bool = True, seed: int | None = None, repeat: bool = False, cache: bool = True,
-             drop_remainder: bool = False) -> tf.data.Dataset:
+             drop_remainder: bool = False, input_range: tuple[float, float] = UNIT_RANGE) -> tf.data.Dataset:
     """Builds a tf.data input pipeline over in-memory arrays.
 
-    Order: examples -> cache -> shuffle (whole set) -> batch -> repeat -> scale to [0, 1] and augment the
-    batch (parallel map) -> prefetch(AUTOTUNE). Auto-sharding is by data, so a tf.distribute strategy
+    Order: examples -> cache -> shuffle (whole set) -> batch -> repeat -> scale to [0, 1], augment the
+    batch and map it to the model's input range (parallel map) -> prefetch(AUTOTUNE). Auto-sharding is by data, so a tf.distribute strategy
     splits batches between workers. The same seed gives the same batches (shuffle order and augmentation);
     with repeat, every epoch draws new ones, and each run of ceil(N / batch_size) batches (N / batch_size
     with drop_remainder) is exactly one epoch: a batch never spans two.
@@ -55,9 +49,10 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Au
             spares fit the iterator it makes per epoch and the stall that can cost).
         cache: keep the examples in memory after the first pass.
         drop_remainder: drop the last, smaller batch.
+        input_range: the (low, high) pixel range the model takes (its contract's); augmentation works in [0, 1].
 
     Returns:
-        A tf.data.Dataset of (float32 images (B, H, W, C) in [0, 1], int32 labels (B,)).
+        A tf.data.Dataset of (float32 images (B, H, W, C) in `input_range`, int32 labels (B,)).
     """
     x, y = _check_arrays(x, y, batch_size)
     policy = resolve(augment)
@@ -71,13 +66,14 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Au
     if repeat:
         dataset = dataset.repeat()
     if policy is None:
-        dataset = dataset.map(lambda images, labels: (_to_unit_float(images), labels),
+        dataset = dataset.map(lambda images, labels: (scale_pixels(images, input_range), labels),
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda batch, pair: (policy(_to_unit_float(batch[0]), pair), batch[1]),
+            lambda batch, pair: (scale_pixels(policy(scale_pixels(batch[0]), pair), input_range), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+

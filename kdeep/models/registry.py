@@ -9,6 +9,7 @@ import os
 import warnings
 from typing import Any, Callable
 
+from kdeep.contract import attach, infer
 from kdeep.errors import ModelError
 
 STEMS = ("auto", "imagenet", "small")
@@ -110,7 +111,8 @@ def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_class
             family has one), and the family's own options (dropout, batchnorm, aux_logits, ...).
 
     Returns:
-        A `keras.Model`.
+        A `keras.Model` carrying its contract (`kdeep.contract.contract_of`: input range, output kind,
+        classifier layers, blocks, family).
 
     Raises:
         ModelError: unknown name or option, impossible shape, num_classes < 1, missing weights file.
@@ -128,7 +130,7 @@ def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_class
     model = entry.builder(input_shape=shape, num_classes=int(classes), **options)
     if weights is not None:
         load_weights(model, weights)
-    return model
+    return attach(model, infer(model, family=entry.family))
 
 
 def model_function(name: str) -> Callable[..., Any]:

@@ -129,6 +129,10 @@ class TrainConfig:
             raise ConfigError(f"ema={self.ema!r} must be in [0, 1) (e.g. 0.999; 0 disables weight averaging)")
         if self.weight_decay < 0 or self.min_lr < 0 or self.warmup_epochs < 0 or not 0 < self.decay_rate <= 1:
             raise ConfigError("weight_decay, min_lr and warmup_epochs must be >= 0, decay_rate in (0, 1]")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum={self.momentum!r} must be in [0, 1) (e.g. 0.9)")
+        if self.patience < 1:
+            raise ConfigError(f"patience={self.patience!r} must be >= 1 epoch")
         if self.early_stopping < 0:
             raise ConfigError(f"early_stopping={self.early_stopping!r} must be >= 0 epochs (0 disables it)")
         if self.early_stopping and self.val_split == 0:

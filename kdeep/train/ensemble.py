@@ -8,6 +8,8 @@ from typing import Any, Sequence
 
 import keras
 
+from kdeep import io
+from kdeep.contract import Contract, attach, contract_of
 from kdeep.errors import ConfigError
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
@@ -36,7 +38,9 @@ def build_ensemble(members: Sequence[keras.Model], name: str = "ensemble") -> ke
         member.name = f"member{index}"  # nested models need distinct names
         outputs.append(member(inputs))
     averaged = keras.layers.Average(name="average", dtype="float32")(outputs) if len(outputs) > 1 else outputs[0]
-    return keras.Model(inputs, averaged, name=name)
+    first = contract_of(members[0])
+    return attach(keras.Model(inputs, averaged, name=name),
+                  Contract(input_range=first.input_range, output=first.output, family="ensemble"))
 
 
 def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = None, members: int = 5,
@@ -59,7 +63,7 @@ def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = 
     if members < 1:
         raise ConfigError(f"--ensemble {members}: use a number of members >= 1")
     config = with_names(config or TrainConfig(), model_name, dataset)
-    out = rd.prepare(Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-ensemble-")), config)
+    out = rd.check(Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-ensemble-")), config)
     runs = []
     for index in range(1, members + 1):
         member_config = dataclasses.replace(config, seed=config.seed + index - 1, out=str(out / f"member{index}"))
@@ -67,7 +71,8 @@ def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = 
             print(f"kdeep: ensemble member {index}/{members} (seed {member_config.seed})")
         runs.append(fit(model_name, dataset, config=member_config, verbose=verbose))
     ensemble = build_ensemble([run.model for run in runs])
-    rd.save_model(ensemble, out / rd.ENSEMBLE)
+    rd.prepare(out, config)  # written once the members exist: a refused first member leaves nothing behind
+    io.save_model(ensemble, out / rd.ENSEMBLE)
     test = evaluate(ensemble, dataset)
     metrics = {
         "test_accuracy": test["accuracy"],
@@ -80,5 +85,5 @@ def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = 
         "model": config.model,
         "dataset": config.dataset,
     }
-    rd.atomic_write_json(out / rd.METRICS, metrics)
+    io.write_json(out / rd.METRICS, metrics)
     return Run(out, ensemble, metrics, [])

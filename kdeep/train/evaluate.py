@@ -1,18 +1,46 @@
 """Evaluation of a model, a run directory or a .keras file: accuracy, loss, per-class accuracy, confusion matrix."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 import numpy as np
 
+from kdeep import io
+from kdeep.contract import contract_of, probabilities
 from kdeep.errors import DataError
+from kdeep.shapes import takes_images
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
+def load_splits(dataset: str | tuple[Arrays, Arrays]) -> tuple[Arrays, Arrays]:
+    """((x_train, y_train), (x_test, y_test)) of a dataset (a named one is read once per process).
+
+    Args:
+        dataset: a kdeep.data name, or ((x_train, y_train), (x_test, y_test)) arrays.
+
+    Returns:
+        The two splits as numpy arrays.
+    """
+    if isinstance(dataset, str):
+        return _load_named(dataset)
+    if len(dataset) == 2 and all(isinstance(part, (tuple, list)) and len(part) == 2 for part in dataset):
+        return tuple(tuple(np.asarray(a) for a in part) for part in dataset)  # type: ignore[return-value]
+    raise DataError("dataset must be a name or ((x_train, y_train), (x_test, y_test))")
+
+
+@functools.lru_cache(maxsize=2)
+def _load_named(name: str) -> tuple[Arrays, Arrays]:
+    """A named dataset, read once per process (training, evaluation and transfer share the arrays read-only)."""
+    import kdeep.data
+
+    return kdeep.data.load(name)
+
+
 def load_split(dataset: str | tuple[Arrays, Arrays] | Arrays, split: str = "test") -> Arrays:
-    """The (x, y) arrays of a dataset split.
+    """The (x, y) arrays of one split.
 
     Args:
         dataset: a kdeep.data name, ((x_train, y_train), (x_test, y_test)), or one (x, y) pair (any split).
@@ -21,30 +49,30 @@ def load_split(dataset: str | tuple[Arrays, Arrays] | Arrays, split: str = "test
     Returns:
         (images, labels) as numpy arrays.
     """
-    if isinstance(dataset, str):
-        import kdeep.data
-
-        train, test = kdeep.data.load(dataset)
-        return train if split == "train" else test
-    if len(dataset) == 2 and all(isinstance(part, (tuple, list)) for part in dataset):
-        train, test = dataset
-        return tuple(np.asarray(a) for a in (train if split == "train" else test))
-    if len(dataset) == 2:
+    if not isinstance(dataset, str) and len(dataset) == 2 and not isinstance(dataset[0], (tuple, list)):
         return np.asarray(dataset[0]), np.asarray(dataset[1])
-    raise DataError("dataset must be a name, (x, y), or ((x_train, y_train), (x_test, y_test))")
+    train, test = load_splits(dataset)
+    return train if split == "train" else test
 
 
 def predict(model: Any, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Class probabilities (N, classes) in float32; uint8 images are scaled to [0, 1] as the pipeline does."""
+    """Class probabilities (N, classes) in float32: images scaled into the model's input range, logits (by the
+    model's contract) turned into probabilities.
+
+    Raises:
+        DataError: the images are not what the model takes.
+    """
     import kdeep.data
 
-    dataset = kdeep.data.pipeline(x, np.zeros(len(x), np.int64), batch_size, shuffle=False, cache=False)
+    contract = contract_of(model)
+    takes = tuple(model.inputs[0].shape[1:])
+    if not takes_images(takes, x.shape[1:]):
+        raise DataError(f"model {model.name!r} takes images of shape {takes}, not {tuple(x.shape[1:])}: evaluate it "
+                        f"on the dataset it was trained for")
+    dataset = kdeep.data.pipeline(x, np.zeros(len(x), np.int64), batch_size, shuffle=False, cache=False,
+                                  input_range=contract.input_range)
     outputs = np.asarray(model.predict(dataset.map(lambda images, labels: images), verbose=0), np.float32)
-    sums = outputs.sum(axis=1)
-    if outputs.min() < 0 or not np.allclose(sums, 1.0, atol=1e-3):  # logits: turn into probabilities
-        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        outputs = shifted / shifted.sum(axis=1, keepdims=True)
-    return outputs
+    return probabilities(outputs, contract.output)
 
 
 def evaluate(model_or_path: Any, dataset: str | tuple[Arrays, Arrays] | Arrays, *, limit: int | None = None,
@@ -61,12 +89,7 @@ def evaluate(model_or_path: Any, dataset: str | tuple[Arrays, Arrays] | Arrays, 
         {"accuracy", "loss" (mean cross-entropy), "num_examples", "per_class_accuracy" (list),
          "confusion_matrix" (rows = true class, columns = predicted)}.
     """
-    if isinstance(model_or_path, (str, os.PathLike)):
-        from kdeep.train.run_dir import load_model
-
-        model = load_model(model_or_path)
-    else:
-        model = model_or_path
+    model = io.load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
     x, y = load_split(dataset, "test")
     if limit:
         x, y = x[:limit], y[:limit]

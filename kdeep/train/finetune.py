@@ -9,6 +9,8 @@ from typing import Any
 
 import keras
 
+from kdeep import io
+from kdeep.contract import block_of, contract_of
 from kdeep.errors import ConfigError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
@@ -17,15 +19,6 @@ from kdeep.train.evaluate import load_split
 from kdeep.train.trainer import Run, fit
 
 HEAD_PREFIX = "transfer"  # the new layers are transfer_logits and transfer_predictions
-
-
-def block_of(layer: keras.layers.Layer) -> str:
-    """A layer's block: the parts of its name up to the first one holding a digit, else its first part
-    (kdeep: block1..block3 or conv2..conv5; Keras applications: conv1..conv5 stages (ResNet, DenseNet),
-    block1..block5 (VGG), block1a.. (EfficientNet), block_1..block_16 (MobileNetV2))."""
-    parts = layer.name.split("_")
-    numbered = next((i for i, part in enumerate(parts) if any(ch.isdigit() for ch in part)), None)
-    return "_".join(parts[:numbered + 1]) if numbered is not None else parts[0]
 
 
 def adapt_input(inputs: Any, input_shape: tuple[int | None, ...]) -> Any:
@@ -58,7 +51,7 @@ def adapt_input(inputs: Any, input_shape: tuple[int | None, ...]) -> Any:
 
 
 def new_head(backbone: keras.Model, num_classes: int, image_shape: tuple[int, ...] | None = None) -> keras.Model:
-    """The backbone without its classifier (the trailing Dense layers), plus a new Dense(num_classes) softmax.
+    """The backbone without its classifier (the layers its contract names), plus a new Dense(num_classes) softmax.
 
     For DeepConvNet the features are the flattened last conv block (1,024 values; the book's affine layers
     fc1 and logits are replaced); for a Keras application with its top, the pooled features. When the data's
@@ -73,14 +66,12 @@ def new_head(backbone: keras.Model, num_classes: int, image_shape: tuple[int, ..
     Returns:
         A model sharing the backbone's layers, with the backbone frozen and the new head trainable.
     """
-    classifier = []
-    for layer in reversed([layer for layer in backbone.layers if layer.weights]):
-        if not isinstance(layer, keras.layers.Dense):
-            break
-        classifier.append(layer)
+    classifier = contract_of(backbone).classifier
     if not classifier:
-        raise ConfigError(f"model {backbone.name!r} does not end in Dense classifier layers to replace")
-    inputs, features = backbone.inputs, classifier[-1].input
+        raise ConfigError(f"model {backbone.name!r} has no classifier layers to replace (its contract names none): "
+                          f"give a classifier that ends in Dense layers")
+    features = backbone.get_layer(classifier[0]).input
+    inputs = backbone.inputs
     backbone_shape = tuple(backbone.inputs[0].shape[1:])
     if image_shape is not None and not takes_images(backbone_shape, image_shape):
         inputs = keras.Input(tuple(image_shape), name="adapter_input")
@@ -95,11 +86,11 @@ def new_head(backbone: keras.Model, num_classes: int, image_shape: tuple[int, ..
 
 def unfreeze_top(model: keras.Model, blocks: int) -> list[str]:
     """Makes the top `blocks` blocks with weights (plus the head) trainable; returns their names, top first."""
-    order = list(dict.fromkeys(block_of(layer) for layer in model.layers
+    order = list(dict.fromkeys(block_of(layer.name) for layer in model.layers
                                if layer.weights and not layer.name.startswith(f"{HEAD_PREFIX}_")))
     chosen = order[::-1][:blocks]
     for layer in model.layers:
-        if block_of(layer) in chosen or layer.name.startswith(f"{HEAD_PREFIX}_"):
+        if block_of(layer.name) in chosen or layer.name.startswith(f"{HEAD_PREFIX}_"):
             layer.trainable = True
     return chosen
 
@@ -127,7 +118,7 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
         raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
     backbone = (backbone_model_or_path if isinstance(backbone_model_or_path, keras.Model)
-                else rd.load_model(backbone_model_or_path))
+                else io.load_model(backbone_model_or_path))
     config = config or TrainConfig()
     if config.mixed_precision != "float32":
         raise ConfigError("transfer trains an existing float32 model: use mixed_precision='float32'")
@@ -139,5 +130,5 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     tuned = fit(head.model, dataset, verbose=verbose,
                 config=dataclasses.replace(config, lr=config.lr * lr_factor, out=str(out / "finetune")))
     tuned.metrics.update(head_test_accuracy=head.metrics["test_accuracy"], unfrozen_blocks=unfrozen)
-    rd.atomic_write_json(out / rd.METRICS, tuned.metrics)
+    io.write_json(out / rd.METRICS, tuned.metrics)
     return Run(out, tuned.model, tuned.metrics, tuned.history)

@@ -1,4 +1,4 @@
-"""The run directory: fixed file names, atomic writes (temp file + os.replace), config checks and resume state.
+"""The run directory's lifecycle on the artifact layer (kdeep.io): fixed file names, config checks, resume state.
 
     RUN_DIR/config.json    the TrainConfig (a different config on an existing run is refused)
     RUN_DIR/state.json     epochs finished, history rows, training seconds, best epoch (resume bookkeeping)
@@ -12,47 +12,23 @@
 from __future__ import annotations
 
 import csv
-import io
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from kdeep.atomic import write_atomic
-from kdeep.errors import ConfigError
+from kdeep import io
+from kdeep.errors import ArtifactError, ConfigError
 from kdeep.train.config import TrainConfig
 
-CONFIG, STATE, LAST, BEST, MODEL = "config.json", "state.json", "last.keras", "best.keras", "model.keras"
-HISTORY, METRICS, LOGS, ENSEMBLE = "history.csv", "metrics.json", "logs", "ensemble.keras"
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Writes `data` as indented JSON, atomically."""
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
-
-
-def save_model(model: Any, path: str | os.PathLike) -> None:
-    """Saves a Keras model to a `.keras` file atomically (Keras writes the temp file, then os.replace)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+CONFIG, STATE, LAST, BEST, MODEL = "config.json", "state.json", "last.keras", "best.keras", io.MODEL
+HISTORY, METRICS, LOGS, ENSEMBLE = "history.csv", "metrics.json", "logs", io.ENSEMBLE
 
 
 def write_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
     """Writes the per-epoch rows as CSV (columns: epoch, then the union of the rows' other keys sorted, so a
     resumed run, whose earlier rows come back from state.json, keeps the same header), atomically."""
     keys = {key for row in rows for key in row}
-    columns = ["epoch", *sorted(keys - {"epoch"})]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue())
+    io.write_csv(path, rows, ["epoch", *sorted(keys - {"epoch"})])
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, str]]:
@@ -61,58 +37,56 @@ def read_history(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def prepare(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
-    """Creates the run directory, writes config.json, or checks it equals `config` when it exists.
+def check(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
+    """Checks that `run_dir` can hold a run of `config` without writing anything.
+
+    Returns:
+        The run directory's path.
 
     Raises:
-        ConfigError: the directory holds a run with a different configuration (the differences are listed).
+        ConfigError: the path is a file, or the directory holds a run with a different configuration (the
+            differences are listed) or an unreadable config.json.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} is a file: choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / CONFIG
     if config_path.exists():
+        fix = "remove it or use another --out"
         try:
-            saved = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"{config_path} is unreadable ({error}): remove it or use another --out") from None
+            saved = TrainConfig.from_dict(io.read_json(config_path, fix))
+        except (ValueError, TypeError, AttributeError, ConfigError) as error:
+            raise ConfigError(f"{config_path} is not a kdeep config ({error}): {fix}") from None
         changed = saved.differences(config)
         if changed:
             raise ConfigError(f"{run_dir} holds a run with a different config ({'; '.join(changed)}): rerun with "
                               f"the same settings to resume, or choose another --out")
-    else:
-        write_atomic(config_path, config.dumps())
+    return run_dir
+
+
+def prepare(run_dir: str | os.PathLike, config: TrainConfig, *, write: bool = True) -> Path:
+    """Checks the run directory (`check`), then, when `write` (the process that writes: the chief), creates it
+    and writes config.json if it is new.
+
+    Raises:
+        ConfigError: see `check`.
+    """
+    run_dir = check(run_dir, config)
+    if write and not (run_dir / CONFIG).exists():
+        io.write_atomic(run_dir / CONFIG, config.dumps())
     return run_dir
 
 
 def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The resume state (empty dict for a fresh run)."""
-    path = Path(run_dir) / STATE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def resolve_model_path(path: str | os.PathLike) -> Path:
-    """A `.keras` file, or the model of a run directory (model.keras, else ensemble.keras).
+    """The resume state (empty dict for a fresh run).
 
     Raises:
-        ConfigError: no such file, or a directory without a model.
+        ArtifactError: state.json is corrupt (one line naming it and the fix).
     """
-    path = Path(path)
-    if path.is_dir():
-        for name in (MODEL, ENSEMBLE):
-            if (path / name).is_file():
-                return path / name
-        raise ConfigError(f"{path} has no {MODEL} or {ENSEMBLE}: is the run finished? (rerun its command to resume)")
-    if not path.is_file():
-        raise ConfigError(f"no model at {path}: give a kdeep run directory or a .keras file")
-    if path.suffix != ".keras":
-        raise ConfigError(f"{path} is not a .keras model file: give a kdeep run directory or a .keras file")
-    return path
-
-
-def load_model(path: str | os.PathLike, *, compile: bool = False) -> Any:
-    """Loads the model of a run directory or a `.keras` file (see `resolve_model_path`)."""
-    import keras
-
-    return keras.saving.load_model(resolve_model_path(path), compile=compile)
+    path = Path(run_dir) / STATE
+    if not path.exists():
+        return {}
+    state = io.read_json(path, f"delete {path} and {Path(run_dir) / LAST} to restart the run")
+    if not isinstance(state, dict):
+        raise ArtifactError(f"{path} is not a kdeep run state: delete it and {Path(run_dir) / LAST} to restart the run")
+    return state

@@ -16,12 +16,14 @@ from typing import Any, Callable, Iterator, Sequence
 import keras
 import numpy as np
 
-from kdeep.errors import ConfigError, TrainingError
+from kdeep import io
+from kdeep.contract import contract_of
+from kdeep.errors import ArtifactError, ConfigError, TrainingError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train import schedules
 from kdeep.train.config import TrainConfig
-from kdeep.train.evaluate import evaluate, load_split
+from kdeep.train.evaluate import evaluate, load_splits
 
 Arrays = tuple[np.ndarray, np.ndarray]
 # fit warns that shuffle=True is ignored for a tf.data.Dataset: kdeep's pipeline already shuffles.
@@ -68,25 +70,29 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     config = with_names(config or TrainConfig(), model_or_name, dataset)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = _split(dataset, config)
     out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-run-"))
-    run_dir = rd.prepare(out, config)
+    rd.check(out, config)
     strategy = make_strategy(config.strategy)  # before any other TensorFlow work (multi-worker needs that)
-    from kdeep.distribute import worker_dir, xla_supported  # XLA has no CPU collectives: off for CPU replicas
+    from kdeep.distribute import is_chief, worker_dir, xla_supported  # XLA has no CPU collectives: off for CPU replicas
 
-    write_dir = worker_dir(run_dir, strategy)  # run_dir on the chief; other multi-worker tasks write a temp dir
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    with strategy.scope():
+    num_classes = _num_classes(dataset, y_train, y_test)
+    with strategy.scope():  # the model is built (and refused) before anything is written
         model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
         _compile(model, config, steps_per_epoch, jit_compile=config.jit_compile and xla_supported(strategy))
+    run_dir = rd.prepare(out, config, write=is_chief(strategy))  # only the chief writes the run directory
+    write_dir = worker_dir(run_dir, strategy)  # run_dir on the chief; other multi-worker tasks write a temp dir
+    with strategy.scope():
         initial_epoch = _restore(model, run_dir, steps_per_epoch)
     state = _resume_state(run_dir, initial_epoch)
     if initial_epoch and verbose:
         print(f"kdeep: resuming {run_dir} after epoch {initial_epoch}/{config.epochs}")
 
-    train = _dataset(x_train, y_train, config, num_classes, shuffle=True, seed=config.seed * 1000 + initial_epoch)
+    input_range = contract_of(model).input_range
+    train = _dataset(x_train, y_train, config, num_classes, input_range, shuffle=True,
+                     seed=config.seed * 1000 + initial_epoch)
     has_val = len(x_val) > 0
-    val = _dataset(x_val, y_val, config, num_classes, shuffle=False) if has_val else None
+    val = _dataset(x_val, y_val, config, num_classes, input_range, shuffle=False) if has_val else None
     keeper = _RunKeeper(write_dir, state, config.select == "best", early_stopping=config.early_stopping)
     validate_average = [keras.callbacks.SwapEMAWeights()] if config.ema and has_val else []  # val_ scores it
     all_callbacks = [*validate_average, keeper, *schedules.callbacks(config, has_val, state["history"]),
@@ -105,10 +111,10 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
 
     if config.ema:  # the averaged weights into the model (fit does it too; a finished run resumed skips fit)
         model.optimizer.finalize_variable_values(model.trainable_variables)
-    selected = rd.load_model(write_dir / rd.BEST) if config.select == "best" else model
-    rd.save_model(selected, write_dir / rd.MODEL)
+    selected = io.load_model(write_dir / rd.BEST) if config.select == "best" else model
+    io.save_model(selected, write_dir / rd.MODEL)
     metrics = _metrics(selected, config, state, (x_train, x_val, x_test), evaluate(selected, (x_test, y_test)))
-    rd.atomic_write_json(write_dir / rd.METRICS, metrics)
+    io.write_json(write_dir / rd.METRICS, metrics)
     return Run(run_dir, selected, metrics, state["history"])
 
 
@@ -161,12 +167,21 @@ def with_names(config: TrainConfig, model_or_name: str | keras.Model, dataset: A
 
 def _split(dataset: str | tuple[Arrays, Arrays], config: TrainConfig) -> tuple[Arrays, Arrays, Arrays]:
     """(train, validation, test) arrays: the first `limit` training images, the last `val_split` held out."""
-    (x_train, y_train), test = load_split(dataset, "train"), load_split(dataset, "test")
+    (x_train, y_train), test = load_splits(dataset)
     if config.limit:
         x_train, y_train = x_train[:config.limit], y_train[:config.limit]
     val_count = config.resolved_val_split(len(x_train))
     cut = len(x_train) - val_count
     return (x_train[:cut], y_train[:cut]), (x_train[cut:], y_train[cut:]), test
+
+
+def _num_classes(dataset: str | tuple[Arrays, Arrays], y_train: np.ndarray, y_test: np.ndarray) -> int:
+    """The classes of a named dataset from its spec; of arrays, the largest label + 1."""
+    if isinstance(dataset, str):
+        import kdeep.data
+
+        return kdeep.data.get_spec(dataset).num_classes
+    return int(max(y_train.max(), y_test.max())) + 1
 
 
 def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
@@ -198,13 +213,6 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
     return clone
 
 
-def _outputs_probabilities(model: keras.Model) -> bool:
-    """True when the model ends in a softmax (else its outputs are taken as logits)."""
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"
-
-
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, jit_compile: bool) -> None:
     """Compiles with the config's optimizer, LR schedule, loss (label smoothing) and XLA on or off."""
     lr = schedules.learning_rate(config, steps_per_epoch)
@@ -216,7 +224,7 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, j
         "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=config.nesterov,
                                             weight_decay=decay, **ema),
     }[config.optimizer]()
-    from_logits = not _outputs_probabilities(model)
+    from_logits = contract_of(model).output == "logits"
     if config.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=config.label_smoothing)
     else:
@@ -232,8 +240,9 @@ def _restore(model: keras.Model, run_dir: Path, steps_per_epoch: int) -> int:
     model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(last)
-    except (ValueError, OSError) as error:
-        raise ConfigError(f"cannot resume from {last} ({error}): delete the run directory to start over") from None
+    except Exception as error:  # ValueError, OSError, zipfile.BadZipFile (a truncated file), ...
+        raise ArtifactError(f"cannot resume from {last} ({type(error).__name__}: {str(error).strip()[:160]}): delete "
+                            f"it and {run_dir / rd.STATE} to restart the run") from None
     return int(model.optimizer.iterations.numpy()) // steps_per_epoch
 
 
@@ -251,8 +260,8 @@ def _resume_state(run_dir: Path, epochs_done: int) -> dict[str, Any]:
     return state
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int, *, shuffle: bool,
-             seed: int | None = None) -> Any:
+def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int, input_range: tuple[float, float],
+             *, shuffle: bool, seed: int | None = None) -> Any:
     """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on.
 
     Training data (shuffled) repeats, so one iterator serves every epoch: fit given a finite dataset makes a
@@ -264,7 +273,8 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
     import kdeep.data
 
     augment = config.augment if shuffle else None
-    dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed, repeat=shuffle)
+    dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed, repeat=shuffle,
+                                  input_range=input_range)
     if config.label_smoothing:
         dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
     return dataset
@@ -340,8 +350,8 @@ class _RunKeeper(keras.callbacks.Callback):
         if self.keep_best and row.get("val_accuracy", -1.0) > state.get("best_val_accuracy", -1.0):
             self._save_best()
             state["best_val_accuracy"], state["best_epoch"] = row["val_accuracy"], epoch + 1
-        rd.atomic_write_json(self.run_dir / rd.STATE, state)
-        rd.save_model(self.model, self.run_dir / rd.LAST)
+        io.write_json(self.run_dir / rd.STATE, state)
+        io.save_model(self.model, self.run_dir / rd.LAST)
         rd.write_history(self.run_dir / rd.HISTORY, state["history"])
         if stops_early(state["history"], self.early_stopping):
             self.model.stop_training = True
@@ -349,32 +359,38 @@ class _RunKeeper(keras.callbacks.Callback):
     def _save_best(self) -> None:
         """best.keras: the model, with the optimizer's averaged weights in it when averaging."""
         with averaged_weights(self.model):
-            rd.save_model(self.model, self.run_dir / rd.BEST)
+            io.save_model(self.model, self.run_dir / rd.BEST)
 
 
 class _TensorBoardScalars(keras.callbacks.Callback):
-    """Per-epoch scalars as TensorBoard event files in logs/train and logs/validation (keras.callbacks.TensorBoard
-    needs the tensorboard package for tf.summary.scalar; this uses TensorFlow's own tf.summary.write)."""
+    """Per-epoch scalars as TensorBoard event files in logs/train and logs/validation (`tensorboard --logdir`), one
+    writer per split opened at the first epoch, flushed after each and closed when training ends."""
 
     def __init__(self, log_dir: Path):
         super().__init__()
         self.log_dir = log_dir
+        self.writers: dict[str, Any] = {}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
 
-        plugin = summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-        metadata = summary_pb2.SummaryMetadata(plugin_data=plugin)
         logs = dict(logs or {}, learning_rate=keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         for split, prefix in (("train", ""), ("validation", "val_")):
             values = {k[len(prefix):]: v for k, v in logs.items() if k.startswith(prefix) and
                       (prefix or not k.startswith("val_"))}
             if not values:
                 continue
-            with tf.summary.create_file_writer(str(self.log_dir / split)).as_default():
+            if split not in self.writers:
+                self.writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
+            with self.writers[split].as_default():
                 for name, value in values.items():
-                    tf.summary.write(f"epoch_{name}", tf.constant(float(value)), step=epoch, metadata=metadata)
+                    tf.summary.scalar(f"epoch_{name}", float(value), step=epoch)
+            self.writers[split].flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
 
 
 def _metrics(model: keras.Model, config: TrainConfig, state: dict[str, Any], splits: tuple[np.ndarray, ...],
