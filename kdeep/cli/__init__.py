@@ -16,9 +16,16 @@ from kdeep.errors import KdeepError
 COMMAND_MODULES = ("data", "models", "train", "quantize", "launch")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (`kdeep: error: ...` with where to find help), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"kdeep: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser with every command group registered."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kdeep", description="Deeper convnets for Keras 3: train, evaluate, distribute, quantize."
     )
     parser.add_argument("--version", action="version", version=f"kdeep {__version__}")
@@ -38,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0 on success, 2 on bad input (with a one-line message on stderr).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version (0) or a usage error (2, already printed on one line)
+        return int(exit_.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -2,6 +2,8 @@
 import argparse
 import sys
 
+from kdeep.cli.types import POSITIVE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep launch --workers N [--port-base P] -- <kdeep train args>`."""
@@ -13,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "`--strategy multi-worker` is added unless given), streams their output as `[worker i] ...` and "
         "exits non-zero if any worker fails.",
     )
-    parser.add_argument("--workers", type=int, default=2, help="number of worker processes (default 2)")
+    parser.add_argument("--workers", type=POSITIVE, default=2, help="number of worker processes (default 2)")
     parser.add_argument("--port-base", type=int, default=None,
                         help="worker i listens on 127.0.0.1:PORT_BASE+i (default: free ports)")
     parser.add_argument("command", nargs=argparse.REMAINDER,

@@ -2,6 +2,8 @@
 import argparse
 from pathlib import Path
 
+from kdeep.cli.types import NON_NEGATIVE, POSITIVE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep quantize`."""
@@ -18,9 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name for kdeep.data.load (e.g. mnist)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated variant names (default: all)")
-    parser.add_argument("--qat-epochs", type=int, default=1, help="quantization-aware fine-tuning epochs (default 1)")
+    parser.add_argument("--qat-epochs", type=NON_NEGATIVE, default=1, help="quantization-aware fine-tuning epochs (default 1)")
     parser.add_argument("--out", help="report directory (default: RUN_DIR/quantization or MODEL_quantization/)")
-    parser.add_argument("--limit", type=int, help="score only the first N test images (and fine-tune QAT on N)")
+    parser.add_argument("--limit", type=POSITIVE, help="score only the first N test images (and fine-tune QAT on N)")
     parser.set_defaults(func=quantize)
 
 

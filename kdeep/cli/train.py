@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from kdeep.cli.types import NON_NEGATIVE, POSITIVE
 from kdeep.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES, SELECTIONS, STRATEGIES,
                                 TrainConfig)
 
@@ -48,10 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds train, evaluate, finetune and run."""
     train = subparsers.add_parser("train", help="train a model into a resumable run directory",
                                   description="Train a model; rerunning the same command resumes the run.")
-    train.add_argument("--model", default="deepconvnet", help="registered model name (kdeep models list)")
+    train.add_argument("--model", default="deepconvnet", help="registered model name (see `kdeep models`)")
     train.add_argument("--dataset", default="mnist", help="dataset name")
     train.add_argument("--recipe", choices=tuple(RECIPES), help="start from a named recipe (flags override it)")
-    train.add_argument("--ensemble", type=int, metavar="K", help="train K members (seeds seed..seed+K-1) and "
+    train.add_argument("--ensemble", type=POSITIVE, metavar="K", help="train K members (seeds seed..seed+K-1) and "
                                                                  "average them into ensemble.keras")
     train.add_argument("--out", required=True, help="run directory (created; an existing one is resumed)")
     _add_config_flags(train)
@@ -60,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("evaluate", help="accuracy, loss, per-class accuracy, confusion matrix")
     evaluate.add_argument("model", help="run directory or .keras file")
     evaluate.add_argument("--dataset", default="mnist", help="dataset name (its test split)")
-    evaluate.add_argument("--limit", type=int, help="only the first N test images")
+    evaluate.add_argument("--limit", type=POSITIVE, help="only the first N test images")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(func=_evaluate)
 
@@ -69,9 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                  "frozen, then unfreeze the top blocks at a lower LR.")
     finetune.add_argument("source", help="run directory or .keras file of the trained model")
     finetune.add_argument("--dataset", required=True, help="dataset name of the new task")
-    finetune.add_argument("--num-classes", type=int, help="classes of the new task (default: from the labels)")
-    finetune.add_argument("--head-epochs", type=int, help="epochs with the backbone frozen (default: --epochs)")
-    finetune.add_argument("--unfreeze-blocks", type=int, default=2, help="top blocks trained in phase 2")
+    finetune.add_argument("--num-classes", type=POSITIVE, help="classes of the new task (default: from the labels)")
+    finetune.add_argument("--head-epochs", type=POSITIVE, help="epochs with the backbone frozen (default: --epochs)")
+    finetune.add_argument("--unfreeze-blocks", type=NON_NEGATIVE, default=2, help="top blocks trained in phase 2")
     finetune.add_argument("--lr-factor", type=float, default=0.1, help="phase-2 LR = lr * factor")
     finetune.add_argument("--out", required=True, help="transfer directory (head/ and finetune/ runs)")
     _add_config_flags(finetune)
@@ -82,8 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "quantize it and write the report. No flags needed.")
     run.add_argument("--out", default=DEFAULT_RUN_OUT, help=f"output directory (default {DEFAULT_RUN_OUT})")
     run.add_argument("--recipe", default=DEFAULT_RUN_RECIPE, choices=tuple(RECIPES), help="training recipe")
-    run.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    run.add_argument("--limit", type=int, help="use only the first N training images (quick tries)")
+    run.add_argument("--epochs", type=POSITIVE, help="override the recipe's epochs")
+    run.add_argument("--limit", type=POSITIVE, help="quick tries: train on the first N training images and score "
+                     "the quantized variants on the first N test images")
     run.add_argument("--no-quantize", action="store_true", help="stop after training and evaluation")
     run.set_defaults(func=_run)
 
