@@ -49,7 +49,17 @@ def test_config_json_round_trip_and_different_config_refused(tmp_path):
     rd.prepare(tmp_path, TrainConfig.from_recipe("fast", out="elsewhere"))  # same config: resumes; out not compared
     with pytest.raises(ConfigError, match=r"different config \(lr: 0.003 -> 0.1\)"):
         rd.prepare(tmp_path, TrainConfig.from_recipe("fast", lr=0.1))
-    assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
+    assert not list(tmp_path.glob(".*tmp*"))  # no temp files left behind
+
+
+def test_only_the_writing_process_creates_the_run_directory(tmp_path):
+    """A multi-worker member that is not the chief checks the run directory but writes nothing there."""
+    config = TrainConfig.from_recipe("fast")
+    assert rd.prepare(tmp_path / "run", config, write=False) == tmp_path / "run"
+    assert not (tmp_path / "run").exists()
+    rd.prepare(tmp_path / "run", config)
+    with pytest.raises(ConfigError, match="different config"):
+        rd.prepare(tmp_path / "run", TrainConfig.from_recipe("fast", lr=0.1), write=False)
 
 
 def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
