@@ -3,6 +3,7 @@ import contextlib
 import datetime
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,10 +15,10 @@ from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
 from kdeep.errors import QuantizationError
 from kdeep.train.evaluate import load_splits
-from quantization import convert, qat
+from quantization import aiedge, convert, qat
 from quantization.evaluate import evaluate
 from quantization.report import report
-from quantization.variants import VARIANTS, resolve
+from quantization.variants import VARIANTS, Variant, resolve
 
 CALIBRATION_SEED = 0
 
@@ -39,12 +40,34 @@ def variant_path(out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.tflite"
 
 
+def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path) -> Path:
+    """Makes an ai-edge-quantizer variant from the float32 .tflite of `model`."""
+    layers = aiedge.layer_ops(model, float_tflite) if variant.conv_bits else {}
+    conv_bits = {name: variant.conv_bits for name, op in layers.items() if op.op == "CONV_2D"}
+    activation_bits = None if variant.activation_bits == 32 else variant.activation_bits
+    return aiedge.quantize_tflite(float_tflite, path, weight_bits=conv_bits, default_bits=variant.weight_bits,
+                                  activation_bits=activation_bits, model=model, dynamic=variant.dynamic,
+                                  calibration=representative if variant.representative else None)
+
+
+def _float_tflite(model_or_export: Any, path: Path) -> Path:
+    """The `float32` variant of a model (or of its SavedModel folder) at `path`, made once."""
+    if path.is_file():
+        return path
+    if isinstance(model_or_export, Path):
+        return convert.convert(model_or_export, VARIANTS["float32"], None, path)
+    with convert.saved_model(model_or_export) as folder:
+        return convert.convert(folder, VARIANTS["float32"], None, path)
+
+
 def quantize(model: Any, variants: str | Sequence[str] | None, representative_data: np.ndarray,
              out_dir: str | os.PathLike, *, train_data: tuple[np.ndarray, np.ndarray] | None = None,
              qat_epochs: int = 1, layer_errors: bool = False) -> Conversions:
     """Converts `model` to each variant as `<out_dir>/<variant>.tflite`.
 
-    A variant that fails (e.g. tfmot cannot annotate a layer for qat_int8) is recorded in `.failed` and the
+    Converter variants come from one SavedModel export; ai-edge-quantizer variants from the float32 .tflite
+    (for qat_int4, that of the QAT-trained weights). A variant that fails (e.g. tfmot cannot annotate a layer for
+    qat_int8, or LiteRT cannot run the result) is recorded in `.failed` and the
     others still run; bad inputs raise before anything is converted.
 
     Args:
@@ -52,7 +75,7 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
         variants: names from `VARIANTS` (list or comma-separated), None for all.
         representative_data: float calibration images (training data) shaped like the model input.
         out_dir: where the .tflite files go.
-        train_data: (float images, labels) for QAT fine-tuning; required for qat_int8.
+        train_data: (float images, labels) for QAT fine-tuning; required for qat_int8 and qat_int4.
         qat_epochs: QAT fine-tuning epochs.
         layer_errors: also run the int8 QuantizationDebugger (into `.layer_errors`).
 
@@ -60,23 +83,34 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
         `Conversions`: {variant: path}, with `.failed`, `.seconds` and `.layer_errors`.
 
     Raises:
-        QuantizationError: unknown variant, bad representative data, or qat_int8 without train_data.
+        QuantizationError: unknown variant, bad representative data, or a QAT variant without train_data.
     """
     chosen = resolve(variants)
     representative = convert.check_representative(representative_data, model.input_shape)
     if any(v.qat for v in chosen):
         if train_data is None:
-            raise QuantizationError("qat_int8 needs train_data=(images, labels) for fine-tuning")
+            raise QuantizationError(f"{', '.join(v.name for v in chosen if v.qat)} need(s) train_data=(images, labels) "
+                                    "for fine-tuning")
         train_x = convert.check_representative(train_data[0], model.input_shape)
     out = Path(out_dir)
     conversions = Conversions()
-    with convert.saved_model(model) as exported:
+    with convert.saved_model(model) as exported, tempfile.TemporaryDirectory(prefix="kdeep_aiedge_") as scratch:
         for variant in chosen:
             start = time.perf_counter()
+            path = variant_path(out, variant.name)
             try:
-                source = qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs) if variant.qat else exported
-                conversions[variant.name] = convert.convert(source, variant, representative,
-                                                            variant_path(out, variant.name))
+                tuned = (qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs,
+                                       weight_bits=variant.weight_bits) if variant.qat else None)
+                if variant.backend == "converter":
+                    source = exported if tuned is None else tuned
+                    conversions[variant.name] = convert.convert(source, variant, representative, path)
+                elif tuned is None:
+                    float_tflite = _float_tflite(exported, Path(scratch) / "float32.tflite")
+                    conversions[variant.name] = _aiedge(variant, model, float_tflite, representative, path)
+                else:
+                    source = qat.float_weights(model, tuned)
+                    float_tflite = _float_tflite(source, Path(scratch) / f"{variant.name}_float32.tflite")
+                    conversions[variant.name] = _aiedge(variant, source, float_tflite, representative, path)
                 conversions.seconds[variant.name] = time.perf_counter() - start
             except QuantizationError as error:
                 conversions.failed[variant.name] = str(error)

@@ -1,4 +1,4 @@
-"""The quantization variants: one table of names, bit widths and converter settings."""
+"""The quantization variants: one table of names, bit widths, backend and its settings."""
 from dataclasses import dataclass
 
 from kdeep.errors import QuantizationError
@@ -6,19 +6,25 @@ from kdeep.errors import QuantizationError
 
 @dataclass(frozen=True)
 class Variant:
-    """One LiteRT conversion recipe.
+    """One LiteRT conversion recipe, made by the TF converter or by ai-edge-quantizer.
 
     Attributes:
         name: the variant's name (CLI and report key).
         what: one line for reports and `--help`.
-        weight_bits: bits per stored weight.
-        activation_bits: bits per activation at inference.
+        weight_bits: bits per stored weight (of the dense layers when `conv_bits` is set).
+        activation_bits: bits per activation at inference (32: float).
         optimize: set `tf.lite.Optimize.DEFAULT` on the converter.
         supported_types: `converter.target_spec.supported_types` (tf dtype names).
         supported_ops: `converter.target_spec.supported_ops` (`tf.lite.OpsSet` member names).
         io_type: dtype name of the input and output tensors, or None to keep float32.
         representative: the converter needs a representative dataset (calibration).
-        qat: convert the quantization-aware fine-tuned twin instead of the float model.
+        qat: convert the quantization-aware fine-tuned twin instead of the float model (fine-tuned for
+            `weight_bits`-wide weights).
+        backend: "converter" (`tf.lite.TFLiteConverter`, `quantization.convert`) or "aiedge" (ai-edge-quantizer
+            on the float32 .tflite, `quantization.aiedge`; weights per output channel).
+        dynamic: aiedge with float activations: dynamic range (activations quantized on the fly) instead of
+            weight-only (weights dequantized before each op).
+        conv_bits: aiedge: bits per convolution weight, when it differs from `weight_bits`.
         eval_limit: score at most this many test images (kernels too slow for the full set), None = all.
         note: caveat printed in the report, or "".
     """
@@ -33,6 +39,9 @@ class Variant:
     io_type: str | None = None
     representative: bool = False
     qat: bool = False
+    backend: str = "converter"
+    dynamic: bool = False
+    conv_bits: int | None = None
     eval_limit: int | None = None
     note: str = ""
 
@@ -64,6 +73,16 @@ VARIANTS: dict[str, Variant] = {
             "scored on the first 1000 test images only",
         ),
         Variant("qat_int8", "quantization-aware fine-tuning (tfmot), then full integer", 8, 8, qat=True, **_FULL_INT8),
+        Variant("int4", "int4 weights for conv and dense layers, float activations (weight-only)", 4, 32,
+                backend="aiedge"),
+        Variant("dynamic_int4", "int4 weights, activations quantized on the fly (dynamic range)", 4, 32,
+                backend="aiedge", dynamic=True),
+        Variant("w4a8", "int4 weights, int8 activations, calibrated on training images", 4, 8, backend="aiedge",
+                representative=True),
+        Variant("int2_dense", "int2 dense layers, int4 convolutions (dynamic range)", 2, 32, backend="aiedge",
+                dynamic=True, conv_bits=4),
+        Variant("qat_int4", "4-bit quantization-aware fine-tuning (tfmot), then the int4 export", 4, 32, qat=True,
+                backend="aiedge"),
     )
 }
 

@@ -41,8 +41,8 @@ def test_bad_representative_data(small_model, tmp_path, data, message):
 
 
 def test_unknown_variant_lists_valid_names(small_model, tmp_path):
-    with pytest.raises(QuantizationError, match="int4.*valid: " + ", ".join(VARIANTS)):
-        quantize(small_model, "float32,int4", np.zeros((2, 12, 12, 1), np.float32), tmp_path)
+    with pytest.raises(QuantizationError, match="int3.*valid: " + ", ".join(VARIANTS)):
+        quantize(small_model, "float32,int3", np.zeros((2, 12, 12, 1), np.float32), tmp_path)
 
 
 def test_qat_needs_training_data(small_model, tmp_path):

@@ -1,4 +1,4 @@
-"""End to end on real MNIST: a small trained DeepConvNet -> every variant -> LiteRT scores -> report files."""
+"""End to end on real MNIST: a small trained DeepConvNet -> every TF-converter variant -> LiteRT scores -> report."""
 import csv
 import dataclasses
 import json
@@ -19,6 +19,8 @@ TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
 # least top-1 agreement with it (QAT fine-tunes the weights, so it may change more predictions).
 TOLERANCE = {"float32": (0.0, 1.0), "float16": (0.2, 0.99), "dynamic": (1.0, 0.97), "int8": (1.5, 0.97),
              "int16x8": (1.0, 0.97), "qat_int8": (2.0, 0.9)}
+# The TF-converter variants; the ai-edge-quantizer ones run end to end in test_quantization_aiedge.py.
+CONVERTER = [name for name, variant in VARIANTS.items() if variant.backend == "converter"]
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +44,13 @@ def trained(mnist):
 
 @pytest.fixture(scope="module")
 def report_dir(trained, mnist, tmp_path_factory):
-    """Every variant; int16x8 scored on a 300-image subset (its reference kernels are slow) to test the subset."""
+    """Every converter variant; int16x8 scored on 300 images (its reference kernels are slow) to test the subset."""
     (x_train, y_train), test = mnist
     data = (x_train[:QAT_TRAIN], y_train[:QAT_TRAIN]), test
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(VARIANTS, "int16x8", dataclasses.replace(VARIANTS["int16x8"], eval_limit=INT16X8_SUBSET))
-        return run_pipeline(trained, data, tmp_path_factory.mktemp("quant") / "report", qat_epochs=1)
+        return run_pipeline(trained, data, tmp_path_factory.mktemp("quant") / "report", variants=CONVERTER,
+                            qat_epochs=1)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def results(report_dir):
 
 def test_every_variant_converts_and_runs_in_litert(results, report_dir):
     assert results["failed"] == {}
-    assert list(results["variants"]) == list(VARIANTS)
+    assert list(results["variants"]) == CONVERTER
     for name, scores in results["variants"].items():
         runner = interpreter(report_dir / f"{name}.tflite")
         runner.allocate_tensors()
@@ -70,7 +73,7 @@ def test_trained_model_is_real(results):
     assert results["float_accuracy"] > 0.9
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("name", CONVERTER)
 def test_accuracy_close_to_float(results, name):
     scores, (pp, agreement) = results["variants"][name], TOLERANCE[name]
     assert abs(scores["accuracy"] - scores["reference_accuracy"]) * 100 <= pp
@@ -104,10 +107,10 @@ def test_int16x8_is_scored_on_a_documented_subset(results, report_dir):
 
 def test_report_files_parse(results, report_dir):
     rows = list(csv.DictReader((report_dir / "report.csv").open()))
-    assert [r["variant"] for r in rows] == list(VARIANTS)
+    assert [r["variant"] for r in rows] == CONVERTER
     assert float(rows[0]["size_ratio"]) == 1.0
     markdown = (report_dir / "report.md").read_text()
-    assert markdown.count("\n| ") >= len(VARIANTS) + 1 and "accuracy_vs_bits.png" in markdown
+    assert markdown.count("\n| ") >= len(CONVERTER) + 1 and "accuracy_vs_bits.png" in markdown
     html = (report_dir / "report.html").read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
     assert not [p for p in os.listdir(report_dir) if p.endswith(".tmp")]

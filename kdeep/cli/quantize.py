@@ -1,5 +1,7 @@
 """`kdeep quantize`: convert a trained model to every LiteRT variant, score each on the test set, write the report."""
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from kdeep.cli.types import NON_NEGATIVE, POSITIVE
@@ -13,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "quantize",
         help="quantize a trained model to LiteRT variants and write an accuracy-vs-bits report",
         description="Converts a kdeep run directory's model.keras (or any .keras file) to LiteRT variants, "
-        "scores each on the dataset's test set and writes report.md/.json/.csv/.html and accuracy_vs_bits.png. "
+        "scores each on the dataset's test set and writes report.md/.json/.csv/.html and accuracy_vs_bits.png; "
+        "exits 1 when a variant fails (the reason is printed and in the report), 2 on bad input. "
         "Variants: " + "; ".join(f"{v.name} ({v.bits} bits, {v.what})" for v in VARIANTS.values()) + ".",
     )
     parser.add_argument("model", metavar="RUN_DIR|MODEL.keras", help="a kdeep run directory or a .keras file")
@@ -33,11 +36,18 @@ def default_out(model: str) -> Path:
 
 
 def quantize(args: argparse.Namespace) -> int:
-    """Runs the quantization pipeline and prints the report table."""
+    """Runs the quantization pipeline and prints the report table.
+
+    Returns:
+        0 when every requested variant was produced, 1 when one failed (each failure on its own stderr line).
+    """
     from quantization.pipeline import run_pipeline
 
     out = run_pipeline(args.model, args.dataset, args.out or default_out(args.model), variants=args.variants,
                        qat_epochs=args.qat_epochs, limit=args.limit)
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"report: {out / 'report.html'}")
-    return 0
+    failed = json.loads((out / "report.json").read_text(encoding="utf-8")).get("failed", {})
+    for name, reason in failed.items():
+        print(f"kdeep: variant {name} failed: {reason}", file=sys.stderr)
+    return 1 if failed else 0

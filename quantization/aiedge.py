@@ -1,0 +1,356 @@
+"""The ai-edge-quantizer backend: sub-8-bit and per-layer LiteRT variants made from kdeep's float32 .tflite.
+
+Public functions (the signatures the sweep, sensitivity and search modules code against):
+
+    layer_ops(model, float_tflite) -> {keras layer name: LayerOp}
+    quantize_tflite(float_tflite, out_path, *, weight_bits, default_bits, activation_bits=None, model=None,
+                    calibration=None, dynamic=False) -> Path
+    tensor_snr(float_tflite, quant_tflite, images, model) -> [{"layer", "op", "snr_db"}, ...]
+
+`quantize_tflite` adds one keyword to the brief's signature, `dynamic` (False: weight-only, the weights are
+dequantized to float before each op; True: dynamic range, activations quantized on the fly). 2-bit weights exist in
+ai-edge-quantizer only as dynamic-range configs, so a 2-bit layer is always dynamic, and per output channel: LiteRT
+2.3.0 cannot run blockwise int2 (XNNPACK: "unsupported datatype (INT2)"; its builtin kernel, without XNNPACK, runs
+it but scored 13% on MNIST where channelwise int2 scored 49%, so blockwise int2 is not offered).
+`model` is required when `weight_bits` names layers (Keras names are mapped to TFLite ops through it).
+"""
+import contextlib
+import dataclasses
+import io
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from kdeep.io import write_atomic
+from kdeep.errors import QuantizationError
+
+WEIGHT_BITS = (2, 4, 8)
+ACTIVATION_BITS = (8, 16)
+# TFLite ops whose second input is a weight tensor ai-edge-quantizer can quantize.
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+SNR_IMAGES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOp:
+    """One weighted TFLite op of a float .tflite.
+
+    Attributes:
+        op: the TFLite op name (CONV_2D, FULLY_CONNECTED, ...).
+        scope: ai-edge-quantizer's scope of the op (its output tensor names joined by ';', with a trailing ';').
+        output: the op's (first) output tensor name.
+        weight: the weight tensor's name; weight_shape: its shape.
+    """
+
+    op: str
+    scope: str
+    output: str
+    weight: str
+    weight_shape: tuple[int, ...]
+
+    @property
+    def regex(self) -> str:
+        """A regex that matches this op's scope and no other."""
+        return f"^{re.escape(self.scope)}$"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silences ai-edge-quantizer's progress bars, size report and absl warnings."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        absl.setLevel(level)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an exception's message, or its type name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def weighted_ops(float_tflite: str | Path) -> list[LayerOp]:
+    """The weighted ops of a float .tflite, in graph order.
+
+    Raises:
+        QuantizationError: the file is missing or not a LiteRT model.
+    """
+    from quantization.evaluate import interpreter
+
+    runner = interpreter(float_tflite)
+    tensors = {t["index"]: t for t in runner.get_tensor_details()}
+    ops = []
+    for op in runner._get_ops_details():  # the only way LiteRT's Python API lists ops
+        if op["op_name"] not in WEIGHTED_OPS or len(op["inputs"]) < 2:
+            continue
+        outputs = [tensors[i]["name"] for i in op["outputs"] if i >= 0 and tensors[i]["name"]]
+        weight = tensors[op["inputs"][1]]
+        ops.append(LayerOp(op["op_name"], ";".join(outputs) + ";", outputs[0], weight["name"],
+                           tuple(int(d) for d in weight["shape"])))
+    return ops
+
+
+def _kernel_size(layer: Any) -> int:
+    """Number of values in a layer's kernel (a depthwise convolution's depthwise kernel), 0 without one."""
+    for attribute in ("kernel", "depthwise_kernel"):
+        kernel = getattr(layer, attribute, None)
+        if kernel is not None:
+            return int(np.prod(kernel.shape))
+    return 0
+
+
+def _kernel_layers(model: Any) -> dict[str, Any]:
+    """{name: layer} for the model's layers that hold a kernel (convolutions and dense layers), nested ones too."""
+    found = {}
+
+    def visit(layer: Any) -> None:
+        if _kernel_size(layer):
+            found[layer.name] = layer
+        for inner in getattr(layer, "layers", []):
+            visit(inner)
+
+    for layer in model.layers:
+        visit(layer)
+    return found
+
+
+def _candidates(op: LayerOp, layers: dict[str, Any]) -> list[str]:
+    """Keras layer names that appear as a name-scope segment of the op's weight or output tensor names.
+
+    TensorFlow may suffix a scope with `_N` when it traces a layer again (`fc1` -> `fc1_1`), so a segment names a
+    layer with or without one such suffix; the weight tensor's names come first (they name the layer that owns it).
+    """
+    names = []
+    for full in (op.weight, op.scope):
+        for part in full.split(";"):
+            for segment in part.split("/"):
+                for name in (segment, re.sub(r"_\d+$", "", segment)):
+                    if name in layers and name not in names:
+                        names.append(name)
+    return names
+
+
+def layer_ops(model: Any, float_tflite: str | Path) -> dict[str, LayerOp]:
+    """Maps each Keras layer that holds a kernel to its weighted op in the float .tflite converted from `model`.
+
+    Args:
+        model: the Keras model the .tflite was converted from.
+        float_tflite: its float32 .tflite (variant `float32`).
+
+    Returns:
+        {Keras layer name: LayerOp}, in graph order of the ops.
+
+    Raises:
+        QuantizationError: a layer matches no op or several (the message names it).
+    """
+    layers = _kernel_layers(model)
+    mapping: dict[str, LayerOp] = {}
+    for op in weighted_ops(float_tflite):
+        size = int(np.prod(op.weight_shape))
+        names = [n for n in _candidates(op, layers) if n not in mapping and _kernel_size(layers[n]) == size]
+        if not names:
+            raise QuantizationError(f"{op.op} op {op.output!r} of {float_tflite} matches no Keras layer of "
+                                    f"{model.name!r}; pass the .tflite converted from this model")
+        mapping[names[0]] = op
+    missing = sorted(layers.keys() - mapping.keys())
+    if missing:
+        raise QuantizationError(f"Keras layer(s) {', '.join(missing)} of {model.name!r} have no weighted op in "
+                                f"{float_tflite}; pass the .tflite converted from this model")
+    return mapping
+
+
+def _check_bits(weight_bits: dict[str, int | None], default_bits: int | None, activation_bits: int | None) -> None:
+    """Raises QuantizationError for a width ai-edge-quantizer has no recipe for."""
+    for name, bits in {**weight_bits, "(default)": default_bits}.items():
+        if bits is not None and bits not in WEIGHT_BITS:
+            raise QuantizationError(f"layer {name}: {bits}-bit weights are not supported; use one of "
+                                    f"{', '.join(map(str, WEIGHT_BITS))} or None (float)")
+    if activation_bits is not None and activation_bits not in ACTIVATION_BITS:
+        raise QuantizationError(f"{activation_bits}-bit activations are not supported; use 8, 16 or None (float)")
+
+
+def _op_bits(ops: list[LayerOp], weight_bits: dict[str, int | None], default_bits: int | None,
+             model: Any, float_tflite: Path) -> list[tuple[LayerOp, str, int | None]]:
+    """[(op, layer label, bits)] for every weighted op: the width named for its Keras layer, else `default_bits`."""
+    if not weight_bits:
+        return [(op, op.output, default_bits) for op in ops]
+    if model is None:
+        raise QuantizationError("weight_bits names Keras layers; pass model= (the Keras model the .tflite came from)")
+    mapping = layer_ops(model, float_tflite)
+    unknown = sorted(weight_bits.keys() - mapping.keys())
+    if unknown:
+        raise QuantizationError(f"weight_bits names {', '.join(unknown)}, which are not weighted layers of "
+                                f"{model.name!r}; valid: {', '.join(mapping)}")
+    names = {op: name for name, op in mapping.items()}
+    return [(op, names.get(op, op.output), weight_bits.get(names.get(op), default_bits)) for op in ops]
+
+
+def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | None, dynamic: bool) -> Any:
+    """Builds the ai-edge-quantizer recipe, one rule per weighted op.
+
+    Raises:
+        QuantizationError: ai-edge-quantizer has no config for a requested width on an op (its policy check).
+    """
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    names = qtyping.TFLOperationName
+    manager = recipe_manager.RecipeManager()
+    if activation_bits is not None:  # every other supported op (pooling, reshape, softmax) runs on integers too
+        manager.add_static_config(".*", names.ALL_SUPPORTED, activation_bits, 8)
+    for op, label, bits in plan:
+        operation = names(op.op)
+        try:
+            if bits is None:
+                manager.add_quantization_config(op.regex, operation,
+                                                algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+            elif activation_bits is not None:
+                manager.add_static_config(op.regex, operation, activation_bits, bits)
+            elif bits == 2 or dynamic:
+                manager.add_dynamic_config(op.regex, operation, bits, qtyping.QuantGranularity.CHANNELWISE)
+            else:
+                manager.add_weight_only_config(op.regex, operation, bits)
+        except ValueError as error:  # ai-edge-quantizer's policy has no such config for this op
+            mode = (f"{activation_bits}-bit activations" if activation_bits
+                    else "dynamic range" if bits == 2 or dynamic else "weight-only")
+            raise QuantizationError(f"layer {label}: ai-edge-quantizer cannot give {op.op} {bits}-bit weights "
+                                    f"({mode}): {_reason(error)}; choose another width for it") from error
+    return manager.get_quantization_recipe()
+
+
+def _signature(float_tflite: Path) -> tuple[str, str]:
+    """(signature key, input name) of the model's single-input signature."""
+    from quantization.evaluate import interpreter
+
+    signatures = interpreter(float_tflite).get_signature_list()
+    key = next(iter(signatures))
+    return key, signatures[key]["inputs"][0]
+
+
+def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bits: dict[str, int | None],
+                    default_bits: int | None, activation_bits: int | None = None, model: Any = None,
+                    calibration: np.ndarray | None = None, dynamic: bool = False) -> Path:
+    """Quantizes a float .tflite with ai-edge-quantizer, with a weight width per Keras layer.
+
+    Args:
+        float_tflite: the float32 .tflite (kdeep's `float32` variant).
+        out_path: the quantized .tflite (written atomically).
+        weight_bits: {Keras layer name: 2, 4, 8 or None (float)}; weighted layers not named get `default_bits`.
+        default_bits: width for the other weighted layers (None: float).
+        activation_bits: None keeps activations float; 8 or 16 quantizes them statically (needs `calibration`).
+        model: the Keras model the .tflite came from (required when `weight_bits` names layers).
+        calibration: float images shaped like the model input, for static activations.
+        dynamic: with float activations, dynamic range (True) or weight-only (False) for 4- and 8-bit layers.
+
+    Returns:
+        `out_path`.
+
+    Raises:
+        QuantizationError: a bad width, an unknown layer, a file ai-edge-quantizer cannot read, or a failed
+            quantization (the message gives ai-edge-quantizer's reason).
+    """
+    float_tflite, out_path = Path(float_tflite), Path(out_path)
+    _check_bits(weight_bits, default_bits, activation_bits)
+    if activation_bits is not None and (calibration is None or len(calibration) == 0):
+        raise QuantizationError(f"{activation_bits}-bit activations need calibration images (training data)")
+    plan = _op_bits(weighted_ops(float_tflite), weight_bits, default_bits, model, float_tflite)
+    recipe = _recipe(plan, activation_bits, dynamic)
+    from ai_edge_quantizer import quantizer
+
+    try:
+        with _quiet():
+            engine = quantizer.Quantizer(float_tflite, recipe)
+    except Exception as error:  # flatbuffer parsing raises many types
+        raise QuantizationError(f"ai-edge-quantizer cannot read {float_tflite} ({_reason(error)}); "
+                                "pass a float32 .tflite written by kdeep quantize") from error
+    try:
+        with _quiet():
+            calibrated = None
+            if engine.need_calibration:
+                key, name = _signature(float_tflite)
+                images = np.asarray(calibration, dtype=np.float32)
+                calibrated = engine.calibrate({key: [{name: image[None]} for image in images]})
+            flatbuffer = bytes(engine.quantize(calibrated).quantized_model)
+    except (ValueError, RuntimeError, KeyError, TypeError) as error:
+        raise QuantizationError(f"ai-edge-quantizer failed on {float_tflite.name}: {_reason(error)}") from error
+    _check_runs(flatbuffer, out_path.name)
+    return write_atomic(out_path, flatbuffer)
+
+
+def _check_runs(flatbuffer: bytes, name: str) -> None:
+    """Invokes the quantized model once on a zero input in LiteRT's default CPU setup (XNNPACK).
+
+    Raises:
+        QuantizationError: LiteRT cannot prepare or run it (e.g. a weight type its CPU kernels lack).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        runner = Interpreter(model_content=flatbuffer)
+        runner.allocate_tensors()
+        detail = runner.get_input_details()[0]
+        runner.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        runner.invoke()
+    except (RuntimeError, ValueError) as error:
+        raise QuantizationError(f"{name} is not runnable on LiteRT's CPU kernels: {_reason(error)}") from error
+
+
+def _outputs(tflite: Path, images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Float values of the named tensors after one batched invoke (integer tensors dequantized).
+
+    Runs LiteRT's builtin kernels: the XNNPACK delegate does not write the intermediate tensors of its subgraphs.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from quantization.evaluate import _dequantize_output, _quantize_input
+
+    with _quiet():
+        runner = Interpreter(model_path=str(tflite), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    detail = runner.get_input_details()[0]
+    runner.resize_tensor_input(detail["index"], list(images.shape))
+    runner.allocate_tensors()
+    detail = runner.get_input_details()[0]
+    runner.set_tensor(detail["index"], _quantize_input(images, detail))
+    runner.invoke()
+    by_name = {t["name"]: t for t in runner.get_tensor_details()}
+    return {name: _dequantize_output(runner.get_tensor(by_name[name]["index"]), by_name[name])
+            for name in names if name in by_name}
+
+
+def tensor_snr(float_tflite: str | Path, quant_tflite: str | Path, images: np.ndarray, model: Any) -> list[dict]:
+    """Per-layer signal-to-noise ratio of a quantized model's layer outputs against the float model's.
+
+    Args:
+        float_tflite: the float32 .tflite; quant_tflite: a quantized one made from it (tensor names kept).
+        images: float input images (at most `SNR_IMAGES` are used).
+        model: the Keras model both came from (maps layers to ops).
+
+    Returns:
+        Rows {"layer": Keras name, "op": TFLite op, "snr_db": 10 log10(signal power / error power)} in graph
+        order (inf when the outputs are equal; nan where LiteRT's builtin kernels cannot run the quantized op, as
+        for 2-bit convolutions); layers whose output tensor the quantized model renamed are left out.
+    """
+    mapping = layer_ops(model, float_tflite)
+    images = np.asarray(images, dtype=np.float32)[:SNR_IMAGES]
+    names = [op.output for op in mapping.values()]
+    reference, quantized = _outputs(Path(float_tflite), images, names), _outputs(Path(quant_tflite), images, names)
+    rows = []
+    for layer, op in mapping.items():
+        if op.output not in quantized:
+            continue
+        signal, noise = reference[op.output].astype(np.float64), quantized[op.output].astype(np.float64)
+        error = float(np.sum((signal - noise) ** 2))
+        with np.errstate(all="ignore"):
+            snr = float("inf") if error == 0 else float(10 * np.log10(np.sum(signal ** 2) / error))
+        rows.append({"layer": layer, "op": op.op, "snr_db": snr})
+    return rows
