@@ -16,6 +16,7 @@ DEFAULT_RUN_RECIPE = "fast"
 # TrainConfig fields exposed as flags: field -> (type or choices, help). Flags default to None, so a recipe's
 # value (or TrainConfig's default) applies unless the flag is given.
 CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
+    "width": (float, "channel multiplier of VGG, GoogLeNet and ResNet, in (0, 4] (default 1.0)"),
     "epochs": (int, "epochs to train"),
     "batch_size": (int, "global batch size"),
     "optimizer": (OPTIMIZERS, "optimizer"),

@@ -8,6 +8,29 @@ from keras import layers
 
 # Batch-norm epsilon of keras.applications (ResNet), close to PyTorch's 1e-5.
 BN_EPSILON = 1.001e-5
+# Width-scaled channel counts are rounded to a multiple of this (the MobileNet/EfficientNet convention).
+CHANNEL_DIVISOR = 8
+
+
+def scaled(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """A layer's channel count times the width multiplier, rounded to the nearest multiple of `divisor`.
+
+    Rounded as torchvision's `_make_divisible`: at least `divisor`, and never more than 10% below
+    channels x width. Width 1.0 returns `channels` unchanged (every table here is already a multiple of 8).
+
+    Args:
+        channels: the count at width 1.0.
+        width: the multiplier (the registry checks it is in (0, 4]).
+        divisor: the rounding step.
+
+    Returns:
+        The scaled channel count.
+    """
+    if width == 1.0:
+        return channels
+    target = channels * width
+    value = max(divisor, int(target + divisor / 2) // divisor * divisor)
+    return value + divisor if value < 0.9 * target else value
 
 
 def he_normal() -> keras.initializers.Initializer:

@@ -30,6 +30,9 @@ fc1024 -> dropout 0.7 -> fc), as extra model outputs `aux1_predictions`, `aux2_p
 
 Small-input stem (`stem="small"`, picked automatically below 64 pixels): conv3x3/1(64) -> conv1x1(64) ->
 conv3x3(192) with no max-pools, so 32x32 runs 3a/3b at 32x32, 4a..4e at 16x16, 5a/5b at 8x8.
+
+`width` scales every conv's channels (stem, each module's six widths, the auxiliary heads), rounded to
+multiples of 8: at 28x28x1 GoogLeNet costs 1,194 M MACs at width 1.0 (docs/compare.md for the ~30 M width).
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ AUX_POOL = 5
 
 def inception_module(x: Any, widths: tuple[int, ...], name: str, bn: bool) -> Any:
     """Four parallel branches (1x1; 1x1->3x3; 1x1->5x5; maxpool->1x1) concatenated on channels."""
-    n1, r3, n3, r5, n5, pool_proj = widths
+    n1, r3, n3, r5, n5, pool_proj = widths  # already width-scaled
     b1 = blocks.conv_bn_relu(x, n1, 1, f"{name}_1x1", bn=bn)
     b3 = blocks.conv_bn_relu(x, r3, 1, f"{name}_3x3_reduce", bn=bn)
     b3 = blocks.conv_bn_relu(b3, n3, 3, f"{name}_3x3", bn=bn)
@@ -73,12 +76,13 @@ def inception_module(x: Any, widths: tuple[int, ...], name: str, bn: bool) -> An
     return layers.Concatenate(name=f"{name}_concat")([b1, b3, b5, bp])
 
 
-def aux_classifier(x: Any, num_classes: int, activation: str | None, name: str, bn: bool) -> Any:
-    """The paper's auxiliary head: avgpool5x5/3 -> conv1x1(128) -> fc1024 -> dropout 0.7 -> fc."""
+def aux_classifier(x: Any, num_classes: int, activation: str | None, name: str, bn: bool,
+                   width: float = 1.0) -> Any:
+    """The paper's auxiliary head: avgpool5x5/3 -> conv1x1(128) -> fc1024 -> dropout 0.7 -> fc (widths x `width`)."""
     x = layers.AveragePooling2D(AUX_POOL, strides=3, name=f"{name}_pool")(x)
-    x = blocks.conv_bn_relu(x, 128, 1, f"{name}_conv", bn=bn)
+    x = blocks.conv_bn_relu(x, blocks.scaled(128, width), 1, f"{name}_conv", bn=bn)
     x = layers.Flatten(name=f"{name}_flatten")(x)
-    x = layers.Activation("relu", name=f"{name}_fc_relu")(blocks.dense(x, 1024, f"{name}_fc"))
+    x = layers.Activation("relu", name=f"{name}_fc_relu")(blocks.dense(x, blocks.scaled(1024, width), f"{name}_fc"))
     x = layers.Dropout(0.7, name=f"{name}_dropout")(x)
     x = blocks.dense(x, num_classes, f"{name}_logits")
     return layers.Activation(activation or "linear", dtype="float32", name=f"{name}_predictions")(x)
@@ -87,7 +91,7 @@ def aux_classifier(x: Any, num_classes: int, activation: str | None, name: str, 
 def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str = "imagenet",
               include_top: bool = True, pooling: str | None = None,
               classifier_activation: str | None = "softmax", dropout: float = 0.4, aux_logits: bool = False,
-              batchnorm: bool = False, name: str = "googlenet") -> keras.Model:
+              batchnorm: bool = False, width: float = 1.0, name: str = "googlenet") -> keras.Model:
     """Builds GoogLeNet (Inception v1).
 
     Args:
@@ -100,6 +104,8 @@ def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str 
         dropout: rate before the classifier (the paper's 0.4).
         aux_logits: add the two auxiliary classifiers as outputs 2 and 3 (for training).
         batchnorm: BatchNorm after every conv (not in the paper).
+        width: multiplier of every conv's (and the auxiliary heads') channels, rounded to multiples of 8;
+            1.0 is the paper's table.
         name: the model name.
 
     Returns:
@@ -111,13 +117,14 @@ def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str 
     if aux_logits and not include_top:
         raise ModelError(f"{name}: aux_logits=True needs include_top=True")
     inputs = keras.Input(input_shape, name="input")
+    stem_1, stem_2 = blocks.scaled(64, width), blocks.scaled(192, width)
     if stem == "small":
-        x = blocks.conv_bn_relu(inputs, 64, 3, "stem_conv1", bn=batchnorm)
+        x = blocks.conv_bn_relu(inputs, stem_1, 3, "stem_conv1", bn=batchnorm)
     else:
-        x = blocks.conv_bn_relu(inputs, 64, 7, "stem_conv1", strides=2, bn=batchnorm)
+        x = blocks.conv_bn_relu(inputs, stem_1, 7, "stem_conv1", strides=2, bn=batchnorm)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool1")(x)
-    x = blocks.conv_bn_relu(x, 64, 1, "stem_conv2_reduce", bn=batchnorm)
-    x = blocks.conv_bn_relu(x, 192, 3, "stem_conv2", bn=batchnorm)
+    x = blocks.conv_bn_relu(x, stem_1, 1, "stem_conv2_reduce", bn=batchnorm)
+    x = blocks.conv_bn_relu(x, stem_2, 3, "stem_conv2", bn=batchnorm)
     if stem != "small":
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool2")(x)
     aux = []
@@ -125,12 +132,12 @@ def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str 
         if widths is None:
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=module)(x)
             continue
-        x = inception_module(x, widths, f"inception{module}", batchnorm)
+        x = inception_module(x, tuple(blocks.scaled(w, width) for w in widths), f"inception{module}", batchnorm)
         if aux_logits and module in AUX_AFTER:
             if min(x.shape[1:3]) < AUX_POOL:
                 raise ModelError(f"{name}: aux_logits needs the 4a map to be at least {AUX_POOL}x{AUX_POOL}, "
                                  f"got {x.shape[1]}x{x.shape[2]}; use a larger input or stem='small'")
-            aux.append(aux_classifier(x, num_classes, classifier_activation, f"aux{len(aux) + 1}", batchnorm))
+            aux.append(aux_classifier(x, num_classes, classifier_activation, f"aux{len(aux) + 1}", batchnorm, width))
     if not include_top:
         return keras.Model(inputs, blocks.global_pool(x, pooling), name=name)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -16,6 +16,8 @@ STEMS = ("auto", "imagenet", "small")
 POOLINGS = (None, "avg", "max")
 # `stem="auto"` picks the small-input stem when the shorter image side is below this.
 SMALL_STEM_BELOW = 64
+# The width multiplier's range (0, MAX_WIDTH]; families whose builder has a `width` argument take it.
+MAX_WIDTH = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +110,8 @@ def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_class
         num_classes: classifier width; the model's default when None.
         **options: include_top, pooling (None/"avg"/"max"), classifier_activation ("softmax" default, None
             for logits), weights (path to a `.weights.h5`), name, stem ("auto"/"imagenet"/"small" where the
-            family has one), and the family's own options (dropout, batchnorm, aux_logits, ...).
+            family has one), width (channel multiplier in (0, 4] for VGG, GoogLeNet and ResNet; 1.0, the
+            default, is accepted by every model), and the family's own options (dropout, batchnorm, ...).
 
     Returns:
         A `keras.Model` carrying its contract (`kdeep.contract.contract_of`: input range, output kind,
@@ -125,6 +128,7 @@ def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_class
     weights = options.pop("weights", None)
     options.setdefault("name", name)
     _check_common(name, options)
+    _resolve_width(entry, options)
     _resolve_stem(entry, shape, options)
     _check_options(entry, options)
     model = entry.builder(input_shape=shape, num_classes=int(classes), **options)
@@ -181,6 +185,27 @@ def _check_common(name: str, options: dict[str, Any]) -> None:
     dropout = options.get("dropout")
     if dropout is not None and not 0.0 <= dropout < 1.0:
         raise ModelError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
+
+
+def takes_width(name: str) -> bool:
+    """Whether model `name` has the width multiplier (VGG, GoogLeNet and the ResNets do)."""
+    return "width" in inspect.signature(info(name).builder).parameters
+
+
+def _resolve_width(entry: ModelInfo, options: dict[str, Any]) -> None:
+    """Checks `width` is in (0, MAX_WIDTH]; drops width=1.0 for models without the option."""
+    if "width" not in options:
+        return
+    width = options["width"]
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not 0 < width <= MAX_WIDTH:
+        raise ModelError(f"{entry.name}: width must be a number in (0, {MAX_WIDTH:g}], got {width!r}")
+    if not takes_width(entry.name):
+        if width != 1.0:
+            raise ModelError(f"{entry.name}: has no width option (VGG, GoogLeNet and the ResNets have one); "
+                             f"use width=1.0")
+        del options["width"]
+    else:
+        options["width"] = float(width)
 
 
 def _resolve_stem(entry: ModelInfo, shape: tuple[int, int, int], options: dict[str, Any]) -> None:

@@ -21,6 +21,9 @@ is what makes 50 to 152 layers trainable. One generic builder, one table per var
 
 Small-input stem for v1/v2 (`stem="small"`, picked automatically below 64 pixels): one conv3x3/1 instead
 of conv7x7/2 + max-pool, so 32x32 reaches the last stage at 4x4 instead of 1x1.
+
+`width` (every family here) scales the stem's and every stage's filters, rounded to multiples of 8
+(`blocks.scaled`); 1.0 is the paper's network, with the counts above.
 """
 from __future__ import annotations
 
@@ -133,7 +136,7 @@ def _top(inputs: Any, x: Any, num_classes: int, include_top: bool, pooling: str 
 
 def resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: int, version: int = 1,
            stem: str = "imagenet", include_top: bool = True, pooling: str | None = None,
-           classifier_activation: str | None = "softmax", name: str = "resnet") -> keras.Model:
+           classifier_activation: str | None = "softmax", width: float = 1.0, name: str = "resnet") -> keras.Model:
     """Builds an ImageNet-style ResNet (v1 or pre-activation v2).
 
     Args:
@@ -145,24 +148,26 @@ def resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: int, v
         include_top: with the pooled fc classifier; False returns the last stage's features.
         pooling: None, "avg" or "max" when include_top is False.
         classifier_activation: "softmax" or None for logits.
+        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
         name: the model name.
 
     Returns:
         The Keras model.
     """
     kind, counts = IMAGENET_DEPTHS[depth]
+    filters = tuple(blocks.scaled(f, width) for f in IMAGENET_FILTERS)
     inputs = keras.Input(input_shape, name="input")
     if stem == "small":
-        x = blocks.conv(inputs, 64, 3, "stem_conv")
+        x = blocks.conv(inputs, filters[0], 3, "stem_conv")
     else:
         x = layers.ZeroPadding2D(3, name="stem_pad")(inputs)
-        x = blocks.conv(x, 64, 7, "stem_conv", strides=2, padding="valid")
+        x = blocks.conv(x, filters[0], 7, "stem_conv", strides=2, padding="valid")
     if version == 1:  # v2 normalizes inside the first block instead
         x = layers.Activation("relu", name="stem_relu")(blocks.batchnorm(x, "stem_bn"))
     if stem != "small":
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
-    x = _stages(x, kind, version, IMAGENET_FILTERS, counts, first_stage=2, shortcut="B")
+    x = _stages(x, kind, version, filters, counts, first_stage=2, shortcut="B")
     if version == 2:
         x = layers.Activation("relu", name="post_relu")(blocks.batchnorm(x, "post_bn"))
     return _top(inputs, x, num_classes, include_top, pooling, classifier_activation, name)
@@ -170,7 +175,8 @@ def resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: int, v
 
 def cifar_resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: int, shortcut: str = "A",
                  include_top: bool = True, pooling: str | None = None,
-                 classifier_activation: str | None = "softmax", name: str = "cifar_resnet") -> keras.Model:
+                 classifier_activation: str | None = "softmax", width: float = 1.0,
+                 name: str = "cifar_resnet") -> keras.Model:
     """Builds a CIFAR ResNet of depth 6n+2 (He et al. 2015, section 4.2).
 
     Args:
@@ -181,6 +187,7 @@ def cifar_resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: 
         include_top: with the pooled fc classifier; False returns the last stage's features.
         pooling: None, "avg" or "max" when include_top is False.
         classifier_activation: "softmax" or None for logits.
+        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
         name: the model name.
 
     Returns:
@@ -189,9 +196,10 @@ def cifar_resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: 
     if shortcut not in ("A", "B"):
         raise ModelError(f"{name}: shortcut must be 'A' (zero-padded identity) or 'B' (projection), got {shortcut!r}")
     blocks_per_stage = (depth - 2) // 6
+    filters = tuple(blocks.scaled(f, width) for f in CIFAR_FILTERS)
     inputs = keras.Input(input_shape, name="input")
-    x = blocks.conv_bn_relu(inputs, CIFAR_FILTERS[0], 3, "stem_conv")
-    x = _stages(x, "basic", 1, CIFAR_FILTERS, (blocks_per_stage,) * 3, first_stage=1, shortcut=shortcut)
+    x = blocks.conv_bn_relu(inputs, filters[0], 3, "stem_conv")
+    x = _stages(x, "basic", 1, filters, (blocks_per_stage,) * 3, first_stage=1, shortcut=shortcut)
     return _top(inputs, x, num_classes, include_top, pooling, classifier_activation, name)
 
 

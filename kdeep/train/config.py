@@ -41,6 +41,7 @@ class TrainConfig:
 
     Attributes:
         model: registered model name (kdeep.models.list_models()), or the name of a model object passed in.
+        width: channel multiplier of a named VGG, GoogLeNet or ResNet, in (0, 4] (1.0: the published network).
         dataset: dataset name (kdeep.data.list_datasets()), or "arrays" for arrays passed in.
         epochs: epochs to train.
         batch_size: GLOBAL batch size (split between replicas under a tf.distribute strategy).
@@ -76,6 +77,7 @@ class TrainConfig:
     """
 
     model: str = "deepconvnet"
+    width: float = 1.0
     dataset: str = "mnist"
     epochs: int = 20
     batch_size: int = 100
@@ -119,6 +121,8 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"{name}={value!r} must be > 0")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or not 0 < self.width <= 4:
+            raise ConfigError(f"width={self.width!r} must be a number in (0, 4] (1.0: the published network)")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit={self.limit!r} must be a positive number of training images")
         if self.val_split is not None and self.val_split < 0:

@@ -195,7 +195,8 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.mixed_precision)
         try:
-            return kdeep.models.build(model_or_name, input_shape=tuple(input_shape), num_classes=num_classes)
+            return kdeep.models.build(model_or_name, input_shape=tuple(input_shape), num_classes=num_classes,
+                                      width=config.width)
         finally:
             keras.config.set_dtype_policy(previous)
     takes = tuple(model_or_name.inputs[0].shape[1:])
