@@ -134,7 +134,7 @@ def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_class
     model = entry.builder(input_shape=shape, num_classes=int(classes), **options)
     if weights is not None:
         load_weights(model, weights)
-    return attach(model, infer(model, family=entry.family))
+    return attach(model, infer(model, family=entry.family, width=float(options.get("width", 1.0))))
 
 
 def model_function(name: str) -> Callable[..., Any]:
