@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 
-import kdeep.data
 import kdeep.models
 from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
@@ -12,29 +11,18 @@ from quantization import VARIANTS, aiedge, quantize, run_pipeline
 from quantization.evaluate import interpreter, predict
 from kdeep.data import scale_pixels
 
-TRAIN, TEST = 3000, 1000
+from test_quantization_pipeline import mnist, trained  # noqa: F401 (the same small trained DeepConvNet)
+
 AIEDGE = [name for name, variant in VARIANTS.items() if variant.backend == "aiedge"]
 KERNELS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2", "fc1",
            "logits"]
 
 
 @pytest.fixture(scope="module")
-def data(mnist):
+def data(mnist):  # noqa: F811
+    """The first 4000 training and 800 test images of MNIST, scaled to [0, 1]."""
     (x_train, y_train), (x_test, y_test) = mnist
-    return (scale_pixels(x_train[:TRAIN]), y_train[:TRAIN]), (scale_pixels(x_test[:TEST]), y_test[:TEST])
-
-
-@pytest.fixture(scope="module")
-def trained(data):
-    """kdeep's DeepConvNet without dropout, one epoch of Adam on 3000 real MNIST images."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    (x, y), _ = data
-    model = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
-    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    model.fit(kdeep.data.pipeline(x, y, 32, seed=0), epochs=1, verbose=0)
-    return model
+    return (scale_pixels(x_train), y_train), (scale_pixels(x_test), y_test)
 
 
 @pytest.fixture(scope="module")
