@@ -2,7 +2,6 @@
 import contextlib
 import gzip
 import http.server
-import os
 import shutil
 import socket
 import threading
@@ -227,15 +226,21 @@ def _serve(directory: Path):
         server.server_close()
 
 
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """Where the loader finds MNIST ($KDEEP_DATA_DIR/mnist or the download cache), before tests redirect the cache."""
+    return datasets.locate("mnist")
+
+
 @pytest.fixture
-def mirror():
-    """A local mirror of the real MNIST files from KDEEP_DATA_DIR."""
-    with _serve(Path(os.environ["KDEEP_DATA_DIR"]) / "mnist") as url:
+def mirror(mnist_dir):
+    """A local mirror of the real MNIST files."""
+    with _serve(mnist_dir) as url:
         yield url
 
 
 def test_download_verifies_caches_and_refetches_a_corrupt_cache(tmp_path, monkeypatch, mirror, mnist, capsys):
-    monkeypatch.delenv("KDEEP_DATA_DIR")
+    monkeypatch.delenv("KDEEP_DATA_DIR", raising=False)
     monkeypatch.setenv("KDEEP_DATA_MIRRORS", f"{mirror}missing/,{mirror}")  # first mirror 404s, second works
     (x_train, y_train), (x_test, y_test) = kdeep.data.load("mnist")
     assert np.array_equal(y_train, mnist[0][1]) and np.array_equal(x_test, mnist[1][0])
@@ -258,7 +263,7 @@ def test_download_verifies_caches_and_refetches_a_corrupt_cache(tmp_path, monkey
 def test_download_rejects_a_mirror_serving_wrong_content(tmp_path, monkeypatch):
     bad = tmp_path / "bad"
     _write_idx_set(bad)  # valid IDX files, but not the published MNIST
-    monkeypatch.delenv("KDEEP_DATA_DIR")
+    monkeypatch.delenv("KDEEP_DATA_DIR", raising=False)
     with _serve(bad) as url:
         monkeypatch.setenv("KDEEP_DATA_MIRRORS", url)
         with pytest.raises(DataError, match="not the published"):
@@ -266,9 +271,9 @@ def test_download_rejects_a_mirror_serving_wrong_content(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
 
 
-def test_info_matches_the_data(mnist):
-    summary = kdeep.data.info("mnist")
-    assert summary["path"] == str(Path(os.environ["KDEEP_DATA_DIR"]) / "mnist")
+def test_info_matches_the_data(mnist, mnist_dir):
+    summary = kdeep.data.info("mnist", data_dir=mnist_dir)
+    assert summary["path"] == str(mnist_dir)
     assert summary["train"]["class_counts"] == MNIST_TRAIN_COUNTS and summary["test"]["images"] == [10000, 28, 28, 1]
     pixels = mnist[0][0].astype(np.float32) / 255.0
     assert summary["pixel_mean"][0] == pytest.approx(pixels.mean(), abs=1e-5)

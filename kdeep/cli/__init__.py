@@ -3,7 +3,7 @@
 Each command group lives in its own module here (`data`, `models`, `train`, ...) and exposes
 `register(subparsers)`, which adds its sub-commands with `set_defaults(func=handler)`. A handler takes the
 parsed arguments and returns an exit code. Library errors (`KdeepError`) become one line on stderr and
-exit code 2, never a traceback.
+exit code 2, never a traceback. TensorFlow's own logging is off unless `--verbose` (kdeep.quiet).
 """
 import argparse
 import importlib
@@ -12,8 +12,10 @@ from typing import Sequence
 
 from kdeep import __version__
 from kdeep.errors import KdeepError
+from kdeep.quiet import native_stderr_filtered, set_verbosity
 
 COMMAND_MODULES = ("data", "models", "train", "quantize", "launch")
+VERBOSE_HELP = "show TensorFlow's, absl's and the converters' log lines (also KDEEP_VERBOSE=1)"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -29,10 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kdeep", description="Deeper convnets for Keras 3: train, evaluate, distribute, quantize."
     )
     parser.add_argument("--version", action="version", version=f"kdeep {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(f"kdeep.cli.{module}").register(subparsers)
+    _add_verbose(subparsers)
     return parser
+
+
+def _add_verbose(subparsers: argparse._SubParsersAction) -> None:
+    """Accepts --verbose after every (sub-)command too: `kdeep run --verbose`, `kdeep data info mnist --verbose`."""
+    for command in subparsers.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_verbose(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,16 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 on success, 2 on bad input (with a one-line message on stderr).
     """
-    parser = build_parser()
+    parser = build_parser()  # the command modules import TensorFlow only inside their handlers
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version (0) or a usage error (2, already printed on one line)
         return int(exit_.code or 0)
+    set_verbosity(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with native_stderr_filtered():
+            return int(args.func(args) or 0)
     except KdeepError as error:
         print(f"kdeep: error: {error}", file=sys.stderr)
         return 2
