@@ -13,7 +13,7 @@ from typing import Sequence
 from kdeep import __version__
 from kdeep.errors import KdeepError
 
-COMMAND_MODULES = ("data", "models", "train", "quantize", "launch")
+COMMAND_MODULES = ("data", "models", "train", "quantize", "launch", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
