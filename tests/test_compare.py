@@ -139,3 +139,12 @@ def test_results_table_plots_and_report_with_litert(tmp_path):
     assert page.count("data:image/png;base64,") == 2 and "max-width:1240px" in page
     assert (out / "accuracy_vs_cost.png").read_bytes()[:4] == b"\x89PNG"
     assert "| deepconvnet | 28x28x1 |" in (out / "report.md").read_text()
+
+
+def test_app_refuses_an_unknown_model_before_training(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, str(ROOT / "apps" / "compare_architectures.py"), "--out",
+                           str(tmp_path / "out"), "--models", "resnet20,nope@0.5"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2 and "unknown model 'nope'" in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()

@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="a model name from `kdeep models`")
     p.add_argument("--input-shape", type=_shape, help="H,W,C, e.g. 28,28,1 (default: the model's own)")
     p.add_argument("--num-classes", type=int, help="classifier width (default: the model's own)")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="channel multiplier of VGG, GoogLeNet and ResNet, in (0, 4] (default 1.0)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=summary_command)
 
@@ -73,7 +75,7 @@ def summary_command(args: argparse.Namespace) -> int:
     """Prints one model's per-layer table (or JSON)."""
     from kdeep import analysis, models
 
-    model = models.build(args.name, input_shape=args.input_shape, num_classes=args.num_classes)
+    model = models.build(args.name, input_shape=args.input_shape, num_classes=args.num_classes, width=args.width)
     summary = analysis.summarize(model)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary)
     return 0
