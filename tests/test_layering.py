@@ -5,10 +5,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The floors README.md names ("Layout"), bottom first; a unit is a kdeep module or package, or `quantization`.
 FLOORS = (
-    {"errors", "lazy", "shapes", "contract", "io"},
+    {"errors", "lazy", "shapes", "contract", "io", "figures"},
     {"data", "models", "distribute"},
     {"analysis", "train"},
     {"quantization"},
+    {"compare"},
     {"cli", "__main__"},
 )
 

@@ -77,3 +77,18 @@ def test_bad_width_is_a_one_line_model_error(name, width, message):
 def test_width_one_is_accepted_by_every_model():
     assert models.build("deepconvnet", width=1.0).count_params() == 123_552
     assert models.takes_width("resnet20") and not models.takes_width("deepconvnet_book")
+
+
+def test_summary_cli_reports_params_and_macs_at_a_width(capsys):
+    import json
+
+    from kdeep.cli import main
+
+    assert main(["summary", "resnet18", "--input-shape", "28,28,1", "--num-classes", "10", "--width", "0.25",
+                 "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    model = models.build("resnet18", input_shape=(28, 28, 1), num_classes=10, width=0.25)
+    assert reported["params"] == model.count_params()
+    assert reported["macs"] == analysis.summarize(model).macs
+    assert main(["summary", "resnet20", "--width", "9"]) == 2
+    assert "width must be a number in (0, 4]" in capsys.readouterr().err

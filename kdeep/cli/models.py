@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="a model name from `kdeep models`")
     p.add_argument("--input-shape", type=_shape, help="H,W,C, e.g. 28,28,1 (default: the model's own)")
     p.add_argument("--num-classes", type=int, help="classifier width (default: the model's own)")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="channel multiplier of VGG, GoogLeNet and ResNet, in (0, 4] (default 1.0)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=summary_command)
 
@@ -28,6 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=_ints, default=(28, 28), help="feature map H,W for MACs (default 28,28)")
     p.add_argument("--bias", action="store_true", help="count biases too")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    train = p.add_argument_group("--train: train a large-kernel net and a 3x3-stack net with the same parameters "
+                                 "and receptive field, one pair per kernel in --kernels")
+    train.add_argument("--train", action="store_true", help="train the pairs and report their accuracy")
+    train.add_argument("--dataset", default="fashion_mnist", help="dataset (default %(default)s)")
+    train.add_argument("--channels", type=int, default=32, help="width of the large-kernel convs (default 32)")
+    train.add_argument("--stages", type=int, default=2, help="conv stages, each closed by a 2x2 max-pool (default 2)")
+    train.add_argument("--recipe", default="fast", help="training recipe for both nets (default %(default)s)")
+    train.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    train.add_argument("--limit", type=int, help="use only the first N training images")
+    train.add_argument("--out", default="runs/why-deeper", help="run directories go to OUT/<net> (resumable)")
     p.set_defaults(func=why_deeper_command)
 
 
@@ -63,7 +75,7 @@ def summary_command(args: argparse.Namespace) -> int:
     """Prints one model's per-layer table (or JSON)."""
     from kdeep import analysis, models
 
-    model = models.build(args.name, input_shape=args.input_shape, num_classes=args.num_classes)
+    model = models.build(args.name, input_shape=args.input_shape, num_classes=args.num_classes, width=args.width)
     summary = analysis.summarize(model)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary)
     return 0
@@ -75,11 +87,50 @@ def why_deeper_command(args: argparse.Namespace) -> int:
 
     if len(args.size) != 2:
         raise ModelError(f"--size takes H,W, got {','.join(map(str, args.size))}")
+    if args.train:
+        return why_deeper_train(args)
     rows = analysis.why_deeper(args.c_in, args.c_out, args.kernels, size=tuple(args.size), bias=args.bias)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
         print(analysis.format_why_deeper(rows, args.c_in, args.c_out))
+    return 0
+
+
+def why_deeper_train(args: argparse.Namespace) -> int:
+    """Trains each (large kernel, 3x3 stack) pair with one recipe and prints accuracy, parameters and MACs."""
+    import dataclasses
+    from pathlib import Path
+
+    import keras
+
+    import kdeep.data
+    import kdeep.train
+    from kdeep import analysis
+    from kdeep.models.why_deeper import matched_pair
+    from kdeep.train.config import TrainConfig
+
+    (x_train, y_train), (_, y_test) = kdeep.data.load(args.dataset)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    pairs = [matched_pair(x_train.shape[1:], classes, kernel=k, channels=args.channels, stages=args.stages)
+             for k in args.kernels]  # every pair checked before anything is trained
+    config = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, limit=args.limit)
+    rows = []
+    for pair in pairs:
+        for model in pair:
+            summary = analysis.summarize(model)
+            field = max(r.receptive_field for r in summary.rows if r.receptive_field)
+            convs = [r for r in summary.rows if r.kind == "Conv2D"]
+            out = str(Path(args.out) / model.name)
+            run = kdeep.train.fit(model, args.dataset, config=dataclasses.replace(config, out=out), verbose=2)
+            val = run.metrics.get("val_accuracy")
+            rows.append((model.name, str(len(convs)), str(convs[-1].output_shape[-1]), f"{field}x{field}",
+                         f"{summary.params:,}", f"{summary.macs / 1e6:,.2f}M",
+                         f"{100 * val:.2f}%" if val is not None else "-", f"{100 * run.metrics['test_accuracy']:.2f}%"))
+            keras.backend.clear_session()
+    print(f"{args.dataset}, recipe {args.recipe} ({config.epochs} epochs), {args.stages} stages")
+    print(analysis.text_table(("net", "convs", "channels", "receptive field", "params", "MACs", "val acc", "test acc"),
+                              rows, right=(1, 2, 4, 5, 6, 7)))
     return 0
 
 
