@@ -87,6 +87,15 @@ CASES = [
                                  "--out", "{tmp}/new"], {}),
     ("quantize-qat-epochs-negative", ["quantize", "{tmp}/good.keras", "--dataset", "mnist", "--qat-epochs", "-1",
                                       "--out", "{tmp}/new"], {}),
+    # compare
+    ("compare-unknown-model", ["compare", "--models", "deepconvnet,resnet7", "--out", "{tmp}/new"], {}),
+    ("compare-width-zero", ["compare", "--models", "vgg11_bn@0", "--out", "{tmp}/new"], {}),
+    ("compare-width-too-big", ["compare", "--models", "resnet18@5", "--out", "{tmp}/new"], {}),
+    ("compare-width-not-a-number", ["compare", "--models", "resnet18@wide", "--out", "{tmp}/new"], {}),
+    ("compare-out-not-empty", ["compare", "--models", "deepconvnet", "--epochs", "1", "--out", "{tmp}/badstate"], {}),
+    ("compare-other-settings", ["compare", "--models", "deepconvnet", "--epochs", "1", "--out", "{tmp}/cmpdir"], {}),
+    ("compare-unknown-dataset", ["compare", "--models", "deepconvnet", "--dataset", "imagenet", "--out", "{tmp}/new"],
+     {}),
     # run and launch
     ("run-epochs-zero", ["run", "--epochs", "0", "--out", "{tmp}/new"], {}),
     ("run-limit-zero", ["run", "--limit", "0", "--out", "{tmp}/new"], {}),
@@ -115,6 +124,8 @@ def files(tmp_path_factory):
         (folder / "config.json").write_text(config.dumps())
         for file, content in extra.items():
             (folder / file).write_bytes(content.encode() if isinstance(content, str) else content)
+    (tmp / "cmpdir").mkdir()
+    (tmp / "cmpdir" / "compare.json").write_text(json.dumps({"dataset": "mnist", "models": ["resnet20"]}))
     bad_data = tmp / "baddata" / "mnist"
     bad_data.mkdir(parents=True)
     for file in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
