@@ -3,11 +3,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def kdeep(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kdeep", *args], capture_output=True, text=True, timeout=400)
 
 
+@pytest.mark.slow
 def test_launch_two_workers_trains_one_run_written_by_the_chief(tmp_path):
     run_dir = tmp_path / "run"
     result = kdeep("launch", "--workers", "2", "--", "train", "--model", "deepconvnet", "--dataset", "mnist",

@@ -20,6 +20,8 @@ TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
 TOLERANCE = {"float32": (0.0, 1.0), "float16": (0.2, 0.99), "dynamic": (1.0, 0.97), "int8": (1.5, 0.97),
              "int16x8": (1.0, 0.97), "qat_int8": (2.0, 0.9)}
 
+pytestmark = pytest.mark.slow  # every test reads the module's trained model and its converted variants (minutes)
+
 
 @pytest.fixture(scope="module")
 def mnist():
