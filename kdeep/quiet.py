@@ -62,9 +62,10 @@ def native_stderr_filtered() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     python_stderr = sys.stderr
+    live = None
     if sys.stderr is sys.__stderr__:  # not when a caller (pytest's capsys) has replaced it
-        sys.stderr = open(saved, "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace",
-                          closefd=False)
+        # owns `saved`: log handlers made inside the block (TensorFlow's) keep writing to the real stderr
+        live = sys.stderr = open(saved, "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
@@ -73,7 +74,8 @@ def native_stderr_filtered() -> Iterator[None]:
             sys.stderr.flush()
             sys.stderr = python_stderr
             os.dup2(saved, 2)
-            os.close(saved)
+            if live is None:
+                os.close(saved)
             held.seek(0)
             kept = [line for line in held.read().splitlines(keepends=True) if not NATIVE_NOISE.match(line)]
             if kept:

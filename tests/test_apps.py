@@ -10,7 +10,7 @@ APPS = Path(__file__).resolve().parent.parent / "apps"
 
 @pytest.mark.parametrize("app, argv, named", [
     ("quantization_report.py", ["--jobs", "deepconvnet_mnist,nope"], "nope"),
-    ("mnist_deepconvnet.py", ["--only", "book,nope"], "nope"),
+    pytest.param("mnist_deepconvnet.py", ["--only", "book,nope"], "nope", marks=pytest.mark.slow),  # imports TF
 ])
 def test_unknown_job_is_refused(app, argv, named, tmp_path):
     done = subprocess.run([sys.executable, str(APPS / app), "--out", str(tmp_path / "out"), *argv],

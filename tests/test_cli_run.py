@@ -52,6 +52,15 @@ def test_quiet_mode_drops_native_log_lines_and_keeps_the_rest():
         "a native line kdeep does not know", "a python line"]
 
 
+def test_python_dash_m_kdeep_is_the_cli():
+    from kdeep import __version__
+
+    version = kdeep("--version")
+    assert (version.returncode, version.stdout) == (0, f"kdeep {__version__}\n")
+    bare = kdeep()
+    assert bare.returncode == 2 and bare.stdout.startswith("usage: kdeep ") and " run " in bare.stdout
+
+
 @pytest.fixture(scope="module")
 def kdeep_run(tmp_path_factory):
     """`kdeep run --limit 300 --epochs 1`: (its output directory, the finished process)."""

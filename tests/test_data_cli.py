@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import kdeep.data
 from kdeep.cli import main
 from kdeep.data.datasets import locate
@@ -10,6 +12,7 @@ from kdeep.data.datasets import locate
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
 
+@pytest.mark.slow
 def test_info_json_parses_and_matches_the_loader(capsys):
     assert main(["data", "info", "mnist", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -19,6 +22,7 @@ def test_info_json_parses_and_matches_the_loader(capsys):
     assert abs(summary["pixel_mean"][0] - 0.13066) < 1e-4  # the published MNIST statistic
 
 
+@pytest.mark.slow
 def test_info_json_as_a_subprocess_with_data_dir():
     data_dir = str(locate("fashion_mnist"))
     result = subprocess.run([sys.executable, "-m", "kdeep", "data", "info", "fashion_mnist", "--json",

@@ -239,6 +239,7 @@ def mirror(mnist_dir):
         yield url
 
 
+@pytest.mark.slow
 def test_download_verifies_caches_and_refetches_a_corrupt_cache(tmp_path, monkeypatch, mirror, mnist, capsys):
     monkeypatch.delenv("KDEEP_DATA_DIR", raising=False)
     monkeypatch.setenv("KDEEP_DATA_MIRRORS", f"{mirror}missing/,{mirror}")  # first mirror 404s, second works
@@ -271,6 +272,7 @@ def test_download_rejects_a_mirror_serving_wrong_content(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
 
 
+@pytest.mark.slow
 def test_info_matches_the_data(mnist, mnist_dir):
     summary = kdeep.data.info("mnist", data_dir=mnist_dir)
     assert summary["path"] == str(mnist_dir)

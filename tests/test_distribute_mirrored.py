@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 GLOBAL_BATCH = 64
 
@@ -49,6 +50,7 @@ def compare(out: Path) -> None:
     out.write_text(json.dumps(results))
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpus_matches_single_device(tmp_path):
     out = tmp_path / "results.json"
     subprocess.run([sys.executable, __file__, str(out)], check=True, timeout=300)

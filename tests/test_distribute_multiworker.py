@@ -68,6 +68,7 @@ def read_history(run_dir: Path) -> list[dict]:
     return [dict(zip(header, map(float, line.split(",")))) for line in lines[1:] if line != lines[0]]
 
 
+@pytest.mark.slow
 def test_two_workers_resume_after_sigkill_and_finish_identical_with_chief_only_artifacts(tmp_path, capsys,
                                                                                        monkeypatch):
     out, run_dir = tmp_path, tmp_path / "run"

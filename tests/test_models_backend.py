@@ -42,6 +42,7 @@ def test_no_module_imports_tensorflow():
             assert not any(n.split(".")[0] in ("tensorflow", "tf_keras") for n in names), f"{path.name} imports {names}"
 
 
+@pytest.mark.slow
 def test_builders_never_ask_for_tensorflow_at_run_time():
     """With Keras on TensorFlow, any `import tensorflow` issued from kdeep.models/kdeep.analysis raises."""
     guard = textwrap.dedent("""

@@ -31,6 +31,15 @@ PUBLISHED_PARAMS = {
 # CIFAR ResNets of He et al. 2015 (table 6): ~0.27M, ~0.46M, ~0.66M, ~0.85M, ~1.7M with option A shortcuts.
 CIFAR_PARAMS_M = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85, "resnet110": 1.7}
 SMALL_FAMILIES = ("vgg", "googlenet", "resnet")  # the families with a small-input stem
+# The cases that take under ~2 s on the 2-core machine (one per builder module); the rest are marked slow.
+FAST_DEFAULT = ("deepconvnet", "deepconvnet_book", "googlenet", "resnet18", "resnet20")
+FAST_SMALL = ("deepconvnet-32x32x3", "deepconvnet_book-32x32x3", "vgg11-28x28x1")
+
+
+def case(*values, ident: str | None = None, fast: tuple[str, ...]):
+    """A pytest.param with id `ident` (the first value by default), marked slow unless that id is in `fast`."""
+    ident = ident or values[0]
+    return pytest.param(*values, id=ident, marks=() if ident in fast else pytest.mark.slow)
 
 
 def trainable(model) -> int:
@@ -41,7 +50,7 @@ def images(shape, batch, seed=0):
     return np.random.default_rng(seed).random((batch, *shape), dtype=np.float32)
 
 
-@pytest.mark.parametrize("name", models.list_models())
+@pytest.mark.parametrize("name", [case(name, fast=FAST_DEFAULT) for name in models.list_models()])
 def test_default_input_builds_predicts_and_counts(name):
     info = models.info(name)
     model = models.build(name)
@@ -60,9 +69,10 @@ def test_default_input_builds_predicts_and_counts(name):
 def small_cases():
     for name in models.list_models():
         info = models.info(name)
-        yield pytest.param(name, info.small_input_shape, id=f"{name}-{'x'.join(map(str, info.small_input_shape))}")
+        yield case(name, info.small_input_shape, ident=f"{name}-{'x'.join(map(str, info.small_input_shape))}",
+                   fast=FAST_SMALL)
         if info.family in SMALL_FAMILIES and name in ("vgg11", "googlenet", "resnet18", "resnet50", "resnet50v2"):
-            yield pytest.param(name, (28, 28, 1), id=f"{name}-28x28x1")  # the other small geometry
+            yield case(name, (28, 28, 1), ident=f"{name}-28x28x1", fast=FAST_SMALL)  # the other small geometry
 
 
 @pytest.mark.parametrize(("name", "shape"), list(small_cases()))

@@ -21,6 +21,7 @@ def test_every_issue_model_is_registered_with_a_plain_function():
     assert models.list_models("cifar_resnet") == ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
 
 
+@pytest.mark.slow
 def test_plain_function_equals_build_and_keeps_hierarchical_names():
     model = models.resnet20(num_classes=3)
     assert model.output_shape == (None, 3)
@@ -55,6 +56,7 @@ def test_bad_input_gets_a_clear_model_error(kwargs, message):
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 def test_weights_round_trip_gives_identical_outputs(tmp_path):
     model = models.build("resnet20", input_shape=(16, 16, 3), num_classes=4)
     x = np.random.default_rng(1).random((3, 16, 16, 3), dtype=np.float32)
@@ -70,6 +72,7 @@ def test_weights_round_trip_gives_identical_outputs(tmp_path):
         models.build("resnet20", input_shape=(16, 16, 3), num_classes=5, weights=path)
 
 
+@pytest.mark.slow
 def test_stem_auto_picks_the_small_stem_below_64_pixels():
     small = models.build("resnet18", input_shape=(32, 32, 3))
     large = models.build("resnet18", input_shape=(64, 64, 3), include_top=False)
@@ -80,6 +83,7 @@ def test_stem_auto_picks_the_small_stem_below_64_pixels():
     assert "block1_pool" not in {layer.name for layer in vgg.layers} and vgg.output_shape == (None, 512)
 
 
+@pytest.mark.slow
 def test_options_logits_pooling_dropout_and_batchnorm():
     logits = models.deepconvnet(classifier_activation=None)
     x = np.random.default_rng(2).random((2, 28, 28, 1), dtype=np.float32)
@@ -112,6 +116,7 @@ def test_deepconvnet_matches_the_book_layer_by_layer():
     assert np.abs(big).max() > 2.5 * np.sqrt(2 / 1024)
 
 
+@pytest.mark.slow
 def test_googlenet_aux_logits_are_extra_float32_outputs_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

@@ -50,6 +50,7 @@ def test_qat_needs_training_data(small_model, tmp_path):
         quantize(small_model, ["qat_int8"], np.zeros((2, 12, 12, 1), np.float32), tmp_path)
 
 
+@pytest.mark.slow
 def test_layer_tfmot_cannot_annotate_is_named_and_others_still_run(tmp_path):
     import keras
 
@@ -71,6 +72,7 @@ def test_corrupt_tflite(tmp_path, content):
         evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
 
 
+@pytest.mark.slow
 def test_truncated_tflite(float32_file, tmp_path):
     path = tmp_path / "truncated.tflite"
     path.write_bytes(float32_file.read_bytes()[:200])
@@ -78,6 +80,7 @@ def test_truncated_tflite(float32_file, tmp_path):
         evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
 
 
+@pytest.mark.slow
 def test_missing_tflite_and_label_mismatch(float32_file, tmp_path):
     with pytest.raises(QuantizationError, match="does not exist"):
         evaluate(tmp_path / "nope.tflite", np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
@@ -115,6 +118,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.tflite"]
 
 
+@pytest.mark.slow
 def test_failed_conversion_writes_nothing(small_model, tmp_path, monkeypatch):
     import tensorflow as tf
 

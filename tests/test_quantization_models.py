@@ -25,6 +25,7 @@ def _build(name):
     return model, rng.random((16, *shape), dtype=np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(NETS))
 def test_full_int8_conversion(name, tmp_path):
     model, images = _build(name)
@@ -41,7 +42,8 @@ def test_full_int8_conversion(name, tmp_path):
     assert runner.get_tensor(runner.get_output_details()[0]["index"]).shape == (1, 10)
 
 
-@pytest.mark.parametrize("name", ["deepconvnet", "deepconvnet_book", *NETS])
+@pytest.mark.parametrize("name", ["deepconvnet", "deepconvnet_book",
+                                  *(pytest.param(name, marks=pytest.mark.slow) for name in NETS)])
 def test_qat_twin_equals_keras3_model(name):
     if name.startswith("deepconvnet"):
         model = kdeep.models.build(name, input_shape=(28, 28, 1), num_classes=10)
@@ -56,6 +58,7 @@ def test_qat_twin_equals_keras3_model(name):
     assert np.max(np.abs(twin_model(images, training=False).numpy() - expected)) <= TWIN_TOLERANCE
 
 
+@pytest.mark.slow
 def test_book_dropout_rescaling_gets_annotated_for_qat():
     model = kdeep.models.build("deepconvnet_book")
     images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)

@@ -22,6 +22,8 @@ TOLERANCE = {"float32": (0.0, 1.0), "float16": (0.2, 0.99), "dynamic": (1.0, 0.9
 # The TF-converter variants; the ai-edge-quantizer ones run end to end in test_quantization_aiedge.py.
 CONVERTER = [name for name, variant in VARIANTS.items() if variant.backend == "converter"]
 
+pytestmark = pytest.mark.slow  # every test reads the module's trained model and its converted variants (minutes)
+
 
 @pytest.fixture(scope="module")
 def mnist():

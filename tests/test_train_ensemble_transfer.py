@@ -19,6 +19,7 @@ def tiny_mnist(mnist):
     return (x_train[:200], y_train[:200]), (x_test[:300], y_test[:300])
 
 
+@pytest.mark.slow
 def test_ensemble_output_is_the_mean_of_member_outputs(tiny_mnist, tmp_path):
     run = fit_ensemble("deepconvnet", tiny_mnist, members=2, verbose=0,
                        config=TrainConfig(epochs=1, batch_size=50, val_split=0, out=str(tmp_path)))
@@ -44,6 +45,7 @@ def _changed(before, model):
             if any(not np.array_equal(a, b) for a, b in zip(ws, model.get_layer(name).get_weights()))}
 
 
+@pytest.mark.slow
 def test_transfer_freezes_backbone_then_unfreezes_top_block(fashion_mnist, tmp_path):
     source = tmp_path / "mnist_model.keras"
     kdeep.models.build("deepconvnet").save(source)  # any .keras file works
@@ -69,6 +71,7 @@ def test_transfer_freezes_backbone_then_unfreezes_top_block(fashion_mnist, tmp_p
         head_accuracy, abs=1e-6)  # the frozen-backbone phase's own score, not the final model's
 
 
+@pytest.mark.slow
 def test_transfer_adapts_a_backbone_for_32x32_rgb_to_28x28_grey_images(fashion_mnist, tmp_path):
     source = tmp_path / "rgb32.keras"
     kdeep.models.build("deepconvnet", input_shape=(32, 32, 3)).save(source)
@@ -91,6 +94,7 @@ def test_transfer_adapts_a_backbone_for_32x32_rgb_to_28x28_grey_images(fashion_m
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_keras_application_gets_the_input_adapter_and_numbered_blocks():
     application = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
     model = new_head(application, 5, image_shape=(28, 28, 1))
@@ -102,6 +106,7 @@ def test_a_keras_application_gets_the_input_adapter_and_numbered_blocks():
                          if name.startswith(("Conv_1", "block_16_", "transfer_"))}
 
 
+@pytest.mark.slow
 def test_fit_refuses_a_model_for_other_images_in_one_line(fashion_mnist, tmp_path):
     model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10)
     (x_train, y_train), test = fashion_mnist

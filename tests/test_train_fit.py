@@ -27,6 +27,7 @@ def trained(small_mnist, tmp_path_factory):
     return kdeep.train.fit("deepconvnet", small_mnist, config=config, verbose=0)
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_accuracy_is_far_above_chance(trained):
     losses = [row["loss"] for row in trained.history]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -34,6 +35,7 @@ def test_loss_decreases_and_accuracy_is_far_above_chance(trained):
     assert trained.metrics["train_images"] == 2000 and trained.metrics["val_images"] == 400
 
 
+@pytest.mark.slow
 def test_run_directory_holds_every_artifact(trained, small_mnist):
     names = {path.name for path in trained.dir.iterdir()}
     assert {rd.CONFIG, rd.MODEL, rd.LAST, rd.BEST, rd.HISTORY, rd.METRICS, rd.LOGS} <= names
@@ -56,6 +58,7 @@ def test_run_directory_holds_every_artifact(trained, small_mnist):
     assert confusion.sum() == 1000 and np.trace(confusion) / 1000 == pytest.approx(again["accuracy"])
 
 
+@pytest.mark.slow
 def test_cli_evaluate_json(trained, capsys):
     assert main(["evaluate", str(trained.dir / rd.MODEL), "--dataset", "mnist", "--limit", "500", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -69,6 +72,7 @@ class _PoisonAtEpoch2(keras.callbacks.Callback):
             kernel.assign(np.full(kernel.shape, np.nan, np.float32))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_mnist, tmp_path):
     config = TrainConfig(epochs=3, batch_size=100, limit=300, val_split=0, out=str(tmp_path))
     with pytest.raises(TrainingError, match="loss became nan in epoch 2"):
@@ -79,6 +83,7 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_epoch(small_mnist, 
     assert not (tmp_path / rd.MODEL).exists()
 
 
+@pytest.mark.slow
 def test_epochs_since_best_counts_from_the_first_best_validation_accuracy():
     rows = [{"epoch": e, "val_accuracy": a} for e, a in enumerate([0.90, 0.95, 0.94, 0.95], start=1)]
     assert epochs_since_best(rows) == 2  # a tie with the best is no improvement
@@ -88,6 +93,7 @@ def test_epochs_since_best_counts_from_the_first_best_validation_accuracy():
     assert not stops_early(rows, 0)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_and_a_rerun_does_not_train_on(small_mnist, tmp_path):
     # At lr 1e-12 Adam's steps vanish below float32 resolution: validation accuracy cannot improve after epoch 1.
     config = TrainConfig(epochs=6, batch_size=100, lr=1e-12, limit=500, val_split=100, early_stopping=2,
@@ -124,6 +130,7 @@ def _assert_weights_equal(expected, variables, rtol=1e-4, atol=1e-6):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=rtol, atol=atol)
 
 
+@pytest.mark.slow
 def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resume(small_mnist, tmp_path):
     momentum = 0.6
     config = TrainConfig(epochs=2, batch_size=100, limit=300, val_split=0, ema=momentum, out=str(tmp_path))
@@ -145,6 +152,7 @@ def test_ema_final_model_is_the_moving_average_of_the_weights_and_survives_resum
     assert again.metrics["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_ema_validation_scores_and_best_checkpoint_hold_the_averaged_weights(small_mnist, tmp_path):
     momentum = 0.6
     config = TrainConfig(epochs=3, batch_size=100, limit=400, val_split=100, ema=momentum, select="best",
@@ -176,6 +184,7 @@ class _AveragedAtEpochEnd(keras.callbacks.Callback):
         self.after = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])  # mixed_float16: a LossScaleOptimizer
 def test_averaged_weights_holds_the_moving_average_inside_and_the_raw_weights_after(small_mnist, tmp_path,
                                                                                     precision):
@@ -195,6 +204,7 @@ def test_averaged_weights_holds_the_moving_average_inside_and_the_raw_weights_af
         _assert_weights_equal(before, same.trainable_variables, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_float32_output(small_mnist, tmp_path):
     config = TrainConfig(epochs=1, batch_size=32, limit=64, val_split=0, mixed_precision="mixed_float16",
                          out=str(tmp_path))

@@ -8,6 +8,7 @@ import sys
 import time
 
 import keras
+import pytest
 
 from kdeep.train import run_dir as rd
 
@@ -20,6 +21,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_sigkill_after_epoch_1_then_rerun_resumes(tmp_path):
     out = tmp_path / "run"
     command = [*COMMAND, "--out", str(out)]

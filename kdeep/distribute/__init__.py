@@ -13,6 +13,7 @@ from kdeep.distribute.strategy import (
     linear_scaled_lr,
     num_workers,
     parse_tf_config,
+    peer_timeout,
     per_replica_batch,
     strategy_from_name,
     xla_supported,
@@ -21,7 +22,8 @@ from kdeep.distribute.strategy import (
 _LOOP = {name: "kdeep.distribute.loop" for name in ("fit", "evaluate", "worker_dir")}
 __all__ = [
     "STRATEGIES", "ClusterSpec", "cluster_of", "is_chief", "launch", "linear_scaled_lr", "num_workers",
-    "parse_tf_config", "per_replica_batch", "strategy_from_name", "tf_configs", "xla_supported", *_LOOP,
+    "parse_tf_config", "peer_timeout", "per_replica_batch", "strategy_from_name", "tf_configs", "xla_supported",
+    *_LOOP,
 ]
 
 __getattr__ = lazy_getattr(globals(), _LOOP)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -12,6 +14,8 @@ from kdeep.errors import ConfigError
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 WORKER_TASK_TYPES = ("chief", "worker")  # the task types that train under MultiWorkerMirroredStrategy
 TASK_TYPES = (*WORKER_TASK_TYPES, "evaluator")  # "ps" needs ParameterServerStrategy, which kdeep does not use
+PEER_TIMEOUT_ENV = "KDEEP_PEER_TIMEOUT"
+DEFAULT_PEER_TIMEOUT = 300.0  # seconds a multi-worker job waits at startup for every worker of TF_CONFIG
 
 
 @dataclass(frozen=True)
@@ -116,21 +120,15 @@ def strategy_from_name(name: str = "auto") -> Any:
         A `tf.distribute.Strategy`.
 
     Raises:
-        ConfigError: an unknown name or a bad TF_CONFIG (checked before TensorFlow starts anything).
+        ConfigError: an unknown name or a bad TF_CONFIG (checked before TensorFlow starts anything), or a
+            multi-worker peer that did not register within `peer_timeout()` seconds.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
     if name == "multi-worker":
-        parse_tf_config()
+        return _multi_worker_strategy(parse_tf_config(), peer_timeout())
     import tensorflow as tf
 
-    if name == "multi-worker":
-        try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        except RuntimeError as error:  # collective ops must be configured before TensorFlow initialises
-            raise ConfigError(
-                f"cannot start multi-worker training ({error}): create the strategy before any other TensorFlow work"
-            ) from None
     if name == "auto":
         gpus = tf.config.list_physical_devices("GPU")
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -138,6 +136,70 @@ def strategy_from_name(name: str = "auto") -> Any:
     if name == "one":
         return tf.distribute.OneDeviceStrategy(devices[0].name)
     return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def peer_timeout() -> float:
+    """Seconds a multi-worker job waits at startup for every worker in TF_CONFIG: $KDEEP_PEER_TIMEOUT, else 300.
+
+    Raises:
+        ConfigError: KDEEP_PEER_TIMEOUT is not a positive number.
+    """
+    text = os.environ.get(PEER_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_PEER_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ConfigError(f"{PEER_TIMEOUT_ENV}={text!r} is not a positive number of seconds: use e.g. 300")
+    return seconds
+
+
+def _multi_worker_strategy(spec: ClusterSpec, timeout: float) -> Any:
+    """MultiWorkerMirroredStrategy whose startup fails after `timeout` seconds when a peer never registers.
+
+    TensorFlow's coordination service waits an hour by default; kdeep configures it as the strategy would,
+    plus a registration barrier bounded by `timeout` (the leader then names the workers that never came).
+
+    Raises:
+        ConfigError: a peer did not register in time, or TensorFlow was initialised before the strategy.
+    """
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    if spec.task_type in WORKER_TASK_TYPES and context.context().coordination_service is None:
+        leader = "chief" if "chief" in spec.cluster else "worker"
+        context.context().configure_coordination_service(
+            service_type="standalone",
+            service_leader=f"/job:{leader}/replica:0/task:0",
+            coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=kind, num_tasks=len(spec.cluster[kind]))
+                              for kind in WORKER_TASK_TYPES if kind in spec.cluster],
+            cluster_register_timeout_in_ms=max(1, round(timeout * 1000)),
+        )
+        context.context().coordination_service.cluster_register_with_barrier = True  # bounds the leader's wait
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:  # collective ops must be configured before TensorFlow initialises
+        raise ConfigError(
+            f"cannot start multi-worker training ({error}): create the strategy before any other TensorFlow work"
+        ) from None
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
+        raise ConfigError(_missing_peers(spec, timeout, str(error))) from None
+
+
+def _missing_peers(spec: ClusterSpec, timeout: float, error: str) -> str:
+    """The one-line error for peers that never registered: who is missing (as far as this task can tell), the fix."""
+    named = {(kind, int(index)) for kind, index in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)\n", error)}
+    others = [(kind, index) for kind in WORKER_TASK_TYPES for index in range(len(spec.cluster.get(kind, [])))
+              if (kind, index) != (spec.task_type, spec.task_index)]
+    missing = [peer for peer in others if peer in named] or others
+    listed = ", ".join(f"{kind} {index} ({spec.cluster[kind][index]})" for kind, index in missing)
+    return (f"multi-worker training: {spec.task_type} {spec.task_index} waited {timeout:g} s for "
+            f"{'' if missing != others or len(others) == 1 else 'one of '}{listed} from TF_CONFIG, which never "
+            f"joined: start every worker listed in TF_CONFIG (e.g. with `kdeep launch`), or wait longer with "
+            f"{PEER_TIMEOUT_ENV}=SECONDS")
 
 
 def cluster_of(strategy: Any) -> ClusterSpec | None:
