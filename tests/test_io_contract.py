@@ -100,6 +100,7 @@ def test_load_model_errors_are_one_line(tmp_path):
     assert io.resolve_model(good, tflite=True) == good
 
 
+@pytest.mark.slow
 def test_the_contract_input_range_reaches_the_pipeline_training_and_evaluation(mnist, tmp_path, monkeypatch):
     """A model whose contract says (-1, 1) gets images in [-1, 1] from the pipeline, the evaluator and the trainer."""
     import kdeep.data
