@@ -203,7 +203,10 @@ def _prepare(out: Path, settings: dict[str, Any]) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file: choose another --out")
     if path.exists():
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise ConfigError(f"{path} is unreadable ({error}): remove it or choose another --out") from None
         changed = [f"{key}: {saved.get(key)!r} -> {settings[key]!r}" for key in settings if saved.get(key) != settings[key]]
         if changed:
             raise ConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}): rerun with the "
@@ -237,6 +240,7 @@ def _measure(run_dir: Path, splits: Any, litert: bool, bench_steps: int, verbose
     import keras
 
     from kdeep.train import run_dir as rd
+    from quantization.convert import CALIBRATION_SAMPLES
     from quantization.evaluate import evaluate, latency
     from quantization.pipeline import CALIBRATION_SEED, quantize, unit_float
 
@@ -248,7 +252,8 @@ def _measure(run_dir: Path, splits: Any, litert: bool, bench_steps: int, verbose
     measured: dict[str, Any] = {"keras": inference_throughput(model, steps=bench_steps)}
     if litert:
         (x_train, _), (x_test, y_test) = splits
-        picked = np.random.default_rng(CALIBRATION_SEED).choice(len(x_train), 200, replace=False)
+        picked = np.random.default_rng(CALIBRATION_SEED).choice(len(x_train), min(CALIBRATION_SAMPLES, len(x_train)),
+                                                                replace=False)
         tflite = quantize(model, ["float32", "int8"], unit_float(x_train[picked]), run_dir / LITERT)
         x_test = unit_float(x_test)
         measured["failed"] = tflite.failed
