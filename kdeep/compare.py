@@ -237,6 +237,7 @@ def _measure(run_dir: Path, splits: Any, litert: bool, bench_steps: int, verbose
 
     from kdeep.contract import contract_of
     from kdeep.data import scale_pixels
+    from quantization.convert import CALIBRATION_SAMPLES
     from quantization.evaluate import evaluate, latency
     from quantization.pipeline import CALIBRATION_SEED, quantize
 
@@ -249,7 +250,8 @@ def _measure(run_dir: Path, splits: Any, litert: bool, bench_steps: int, verbose
     measured: dict[str, Any] = {"keras": inference_throughput(model, steps=bench_steps)}
     if litert:
         (x_train, _), (x_test, y_test) = splits
-        picked = np.random.default_rng(CALIBRATION_SEED).choice(len(x_train), 200, replace=False)
+        picked = np.random.default_rng(CALIBRATION_SEED).choice(len(x_train), min(CALIBRATION_SAMPLES, len(x_train)),
+                                                                replace=False)
         tflite = quantize(model, ["float32", "int8"], scale_pixels(x_train[picked], contract.input_range),
                           run_dir / LITERT)
         x_test = scale_pixels(x_test, contract.input_range)

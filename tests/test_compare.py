@@ -13,7 +13,7 @@ import pytest
 
 from kdeep.cli import main
 from kdeep.compare import Entry, parse_entries
-from kdeep.errors import ConfigError, ModelError
+from kdeep.errors import ArtifactError, ConfigError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "--limit", "600", "--val-split", "100", "--bench-steps", "1"]
@@ -148,3 +148,11 @@ def test_app_refuses_an_unknown_model_before_training(tmp_path):
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 2 and "unknown model 'nope'" in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_settings_file_is_a_one_line_error(tmp_path):
+    from kdeep.compare import _prepare
+
+    (tmp_path / "compare.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="compare.json is unreadable"):
+        _prepare(tmp_path, {"models": ["deepconvnet"]})

@@ -1,4 +1,6 @@
 """The width multiplier: exact models at 1.0, channels scaled and rounded to multiples of 8, clear errors."""
+import json
+
 import keras
 import pytest
 
@@ -92,3 +94,18 @@ def test_summary_cli_reports_params_and_macs_at_a_width(capsys):
     assert reported["macs"] == analysis.summarize(model).macs
     assert main(["summary", "resnet20", "--width", "9"]) == 2
     assert "width must be a number in (0, 4]" in capsys.readouterr().err
+
+
+def test_train_config_width_is_validated_and_builds_the_thin_model(tmp_path, fashion_mnist):
+    import kdeep.train
+    from kdeep.errors import ConfigError
+    from kdeep.train import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"width=0 must be a number in \(0, 4\]"):
+        TrainConfig(width=0)
+    (x_train, y_train), (x_test, y_test) = fashion_mnist
+    config = TrainConfig.from_recipe("sgd_cosine", width=0.5, epochs=1, val_split=0, out=str(tmp_path / "run"))
+    run = kdeep.train.fit("resnet20", ((x_train[:256], y_train[:256]), (x_test[:256], y_test[:256])), config=config,
+                          verbose=0)
+    assert run.model.get_layer("stem_conv").filters == 8 and run.model.get_layer("stage3_block1_conv1").filters == 32
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["width"] == 0.5
