@@ -5,6 +5,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep quantize`."""
+    from quantization.pipeline import SWEEP_IMAGES
     from quantization.variants import VARIANTS
 
     parser = subparsers.add_parser(
@@ -21,6 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--qat-epochs", type=int, default=1, help="quantization-aware fine-tuning epochs (default 1)")
     parser.add_argument("--out", help="report directory (default: RUN_DIR/quantization or MODEL_quantization/)")
     parser.add_argument("--limit", type=int, help="score only the first N test images (and fine-tune QAT on N)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also sweep simulated weight widths 1-8 x activation widths 4/6/8/16/float in Keras, "
+                        "and measure per-layer sensitivity (sweep.png, sensitivity.png)")
+    parser.add_argument("--sweep-limit", type=int, default=SWEEP_IMAGES,
+                        help="test images the simulated sweep scores (default %(default)s; 0 = all)")
+    parser.add_argument("--max-drop", type=float, metavar="PP",
+                        help="choose a weight width per layer (2/4/8/float) for the smallest file whose validation "
+                        "accuracy drops at most PP points (0 < PP < 100), export it as mixed.tflite (pareto.png)")
     parser.set_defaults(func=quantize)
 
 
@@ -33,9 +42,13 @@ def default_out(model: str) -> Path:
 def quantize(args: argparse.Namespace) -> int:
     """Runs the quantization pipeline and prints the report table."""
     from quantization.pipeline import run_pipeline
+    from quantization.search import check_budget
 
+    if args.max_drop is not None:
+        check_budget(args.max_drop)  # before the model loads
     out = run_pipeline(args.model, args.dataset, args.out or default_out(args.model), variants=args.variants,
-                       qat_epochs=args.qat_epochs, limit=args.limit)
+                       qat_epochs=args.qat_epochs, limit=args.limit, sweep_bits=args.sweep,
+                       sweep_limit=args.sweep_limit or None, max_drop=args.max_drop)
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"report: {out / 'report.html'}")
     return 0

@@ -1,0 +1,143 @@
+"""Mixed precision under an accuracy budget: a weight width per layer from {2, 4, 8, float}, searched in simulation."""
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from kdeep.errors import QuantizationError
+from quantization.sweep import Simulator
+
+LADDER = (None, 8, 4, 2)  # widths a layer steps down through (None: float)
+FLOAT_BYTES = 4
+
+
+def check_budget(max_drop: float) -> float:
+    """The accuracy budget in percentage points, checked.
+
+    Raises:
+        QuantizationError: `max_drop` is not strictly between 0 and 100.
+    """
+    if not 0 < max_drop < 100:
+        raise QuantizationError(f"--max-drop must be between 0 and 100 percentage points (exclusive), "
+                                f"got {max_drop:g}; e.g. --max-drop 0.3")
+    return float(max_drop)
+
+
+def kernel_bytes(simulator: Simulator, bits: dict[str, int | None]) -> float:
+    """Bytes the quantizable layers' kernels take at these widths (float: 4 bytes, b bits: b/8 bytes, packed)."""
+    return sum(simulator.parameters(layer) * (FLOAT_BYTES if bits.get(layer) is None else bits[layer] / 8)
+               for layer in simulator.layers)
+
+
+@dataclass
+class Mix:
+    """The chosen widths and what the search measured on the validation split (all simulated).
+
+    Attributes:
+        bits: {Keras layer name: 2, 4, 8 or None (float)}.
+        max_drop_pp: the budget.
+        float_accuracy: the float model's validation accuracy.
+        accuracy: the mix's simulated validation accuracy.
+        kernel_bytes: the kernels' bytes at these widths (the rest of the file is not counted).
+        n: validation images.
+        evaluations: simulated evaluations the search ran.
+        tried: every step tried, {"layer", "bits", "accuracy", "accepted"}.
+    """
+
+    bits: dict[str, int | None]
+    max_drop_pp: float
+    float_accuracy: float
+    accuracy: float
+    kernel_bytes: float
+    n: int
+    evaluations: int
+    tried: list[dict] = field(default_factory=list)
+
+    @property
+    def drop_pp(self) -> float:
+        """Validation accuracy lost against float, in percentage points."""
+        return 100 * (self.float_accuracy - self.accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, with drop_pp."""
+        return {**dataclasses.asdict(self), "drop_pp": self.drop_pp, "simulated": True}
+
+
+def _lower(bits: int | None) -> int | None:
+    """The next width down the ladder (None at the bottom: 2 bits has no step below)."""
+    index = LADDER.index(bits)
+    return LADDER[index + 1] if index + 1 < len(LADDER) else None
+
+
+def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop: float) -> Mix:
+    """Greedily lowers one layer's weight width at a time, the most bytes saved per point lost first, keeping the
+    simulated validation drop within the budget.
+
+    Each layer's drop alone at each width (the rest float) ranks the moves; a move is kept only if the whole mix
+    still fits the budget, else that layer stays where it is. The start is every layer at 8 bits when that fits,
+    else every layer float.
+
+    Args:
+        simulator: the model's `Simulator`.
+        x_val, y_val: the validation split (training images the model did not fit; never the test set).
+        max_drop: the budget, percentage points of validation accuracy.
+
+    Returns:
+        The `Mix`.
+    """
+    max_drop = check_budget(max_drop)
+    y_val = np.asarray(y_val).reshape(-1)
+    evaluations = 0
+
+    def accuracy(bits: dict[str, int | None]) -> float:
+        nonlocal evaluations
+        evaluations += 1
+        return simulator.accuracy(x_val, y_val, bits)
+
+    float_accuracy = accuracy(simulator.uniform(None))
+    fits = lambda acc: 100 * (float_accuracy - acc) <= max_drop  # noqa: E731
+    current = simulator.uniform(8)
+    current_accuracy = accuracy(current)
+    if not fits(current_accuracy):
+        current, current_accuracy = simulator.uniform(None), float_accuracy
+    alone: dict[tuple[str, int], float] = {}
+    stuck: set[str] = set()
+    tried = []
+    while True:
+        moves = [(layer, _lower(current[layer])) for layer in simulator.layers
+                 if layer not in stuck and current[layer] != LADDER[-1]]
+        if not moves:
+            break
+        for move in moves:
+            if move not in alone:
+                alone[move] = max(100 * (float_accuracy - accuracy({move[0]: move[1]})), 0.0)
+
+        def value(move: tuple[str, int]) -> float:
+            layer, bits = move
+            before = FLOAT_BYTES if current[layer] is None else current[layer] / 8
+            return simulator.parameters(layer) * (before - bits / 8) / (alone[move] + 0.01)
+
+        layer, bits = max(moves, key=value)
+        candidate = {**current, layer: bits}
+        candidate_accuracy = accuracy(candidate)
+        accepted = fits(candidate_accuracy)
+        tried.append({"layer": layer, "bits": bits, "accuracy": candidate_accuracy, "accepted": accepted})
+        if accepted:
+            current, current_accuracy = candidate, candidate_accuracy
+        else:
+            stuck.add(layer)
+    return Mix(bits=current, max_drop_pp=max_drop, float_accuracy=float_accuracy, accuracy=current_accuracy,
+               kernel_bytes=kernel_bytes(simulator, current), n=int(len(x_val)), evaluations=evaluations, tried=tried)
+
+
+def pareto(points: Sequence[dict]) -> list[str]:
+    """Names of the points no other point beats on both size and accuracy ({"name", "size_bytes", "accuracy"}).
+
+    Returns:
+        The frontier's names, smallest file first.
+    """
+    frontier = [p for p in points
+                if not any(q["size_bytes"] <= p["size_bytes"] and q["accuracy"] >= p["accuracy"]
+                           and (q["size_bytes"], q["accuracy"]) != (p["size_bytes"], p["accuracy"]) for q in points)]
+    return [p["name"] for p in sorted(frontier, key=lambda p: p["size_bytes"])]
