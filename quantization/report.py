@@ -178,7 +178,7 @@ def _html(results: dict, table: list[dict], png: bytes, extra: list[Section]) ->
     title = e(f"Quantization report: {results.get('model', 'model')} on {results.get('dataset', 'data')}")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:1.5em;max-width:1240px}}table{{border-collapse:collapse;font-size:12px}}
+<style>body{{font-family:sans-serif;margin:1em;max-width:1220px}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #bbb;padding:2px 5px;text-align:right}}th{{vertical-align:bottom}}img{{max-width:100%;height:auto}}
 .wide{{max-width:100%;overflow-x:auto}}p{{max-width:1100px}}</style>
 </head><body><h1>{title}</h1><ul>{facts}</ul>

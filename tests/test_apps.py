@@ -10,6 +10,7 @@ APPS = Path(__file__).resolve().parent.parent / "apps"
 
 @pytest.mark.parametrize("app, argv, named", [
     ("quantization_report.py", ["--jobs", "deepconvnet_mnist,nope"], "nope"),
+    ("quantization_report.py", ["--jobs", "deepconvnet_mnist", "--max-drop", "100"], "--max-drop"),
     ("mnist_deepconvnet.py", ["--only", "book,nope"], "nope"),
 ])
 def test_unknown_job_is_refused(app, argv, named, tmp_path):
@@ -28,5 +29,6 @@ def test_quantization_report_lists_its_three_jobs():
     finally:
         sys.path.remove(str(APPS))
     jobs = {job.name: job for job in quantization_report.JOBS}
-    assert set(jobs) == {"deepconvnet_mnist", "resnet20_fashion_mnist", "googlenet_mnist"}
-    assert jobs["googlenet_mnist"].train_limit and jobs["googlenet_mnist"].limit  # 1.2 GMACs/image: a slice
+    assert set(jobs) == {"deepconvnet_mnist", "resnet20_fashion_mnist", "vgg11_bn_mnist"}
+    assert jobs["resnet20_fashion_mnist"].recipe == "sgd_cosine"  # so /work/runs/r20fm-style runs can be reused
+    assert jobs["vgg11_bn_mnist"].build == {"width": 0.25}  # ~30 MMACs, not the full-width 467
