@@ -291,6 +291,8 @@ def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarr
     aiedge = _aiedge()
     if aiedge is None:
         conversions.failed["mixed"] = "needs quantization.aiedge (the ai-edge-quantizer backend) to export"
+    elif "float32" not in conversions:
+        conversions.failed["mixed"] = f"needs the float32 variant, which failed: {conversions.failed.get('float32')}"
     else:
         start = time.perf_counter()
         try:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from kdeep.atomic import write_atomic
-from quantization.report_sections import PLOTS, Section, sections
+from quantization.report_sections import FIGURE_WIDTH, MARKERS, PLOTS, Section, sections
 
 # (header, row key, format): one table drives the markdown, CSV and HTML columns.
 COLUMNS = (
@@ -84,17 +84,13 @@ def _plot(results: dict, table: list[dict]) -> bytes:
     import matplotlib.pyplot as plt
 
     names = [r["variant"] for r in table]
-    figure, (acc, size, speed) = plt.subplots(1, 3, figsize=(14, 4.2))
-    labelled: dict[int, int] = {}  # labels at the same bit width are stacked, not overprinted
-    for r, v in zip(table, results["variants"].values()):
-        bits = v["weight_bits"]
-        acc.scatter(bits, r["accuracy_pct"], s=40)
-        acc.annotate(f"{r['variant']} ({r['bits']})", (bits, r["accuracy_pct"]), textcoords="offset points",
-                     xytext=(6, 4 + 11 * labelled.get(bits, 0)), fontsize=8)
-        labelled[bits] = labelled.get(bits, 0) + 1
+    figure, (acc, size, speed) = plt.subplots(1, 3, figsize=(FIGURE_WIDTH, 4.2))
+    for i, (r, v) in enumerate(zip(table, results["variants"].values())):  # a marker each, named in the legend
+        acc.scatter(v["weight_bits"], r["accuracy_pct"], s=50, marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
+                    label=f"{r['variant']} ({r['bits']})")
     if "float_accuracy" in results:
         acc.axhline(100 * results["float_accuracy"], color="grey", linestyle="--", linewidth=1, label="Keras float")
-        acc.legend(fontsize=8, loc="lower right")
+    acc.legend(fontsize=7, loc="best")
     acc.set_xscale("log", base=2)
     acc.set(xticks=[2, 4, 8, 16, 32], xticklabels=["2", "4", "8", "16", "32"], xlim=(1.5, 45), xlabel="weight bits",
             ylabel="test accuracy %", title="accuracy vs bit width (LiteRT)")
@@ -180,7 +176,7 @@ def _html(results: dict, table: list[dict], png: bytes, extra: list[Section]) ->
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:1em;max-width:1220px}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #bbb;padding:2px 5px;text-align:right}}th{{vertical-align:bottom}}img{{max-width:100%;height:auto}}
-.wide{{max-width:100%;overflow-x:auto}}p{{max-width:1100px}}</style>
+.wide{{max-width:100%;overflow-x:auto}}code{{overflow-wrap:anywhere;text-align:left}}p{{max-width:1100px}}</style>
 </head><body><h1>{title}</h1><ul>{facts}</ul>
 <div class=wide><table><tr>{head}</tr>{body}</table></div>
 <p><img alt="accuracy vs bits" src="data:image/png;base64,{base64.b64encode(png).decode('ascii')}"></p>

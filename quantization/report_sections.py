@@ -173,7 +173,9 @@ def _mixed_section(results: dict) -> list[Section]:
     mixed, variants = results["mixed"], results["variants"]
     notes = [f"Budget {mixed['max_drop_pp']:g} pp on {mixed['n']} validation images (the last training images, "
              f"never the test set): float {100 * mixed['float_accuracy']:.2f} %, chosen mix "
-             f"{100 * mixed['accuracy']:.2f} % (simulated), drop {mixed['drop_pp']:+.2f} pp; "
+             f"{100 * mixed['accuracy']:.2f} % (simulated), drop {mixed['drop_pp']:+.2f} pp (with "
+             f"{mixed['z']:g} standard error of the paired difference: {mixed['drop_bound_pp']:+.2f} pp, what the "
+             "budget bounds); "
              f"{mixed['evaluations']} simulated evaluations in {mixed['seconds']:.0f} s; parameter-weighted mean "
              f"width {mixed['mean_bits']:g} bits."]
     if "mixed" in variants:

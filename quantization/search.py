@@ -1,5 +1,6 @@
 """Mixed precision under an accuracy budget: a weight width per layer from {2, 4, 8, float}, searched in simulation."""
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -10,6 +11,7 @@ from quantization.sweep import Simulator
 
 LADDER = (None, 8, 4, 2)  # widths a layer steps down through (None: float)
 FLOAT_BYTES = 4
+CONFIDENCE_Z = 1.0  # standard errors of the paired validation drop the search adds before it compares with the budget
 
 
 def check_budget(max_drop: float) -> float:
@@ -39,6 +41,8 @@ class Mix:
         max_drop_pp: the budget.
         float_accuracy: the float model's validation accuracy.
         accuracy: the mix's simulated validation accuracy.
+        drop_bound_pp: its drop plus `z` standard errors of the paired difference (what the budget bounds).
+        z: the standard errors added.
         kernel_bytes: the kernels' bytes at these widths (the rest of the file is not counted).
         n: validation images.
         evaluations: simulated evaluations the search ran.
@@ -49,6 +53,8 @@ class Mix:
     max_drop_pp: float
     float_accuracy: float
     accuracy: float
+    drop_bound_pp: float
+    z: float
     kernel_bytes: float
     n: int
     evaluations: int
@@ -70,37 +76,45 @@ def _lower(bits: int | None) -> int | None:
     return LADDER[index + 1] if index + 1 < len(LADDER) else None
 
 
-def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop: float) -> Mix:
+def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop: float, *,
+           z: float = CONFIDENCE_Z) -> Mix:
     """Greedily lowers one layer's weight width at a time, the most bytes saved per point lost first, keeping the
     simulated validation drop within the budget.
 
-    Each layer's drop alone at each width (the rest float) ranks the moves; a move is kept only if the whole mix
-    still fits the budget, else that layer stays where it is. The start is every layer at 8 bits when that fits,
-    else every layer float.
+    A mix fits when its drop plus `z` standard errors stays within the budget: the error of a paired difference
+    counts the validation images whose prediction turned right or wrong (sqrt(lost + gained) / n), so a mix that
+    changes many predictions and nets out near zero on these images is not trusted to do so on others. Each
+    layer's bound alone at each width (the rest float) ranks the moves; a move is kept only if the whole mix still
+    fits, else that layer stays where it is. The start is every layer at 8 bits when that fits, else every layer
+    float.
 
     Args:
         simulator: the model's `Simulator`.
         x_val, y_val: the validation split (training images the model did not fit; never the test set).
         max_drop: the budget, percentage points of validation accuracy.
+        z: standard errors added to the measured drop before comparing it with the budget (0: the drop alone).
 
     Returns:
         The `Mix`.
     """
     max_drop = check_budget(max_drop)
     y_val = np.asarray(y_val).reshape(-1)
-    evaluations = 0
+    n = len(y_val)
+    float_right = simulator.predict(x_val, simulator.uniform(None)).argmax(axis=-1) == y_val
+    evaluations = 1
 
-    def accuracy(bits: dict[str, int | None]) -> float:
+    def measure(bits: dict[str, int | None]) -> tuple[float, float]:
+        """(accuracy, drop bound in pp) of a mix on the validation split."""
         nonlocal evaluations
         evaluations += 1
-        return simulator.accuracy(x_val, y_val, bits)
+        right = simulator.predict(x_val, bits).argmax(axis=-1) == y_val
+        lost, gained = int(np.sum(float_right & ~right)), int(np.sum(~float_right & right))
+        return float(np.mean(right)), 100 * ((lost - gained) + z * math.sqrt(lost + gained)) / n
 
-    float_accuracy = accuracy(simulator.uniform(None))
-    fits = lambda acc: 100 * (float_accuracy - acc) <= max_drop  # noqa: E731
     current = simulator.uniform(8)
-    current_accuracy = accuracy(current)
-    if not fits(current_accuracy):
-        current, current_accuracy = simulator.uniform(None), float_accuracy
+    current_accuracy, bound = measure(current)
+    if bound > max_drop:
+        current, current_accuracy, bound = simulator.uniform(None), float(np.mean(float_right)), 0.0
     alone: dict[tuple[str, int], float] = {}
     stuck: set[str] = set()
     tried = []
@@ -111,7 +125,7 @@ def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop:
             break
         for move in moves:
             if move not in alone:
-                alone[move] = max(100 * (float_accuracy - accuracy({move[0]: move[1]})), 0.0)
+                alone[move] = max(measure({move[0]: move[1]})[1], 0.0)
 
         def value(move: tuple[str, int]) -> float:
             layer, bits = move
@@ -120,15 +134,17 @@ def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop:
 
         layer, bits = max(moves, key=value)
         candidate = {**current, layer: bits}
-        candidate_accuracy = accuracy(candidate)
-        accepted = fits(candidate_accuracy)
-        tried.append({"layer": layer, "bits": bits, "accuracy": candidate_accuracy, "accepted": accepted})
+        candidate_accuracy, candidate_bound = measure(candidate)
+        accepted = candidate_bound <= max_drop
+        tried.append({"layer": layer, "bits": bits, "accuracy": candidate_accuracy, "drop_bound_pp": candidate_bound,
+                      "accepted": accepted})
         if accepted:
-            current, current_accuracy = candidate, candidate_accuracy
+            current, current_accuracy, bound = candidate, candidate_accuracy, candidate_bound
         else:
             stuck.add(layer)
-    return Mix(bits=current, max_drop_pp=max_drop, float_accuracy=float_accuracy, accuracy=current_accuracy,
-               kernel_bytes=kernel_bytes(simulator, current), n=int(len(x_val)), evaluations=evaluations, tried=tried)
+    return Mix(bits=current, max_drop_pp=max_drop, float_accuracy=float(np.mean(float_right)),
+               accuracy=current_accuracy, drop_bound_pp=bound, z=z, kernel_bytes=kernel_bytes(simulator, current),
+               n=n, evaluations=evaluations, tried=tried)
 
 
 def pareto(points: Sequence[dict]) -> list[str]:

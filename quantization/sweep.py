@@ -214,7 +214,8 @@ class Simulator:
         return float(np.mean(self.predict(x, weight_bits, activation_bits).argmax(axis=-1) == np.asarray(y).reshape(-1)))
 
 
-def sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, *, weight_bits: Iterable[int | None] = WEIGHT_BITS,
+def sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, *,
+          weight_bits: Iterable[int | None] = (*WEIGHT_BITS, None),
           activation_bits: Iterable[int | None] = ACTIVATION_BITS) -> list[dict]:
     """Simulated accuracy of the whole model at every (weight width, activation width) pair.
 

@@ -121,7 +121,7 @@ def test_search_keeps_the_budget_on_validation(simulator, data):
     _, (x_val, y_val), _ = data
     mix = search(simulator, x_val, y_val, max_drop=1.0)
     assert set(mix.bits) == set(simulator.layers) and set(mix.bits.values()) <= set(LADDER)
-    assert mix.drop_pp <= 1.0 and mix.n == VALIDATION
+    assert mix.drop_pp <= mix.drop_bound_pp <= 1.0 and mix.n == VALIDATION
     assert math.isclose(simulator.accuracy(x_val, y_val, mix.bits), mix.accuracy)
     assert kernel_bytes(simulator, mix.bits) < kernel_bytes(simulator, simulator.uniform(8))
 
@@ -142,3 +142,36 @@ def test_pareto_frontier():
     points = [{"name": "a", "size_bytes": 100, "accuracy": 0.99}, {"name": "b", "size_bytes": 50, "accuracy": 0.98},
               {"name": "c", "size_bytes": 60, "accuracy": 0.97}, {"name": "d", "size_bytes": 20, "accuracy": 0.5}]
     assert pareto(points) == ["d", "b", "a"]
+
+
+@pytest.mark.slow
+def test_report_with_sweep_and_budget(model, data, tmp_path):
+    """run_pipeline with the sweep and a budget: the sections, plots and labels a reader needs."""
+    import json
+
+    from quantization.pipeline import run_pipeline
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
+    out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8", sweep_bits=True,
+                       sweep_limit=300, max_drop=1.0, validation=VALIDATION, calibration_samples=300)
+    results = json.loads((out / "report.json").read_text())
+    sweep_rows = results["sweep"]["rows"]
+    assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
+    assert set(results["sweep"]["check"]) == {"dynamic", "int8"}
+    assert results["mixed"]["n"] == VALIDATION and results["mixed"]["drop_pp"] <= 1.0
+    assert results["pareto"] and set(results["pareto"]) <= set(results["variants"])
+    page = (out / "report.html").read_text()
+    for title in ("Bit-width sweep (simulated)", "Per-layer sensitivity (simulated)", "Mixed precision under"):
+        assert title in page
+    assert page.count("data:image/png;base64,") == 4  # accuracy vs bits, sweep, sensitivity, Pareto
+    assert "the first 300 of 2000 test images (a subset)" in page
+    assert all((out / name).is_file() for name in ("sweep.png", "sensitivity.png", "pareto.png"))
+    try:
+        import quantization.aiedge  # noqa: F401
+    except ImportError:
+        assert "mixed" in results["failed"]
+    else:
+        mixed = results["variants"]["mixed"]
+        assert mixed["size_bytes"] < results["variants"]["int8"]["size_bytes"]
+        assert all(r.get("snr_db") is not None for r in results["sweep"]["sensitivity"])
