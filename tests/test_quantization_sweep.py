@@ -81,7 +81,8 @@ def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_b
 
 
 def test_simulator_agrees_with_int4_litert(simulator, model, litert, data, tmp_path):
-    aiedge = pytest.importorskip("quantization.aiedge", reason="needs the ai-edge-quantizer backend")
+    aiedge = pytest.importorskip("quantization.aiedge", reason="needs the ai-edge-quantizer backend",
+                                 exc_type=ImportError)
     _, _, (x, y) = data
     int4 = aiedge.quantize_tflite(litert["float32"], tmp_path / "int4.tflite", weight_bits={}, default_bits=4)
     simulated = simulator.accuracy(x, y, simulator.uniform(4))
