@@ -175,7 +175,8 @@ def _html(results: dict, table: list[dict], png: bytes, extra: list[Section]) ->
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:1em;max-width:1220px}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #bbb;padding:2px 5px;text-align:right}}th{{vertical-align:bottom}}img{{max-width:100%;height:auto}}
+td,th{{border:1px solid #bbb;padding:2px 5px;text-align:right}}th{{vertical-align:bottom}}
+img{{max-width:100%;height:auto}}
 .wide{{max-width:100%;overflow-x:auto}}code{{overflow-wrap:anywhere;text-align:left}}p{{max-width:1100px}}</style>
 </head><body><h1>{title}</h1><ul>{facts}</ul>
 <div class=wide><table><tr>{head}</tr>{body}</table></div>

@@ -77,7 +77,8 @@ def _sweep_plot(results: dict) -> bytes:
                           label=f"simulated, activations {_bits(a_bits)}")
         axis.axhline(floor, color="grey", linestyle=":", linewidth=1, label="90 % of float (simulated)")
         _litert_points(axis, results, results.get("n_test"))
-        axis.set(xticks=[*range(1, 9), FLOAT_X], xticklabels=[*map(str, range(1, 9)), "float"], xlim=(0.5, FLOAT_X + 0.7),
+        axis.set(xticks=[*range(1, 9), FLOAT_X], xticklabels=[*map(str, range(1, 9)), "float"],
+                 xlim=(0.5, FLOAT_X + 0.7),
                  xlabel="weight bits (every layer)", ylabel="test accuracy %")
     axes[0].set(ylim=(0, 101), title=f"simulated sweep ({_images(sweep['n'], results.get('n_test'))})")
     top = 100 * sweep["float_accuracy"]
@@ -94,12 +95,13 @@ def _sweep_sections(results: dict) -> list[Section]:
     rows = [[f"activations {_bits(a)}"] + [f"{100 * table[(w, a)]:.2f}" if (w, a) in table else "–" for w in widths]
             for a in ACTIVATION_BITS if any(key[1] == a for key in table)]
     collapse = sweep.get("collapse_bits")
+    falls = (f"{collapse}-bit weights and below (float activations)." if collapse
+             else "no swept weight width (float activations).")
     notes = [f"Simulated in Keras (per-channel symmetric weights, per-tensor asymmetric activations calibrated on "
              f"training images), scored on {_images(sweep['n'], results.get('n_test'))}; float Keras accuracy on "
              f"them {100 * sweep['float_accuracy']:.2f} %. Black markers are the deployable LiteRT files "
              "(full test set unless marked subset).",
-             "Accuracy falls below 90 % of float's at " + (f"{collapse}-bit weights and below (float activations)."
-                                                          if collapse else "no swept weight width (float activations).")]
+             f"Accuracy falls below 90 % of float's at {falls}"]
     check = [[name, f"{c['weight_bits']}/{_bits(c['activation_bits'])}", f"{100 * c['simulated']:.2f}",
               f"{100 * c['litert']:.2f}", f"{100 * (c['simulated'] - c['litert']):+.2f}"]
              for name, c in sweep.get("check", {}).items()]

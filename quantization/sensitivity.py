@@ -35,7 +35,8 @@ def layer_sensitivity(simulator: Simulator, x: np.ndarray, y: np.ndarray, bits: 
         float_accuracy: the float model's accuracy on `x`.
 
     Returns:
-        Rows {"layer" (Keras name), "bits", "parameters", "accuracy", "drop_pp", "n", "simulated": True}, in model order.
+        Rows {"layer" (Keras name), "bits", "parameters", "accuracy", "drop_pp", "n", "simulated": True}, in
+        model order.
     """
     rows = []
     for layer in simulator.layers:

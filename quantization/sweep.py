@@ -1,4 +1,4 @@
-"""Simulated quantization in Keras: per-channel weights and per-tensor activations at any width, and the bit-width sweep.
+"""Simulated quantization in Keras: per-channel weights, per-tensor activations at any width; the bit-width sweep.
 
 One `Simulator` serves the sweep, the per-layer sensitivity and the mixed-precision search: it quantizes a chosen
 set of layers' weights at chosen widths (the rest stay float) and, optionally, every activation at one width.
@@ -9,7 +9,8 @@ set of layers' weights at chosen widths (the rest stay float) and, optionally, e
   Batch-norm folding scales each output channel, which per-channel quantization commutes with, so quantizing the
   unfolded kernel gives the folded kernel's grid.
 - Activations: per tensor, asymmetric, from min/max over calibration images (0 always inside the range), as the
-  TFLite converter calibrates (a softmax output on LiteRT's fixed grid, scale 1/256); applied to the input and to each tensor LiteRT keeps as its own int8 tensor: not to
+  TFLite converter calibrates (a softmax output on LiteRT's fixed grid, scale 1/256); applied to the input and to
+  each tensor LiteRT keeps as its own int8 tensor: not to
   a conv/dense output that feeds only a ReLU or batch norm (fused into the op), nor to the output of layers that
   only move values (pooling by max, padding, flatten, reshape, dropout), which keep their input's quantization.
 
@@ -211,7 +212,8 @@ class Simulator:
     def accuracy(self, x: np.ndarray, y: np.ndarray, weight_bits: Mapping[str, int | None],
                  activation_bits: int | None = None) -> float:
         """Top-1 accuracy of the simulated model on labelled images."""
-        return float(np.mean(self.predict(x, weight_bits, activation_bits).argmax(axis=-1) == np.asarray(y).reshape(-1)))
+        predicted = self.predict(x, weight_bits, activation_bits).argmax(axis=-1)
+        return float(np.mean(predicted == np.asarray(y).reshape(-1)))
 
 
 def sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, *,
