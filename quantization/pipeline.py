@@ -14,13 +14,20 @@ from kdeep import io
 from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
 from kdeep.errors import QuantizationError
+from kdeep.train.config import DEFAULT_VAL_SPLIT
 from kdeep.train.evaluate import load_splits
 from quantization import aiedge, convert, qat
-from quantization.evaluate import evaluate
+from quantization.evaluate import evaluate, predict
 from quantization.report import report
+from quantization.search import check_budget, pareto, search
+from quantization.sensitivity import layer_sensitivity, sensitivity_width, with_snr
+from quantization.sweep import Simulator, collapse_width, sweep
 from quantization.variants import VARIANTS, Variant, resolve
 
 CALIBRATION_SEED = 0
+SWEEP_IMAGES = 2000  # test images the sweep and the sensitivity score by default (each is ~45 Keras evaluations)
+# LiteRT variants the simulator reproduces: name -> (weight bits, activation bits or None for float).
+SIMULATED_TWINS = {"dynamic": (8, None), "int4": (4, None), "int8": (8, 8)}
 
 
 class Conversions(dict):
@@ -132,7 +139,9 @@ def _machine() -> str:
 
 def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.PathLike, *,
                  variants: str | Sequence[str] | None = None, qat_epochs: int = 1, limit: int | None = None,
-                 calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None) -> Path:
+                 calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None,
+                 sweep_bits: bool = False, sweep_limit: int | None = SWEEP_IMAGES, max_drop: float | None = None,
+                 validation: int = DEFAULT_VAL_SPLIT) -> Path:
     """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
 
     Args:
@@ -145,15 +154,30 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
         limit: score only the first `limit` test images and fine-tune QAT on the first `limit` training images.
         calibration_samples: training images drawn (seeded) for calibration.
         dataset_name: the dataset's name in the report (default: the name given, or "custom" for arrays).
+        sweep_bits: also run the simulated bit-width sweep and the per-layer sensitivity (`quantization.sweep`).
+        sweep_limit: the sweep and sensitivity score the first `sweep_limit` test images (None: all of them).
+        max_drop: choose a weight width per layer under this validation-accuracy budget (percentage points),
+            export the mix through ai-edge-quantizer as `mixed.tflite` and score it like the other variants.
+        validation: the search's validation split: the last `validation` training images (kdeep's recipes hold
+            out the last 5,000); the test set only scores.
 
     Returns:
         The report directory.
+
+    Raises:
+        QuantizationError: `max_drop` outside (0, 100), or an unknown variant.
     """
+    if max_drop is not None:
+        check_budget(max_drop)
+        variants = [v.name for v in resolve(variants)]
+        variants = variants if "float32" in variants else ["float32", *variants]  # the mix is made from it
     chosen = resolve(variants)
     model = io.load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
     contract = contract_of(model)
     name = dataset if isinstance(dataset, str) else dataset_name or "custom"
     (x_train, y_train), (x_test, y_test) = load_splits(dataset)
+    x_val = scale_pixels(x_train[-validation:], contract.input_range)
+    y_val = np.asarray(y_train[-validation:]).reshape(-1)
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     rng = np.random.default_rng(CALIBRATION_SEED)
@@ -161,11 +185,11 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     representative = scale_pixels(x_train[picked], contract.input_range)
     x_test, y_test = scale_pixels(x_test, contract.input_range), np.asarray(y_test).reshape(-1)
     out = Path(out_dir)
-    qat = any(v.qat for v in chosen)
-    train_data = (scale_pixels(x_train, contract.input_range), y_train) if qat else None  # 188 MB for MNIST
+    fine_tunes = any(v.qat for v in chosen)
+    train_data = (scale_pixels(x_train, contract.input_range), y_train) if fine_tunes else None  # 188 MB for MNIST
     conversions = quantize(model, [v.name for v in chosen], representative, out, train_data=train_data,
                            qat_epochs=qat_epochs, layer_errors=True)
-    for stale in VARIANTS.keys() - conversions.keys():
+    for stale in (VARIANTS.keys() | {"mixed"}) - conversions.keys():  # mixed.tflite comes later, if asked for
         variant_path(out, stale).unlink(missing_ok=True)
     reference = np.asarray(model.predict(x_test, batch_size=1000, verbose=0))
     results = {
@@ -189,5 +213,97 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
             "activation_bits": variant.activation_bits, "file": path.name,
             "convert_seconds": conversions.seconds[variant_name], "note": variant.note if n < len(x_test) else "",
         }
+    if sweep_bits or max_drop is not None:
+        simulator = Simulator(model, representative)
+        if sweep_bits:
+            results["sweep"] = simulated_sweep(simulator, x_test[:sweep_limit], y_test[:sweep_limit], conversions)
+        if max_drop is not None:
+            results["mixed"] = mixed_precision(simulator, (x_val, y_val), conversions, max_drop, out)
+            if "mixed" in conversions:
+                results["variants"]["mixed"] = {
+                    **evaluate(conversions["mixed"], x_test, y_test, reference_model=reference),
+                    "what": "mixed precision chosen under the budget (ai-edge-quantizer, per-layer widths)",
+                    "weight_bits": results["mixed"]["mean_bits"], "activation_bits": 32, "file": "mixed.tflite",
+                    "convert_seconds": conversions.seconds["mixed"], "note": ""}
+        results["pareto"] = pareto([{"name": n, "size_bytes": v["size_bytes"], "accuracy": v["accuracy"]}
+                                    for n, v in results["variants"].items()])
     report(results, out)
     return out
+
+
+def _aiedge() -> Any:
+    """quantization.aiedge (the ai-edge-quantizer backend), or None when this install lacks it."""
+    try:
+        from quantization import aiedge
+    except ImportError:
+        return None
+    return aiedge
+
+
+def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversions: Conversions) -> dict:
+    """The simulated sweep, the per-layer sensitivity and the simulator-vs-LiteRT check, on the same images.
+
+    Args:
+        simulator: the model's `Simulator` (with calibration images).
+        x, y: float test images (all or the first N) and labels.
+        conversions: the LiteRT files made in this run (for the check and the int4 file's SNR).
+
+    Returns:
+        {"n", "float_accuracy", "rows" (sweep rows), "collapse_bits", "sensitivity_bits", "sensitivity" (rows with
+        "snr_db"), "snr_note", "check" ({variant: simulated and LiteRT accuracy}), "seconds", "simulated": True}.
+    """
+    start = time.perf_counter()
+    float_accuracy = simulator.accuracy(x, y, simulator.uniform(None))
+    rows = sweep(simulator, x, y)
+    swept = {(r["weight_bits"], r["activation_bits"]): r["accuracy"] for r in rows}
+    check = {name: {"weight_bits": w, "activation_bits": a, "simulated": swept[(w, a)],
+                    "litert": float(np.mean(predict(conversions[name], x).argmax(axis=-1) == y))}
+             for name, (w, a) in SIMULATED_TWINS.items() if name in conversions}
+    sweep_seconds = time.perf_counter() - start
+    bits = sensitivity_width(rows, float_accuracy)
+    sensitivity, snr_note = [], ""
+    if bits is not None:
+        sensitivity = layer_sensitivity(simulator, x, y, bits, float_accuracy)
+        aiedge = _aiedge()
+        if aiedge is not None and "float32" in conversions:
+            with tempfile.TemporaryDirectory() as folder:  # the int4 variant's file, or one made for the SNR
+                int4 = conversions.get("int4") or aiedge.quantize_tflite(
+                    conversions["float32"], Path(folder) / "int4.tflite", weight_bits={}, default_bits=4)
+                sensitivity = with_snr(sensitivity, aiedge.tensor_snr(conversions["float32"], int4, x,
+                                                                      simulator.model))
+        else:
+            snr_note = "SNR not measured: it needs the float32 variant and ai-edge-quantizer (quantization.aiedge)"
+    return {"n": int(len(x)), "float_accuracy": float_accuracy, "rows": rows, "simulated": True,
+            "collapse_bits": collapse_width(rows, float_accuracy), "sensitivity_bits": bits,
+            "sensitivity": sensitivity, "snr_note": snr_note, "check": check,
+            "seconds": {"sweep": sweep_seconds, "sensitivity": time.perf_counter() - start - sweep_seconds}}
+
+
+def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarray], conversions: Conversions,
+                    max_drop: float, out: Path) -> dict:
+    """Searches a per-layer mix on the validation split and exports it as `<out>/mixed.tflite` (into `conversions`).
+
+    Returns:
+        `Mix.to_dict()` plus "mean_bits" (parameter-weighted weight width, float = 32) and "seconds"; a failed
+        export lands in `conversions.failed["mixed"]`.
+    """
+    start = time.perf_counter()
+    mix = search(simulator, *validation, max_drop)
+    seconds = time.perf_counter() - start
+    total = sum(simulator.parameters(layer) for layer in simulator.layers)
+    mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
+    aiedge = _aiedge()
+    if aiedge is None:
+        conversions.failed["mixed"] = "needs quantization.aiedge (the ai-edge-quantizer backend) to export"
+    elif "float32" not in conversions:
+        conversions.failed["mixed"] = f"needs the float32 variant, which failed: {conversions.failed.get('float32')}"
+    else:
+        start = time.perf_counter()
+        try:
+            conversions["mixed"] = aiedge.quantize_tflite(conversions["float32"], variant_path(out, "mixed"),
+                                                          weight_bits=mix.bits, default_bits=None,
+                                                          model=simulator.model)
+            conversions.seconds["mixed"] = time.perf_counter() - start
+        except QuantizationError as error:
+            conversions.failed["mixed"] = str(error)
+    return {**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds}

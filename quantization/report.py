@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from kdeep.io import write_atomic
+from quantization.report_sections import FIGURE_WIDTH, MARKERS, PLOTS, Section, sections
 
 # (header, row key, format): one table drives the markdown, CSV and HTML columns.
 COLUMNS = (
@@ -83,19 +84,16 @@ def _plot(results: dict, table: list[dict]) -> bytes:
     import matplotlib.pyplot as plt
 
     names = [r["variant"] for r in table]
-    figure, (acc, size, speed) = plt.subplots(1, 3, figsize=(14, 4.2))
-    labelled: dict[int, int] = {}  # labels at the same bit width are stacked, not overprinted
-    for r, v in zip(table, results["variants"].values()):
-        bits = v["weight_bits"]
-        acc.scatter(bits, r["accuracy_pct"], s=40)
-        acc.annotate(f"{r['variant']} ({r['bits']})", (bits, r["accuracy_pct"]), textcoords="offset points",
-                     xytext=(6, 4 + 11 * labelled.get(bits, 0)), fontsize=8)
-        labelled[bits] = labelled.get(bits, 0) + 1
+    figure, (acc, size, speed) = plt.subplots(1, 3, figsize=(FIGURE_WIDTH, 4.2))
+    for i, (r, v) in enumerate(zip(table, results["variants"].values())):  # a marker each, named in the legend
+        acc.scatter(v["weight_bits"], r["accuracy_pct"], s=50, marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
+                    label=f"{r['variant']} ({r['bits']})")
     if "float_accuracy" in results:
         acc.axhline(100 * results["float_accuracy"], color="grey", linestyle="--", linewidth=1, label="Keras float")
-        acc.legend(fontsize=8, loc="lower right")
-    acc.set(xticks=[8, 16, 32], xlim=(4, 40), xlabel="weight bits", ylabel="test accuracy %",
-            title="accuracy vs bit width")
+    acc.legend(fontsize=7, loc="best")
+    acc.set_xscale("log", base=2)
+    acc.set(xticks=[2, 4, 8, 16, 32], xticklabels=["2", "4", "8", "16", "32"], xlim=(1.5, 45), xlabel="weight bits",
+            ylabel="test accuracy %", title="accuracy vs bit width (LiteRT)")
     size.bar(names, [r["size_kib"] for r in table], color="tab:orange")
     size.set(ylabel="KiB", title="file size")
     speed.bar(names, [r["latency_1t_median_us"] for r in table], color="tab:green")
@@ -118,12 +116,35 @@ def _header(results: dict) -> list[tuple[str, str]]:
     return [(label, str(value)) for label, value in facts if value is not None]
 
 
-def _markdown(results: dict, table: list[dict]) -> str:
+def _section_markdown(section: Section) -> list[str]:
+    lines = [f"## {section.title}", ""] + [f"{note}\n" for note in section.notes]
+    if section.headers:
+        lines += ["| " + " | ".join(section.headers) + " |", "|" + "---|" * len(section.headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in section.rows] + [""]
+    return lines + ([f"![{section.title}]({section.image})", ""] if section.image else [])
+
+
+def _section_html(section: Section) -> str:
+    e = html.escape
+    notes = "".join(f"<p>{e(note)}</p>" for note in section.notes)
+    table = ""
+    if section.headers:
+        head = "".join(f"<th>{e(h)}</th>" for h in section.headers)
+        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in section.rows)
+        table = f"<div class=wide><table><tr>{head}</tr>{body}</table></div>"
+    image = (f'<p><img alt="{e(section.title)}" src="data:image/png;base64,{base64.b64encode(section.png).decode()}">'
+             "</p>" if section.png else "")
+    return f"<h2>{e(section.title)}</h2>{notes}{table}{image}"
+
+
+def _markdown(results: dict, table: list[dict], extra: list[Section]) -> str:
     lines = [f"# Quantization report: {results.get('model', 'model')} on {results.get('dataset', 'data')}", ""]
     lines += [f"- {label}: {value}" for label, value in _header(results)] + [""]
     lines += ["| " + " | ".join(h for h, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r[k], f) for _, k, f in COLUMNS) + " |" for r in table]
     lines += ["", f"![accuracy vs bits]({PLOT})", ""]
+    for section in extra:
+        lines += _section_markdown(section)
     if notes := _notes(results):
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if results.get("layer_errors"):
@@ -142,7 +163,7 @@ def _csv(table: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _html(results: dict, table: list[dict], png: bytes) -> str:
+def _html(results: dict, table: list[dict], png: bytes, extra: list[Section]) -> str:
     e = html.escape
     facts = "".join(f"<li>{e(label)}: {e(value)}</li>" for label, value in _header(results))
     head = "".join(f"<th>{e(h)}</th>" for h, _, _ in COLUMNS)
@@ -153,10 +174,14 @@ def _html(results: dict, table: list[dict], png: bytes) -> str:
     title = e(f"Quantization report: {results.get('model', 'model')} on {results.get('dataset', 'data')}")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 6px;text-align:right}}</style>
+<style>body{{font-family:sans-serif;margin:1em;max-width:1220px}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #bbb;padding:2px 5px;text-align:right}}th{{vertical-align:bottom}}
+img{{max-width:100%;height:auto}}
+.wide{{max-width:100%;overflow-x:auto}}code{{overflow-wrap:anywhere;text-align:left}}p{{max-width:1100px}}</style>
 </head><body><h1>{title}</h1><ul>{facts}</ul>
-<table><tr>{head}</tr>{body}</table>
+<div class=wide><table><tr>{head}</tr>{body}</table></div>
 <p><img alt="accuracy vs bits" src="data:image/png;base64,{base64.b64encode(png).decode('ascii')}"></p>
+{''.join(_section_html(section) for section in extra)}
 {f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 {f'<h2>int8: layers with the largest RMSE/scale</h2><table><tr><th>op</th><th>tensor</th><th>RMSE/scale</th></tr>{layers}</table>' if layers else ''}
 </body></html>
@@ -164,24 +189,31 @@ def _html(results: dict, table: list[dict], png: bytes) -> str:
 
 
 def report(results: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Writes report.md, report.json, report.csv, report.html and accuracy_vs_bits.png, each atomically.
+    """Writes report.md, report.json, report.csv, report.html and accuracy_vs_bits.png, each atomically, and
+    sweep.png, sensitivity.png and pareto.png when the results hold a sweep or a mix.
 
     Args:
         results: {"model", "dataset", "float_accuracy", "n_test", "machine", "date" (all optional),
             "variants": {name: evaluate() dict + weight_bits, activation_bits, note, ...},
-            "failed": {name: message}, "layer_errors": convert.layer_errors() list}.
+            "failed": {name: message}, "layer_errors": convert.layer_errors() list, and optionally
+            "sweep" (`pipeline.simulated_sweep`), "mixed" (`pipeline.mixed_precision`), "pareto" (names)}.
         out_dir: the report directory (created if needed).
 
     Returns:
-        {file kind: path} for the five files.
+        {file kind (or plot file name): path} for the files written.
     """
     out = Path(out_dir)
     table = rows(results)
     png = _plot(results, table)
+    extra = sections(results)
+    plots = {s.image: write_atomic(out / s.image, s.png) for s in extra if s.png}
+    for stale in set(PLOTS) - plots.keys():  # left by an earlier run with a sweep or a mix
+        (out / stale).unlink(missing_ok=True)
     return {
+        **plots,
         "png": write_atomic(out / PLOT, png),
-        "md": write_atomic(out / "report.md", _markdown(results, table)),
+        "md": write_atomic(out / "report.md", _markdown(results, table, extra)),
         "json": write_atomic(out / "report.json", json.dumps({**results, "rows": table}, indent=2, default=str)),
         "csv": write_atomic(out / "report.csv", _csv(table)),
-        "html": write_atomic(out / "report.html", _html(results, table, png)),
+        "html": write_atomic(out / "report.html", _html(results, table, png, extra)),
     }

@@ -10,6 +10,7 @@ APPS = Path(__file__).resolve().parent.parent / "apps"
 
 @pytest.mark.parametrize("app, argv, named", [
     ("quantization_report.py", ["--jobs", "deepconvnet_mnist,nope"], "nope"),
+    ("quantization_report.py", ["--jobs", "deepconvnet_mnist", "--max-drop", "100"], "--max-drop"),
     pytest.param("mnist_deepconvnet.py", ["--only", "book,nope"], "nope", marks=pytest.mark.slow),  # imports TF
 ])
 def test_unknown_job_is_refused(app, argv, named, tmp_path):
@@ -24,6 +25,8 @@ def test_unknown_job_is_refused(app, argv, named, tmp_path):
 def test_every_quantization_report_job_names_a_registered_model_and_a_known_dataset():
     import kdeep.data
     import kdeep.models
+    from kdeep import analysis
+    from kdeep.train.config import TrainConfig
 
     sys.path.insert(0, str(APPS))
     try:
@@ -31,7 +34,9 @@ def test_every_quantization_report_job_names_a_registered_model_and_a_known_data
     finally:
         sys.path.remove(str(APPS))
     jobs = quantization_report.JOBS
-    assert len({job.name for job in jobs}) == len(jobs) >= 1
-    for job in jobs:
+    assert len({job.name for job in jobs}) == len(jobs) >= 3
+    for job in jobs:  # every job trains on this CPU, with validation images held out for the --max-drop search
         assert job.model in kdeep.models.list_models() and job.dataset in kdeep.data.list_datasets(), job
-        assert job.epochs >= 1 and (job.limit or 1) >= 1 and (job.train_limit or 1) >= 1
+        assert TrainConfig.from_recipe(job.recipe, **job.overrides).resolved_val_split(60000) > 0, job
+        model = kdeep.models.build(job.model, input_shape=kdeep.data.get_spec(job.dataset).image_shape, **job.build)
+        assert analysis.summarize(model).macs < 100e6, job  # not a full-width VGG (467 M MACs)

@@ -9,6 +9,7 @@ from kdeep.cli.types import NON_NEGATIVE, POSITIVE
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep quantize`."""
+    from quantization.pipeline import SWEEP_IMAGES
     from quantization.variants import VARIANTS
 
     parser = subparsers.add_parser(
@@ -23,9 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name for kdeep.data.load (e.g. mnist)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated variant names (default: all)")
-    parser.add_argument("--qat-epochs", type=NON_NEGATIVE, default=1, help="quantization-aware fine-tuning epochs (default 1)")
+    parser.add_argument("--qat-epochs", type=NON_NEGATIVE, default=1,
+                        help="quantization-aware fine-tuning epochs (default 1)")
     parser.add_argument("--out", help="report directory (default: RUN_DIR/quantization or MODEL_quantization/)")
     parser.add_argument("--limit", type=POSITIVE, help="score only the first N test images (and fine-tune QAT on N)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also sweep simulated weight widths 1-8 x activation widths 4/6/8/16/float in Keras, "
+                        "and measure per-layer sensitivity (sweep.png, sensitivity.png)")
+    parser.add_argument("--sweep-limit", type=NON_NEGATIVE, default=SWEEP_IMAGES,
+                        help="test images the simulated sweep scores (default %(default)s; 0 = all)")
+    parser.add_argument("--max-drop", type=float, metavar="PP",
+                        help="choose a weight width per layer (2/4/8/float) for the smallest file whose validation "
+                        "accuracy drops at most PP points (0 < PP < 100), export it as mixed.tflite (pareto.png)")
     parser.set_defaults(func=quantize)
 
 
@@ -42,9 +52,13 @@ def quantize(args: argparse.Namespace) -> int:
         0 when every requested variant was produced, 1 when one failed (each failure on its own stderr line).
     """
     from quantization.pipeline import run_pipeline
+    from quantization.search import check_budget
 
+    if args.max_drop is not None:
+        check_budget(args.max_drop)  # before the model loads
     out = run_pipeline(args.model, args.dataset, args.out or default_out(args.model), variants=args.variants,
-                       qat_epochs=args.qat_epochs, limit=args.limit)
+                       qat_epochs=args.qat_epochs, limit=args.limit, sweep_bits=args.sweep,
+                       sweep_limit=args.sweep_limit or None, max_drop=args.max_drop)
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"report: {out / 'report.html'}")
     failed = json.loads((out / "report.json").read_text(encoding="utf-8")).get("failed", {})

@@ -1,0 +1,179 @@
+"""The Keras quantization simulator against LiteRT, the sweep, per-layer sensitivity and the mixed-precision search,
+on a small DeepConvNet trained on real MNIST."""
+import math
+
+import numpy as np
+import pytest
+
+import kdeep.models
+from kdeep.cli import main as cli_main
+from kdeep.errors import QuantizationError
+from quantization.evaluate import predict
+from kdeep.data import scale_pixels
+from quantization.pipeline import quantize
+from quantization.search import LADDER, check_budget, kernel_bytes, pareto, search
+from quantization.sensitivity import layer_sensitivity, sensitivity_width
+from quantization.sweep import Simulator, quantize_kernel, sweep
+
+TRAIN, TEST, VALIDATION = 3000, 2000, 1000
+AGREEMENT_PP = 0.15  # simulated and LiteRT accuracy on the same images, in percentage points
+
+
+@pytest.fixture(scope="module")
+def data(mnist):
+    """Training images 0-2,999, a validation split from the END of the training set, the first test images."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    return ((scale_pixels(x_train[:TRAIN]), y_train[:TRAIN]),
+            (scale_pixels(x_train[-VALIDATION:]), y_train[-VALIDATION:].reshape(-1)),
+            (scale_pixels(x_test[:TEST]), y_test[:TEST].reshape(-1)))
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    """DeepConvNet without dropout, one epoch of Adam on 3,000 real MNIST images."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    (x, y), _, _ = data
+    net = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
+    net.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    net.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    return net
+
+
+@pytest.fixture(scope="module")
+def simulator(model, data):
+    (x, _), _, _ = data
+    return Simulator(model, calibration=x[np.random.default_rng(0).choice(len(x), 300, replace=False)])
+
+
+@pytest.fixture(scope="module")
+def litert(model, simulator, tmp_path_factory):
+    """float32, dynamic (int8 weights) and full int8 LiteRT files, int8 calibrated on the simulator's images."""
+    return quantize(model, ["float32", "dynamic", "int8"], simulator._calibration, tmp_path_factory.mktemp("tfl"))
+
+
+def litert_accuracy(path, x, y) -> float:
+    return float(np.mean(predict(path, x).argmax(axis=-1) == y))
+
+
+def test_kernel_grid_is_per_channel_symmetric():
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(3, 3, 4, 5)) * np.array([0.1, 1, 3, 10, 0.01])  # channels of very different scale
+    for bits in (2, 4, 8):
+        q = quantize_kernel(kernel, bits)
+        for c in range(5):
+            step = np.abs(kernel[..., c]).max() / (2 ** (bits - 1) - 1)
+            levels = np.unique(np.round(q[..., c] / step))
+            assert np.all(np.abs(levels) <= 2 ** (bits - 1) - 1)
+            assert np.abs(q[..., c] - kernel[..., c]).max() <= step / 2 + 1e-6
+            assert np.isclose(np.abs(q[..., c]).max(), np.abs(kernel[..., c]).max())
+    binary = quantize_kernel(kernel, 1)
+    assert np.allclose(np.abs(binary[..., 3]), np.abs(kernel[..., 3]).mean())
+    assert np.array_equal(np.sign(binary), np.where(kernel >= 0, 1, -1))
+
+
+@pytest.mark.parametrize("variant, weight_bits, activation_bits",
+                         [("dynamic", 8, None), ("int8", 8, 8)])
+def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_bits, activation_bits):
+    _, _, (x, y) = data
+    simulated = simulator.accuracy(x, y, simulator.uniform(weight_bits), activation_bits)
+    assert abs(100 * (simulated - litert_accuracy(litert[variant], x, y))) <= AGREEMENT_PP
+
+
+def test_simulator_agrees_with_int4_litert(simulator, model, litert, data, tmp_path):
+    aiedge = pytest.importorskip("quantization.aiedge", reason="needs the ai-edge-quantizer backend",
+                                 exc_type=ImportError)
+    _, _, (x, y) = data
+    int4 = aiedge.quantize_tflite(litert["float32"], tmp_path / "int4.tflite", weight_bits={}, default_bits=4)
+    simulated = simulator.accuracy(x, y, simulator.uniform(4))
+    assert abs(100 * (simulated - litert_accuracy(int4, x, y))) <= AGREEMENT_PP
+
+
+def test_simulator_leaves_the_model_float_and_restores(simulator, model, data):
+    _, _, (x, _) = data
+    before = np.asarray(model.predict(x[:200], verbose=0))
+    simulator.predict(x[:200], simulator.uniform(2))
+    assert np.array_equal(np.asarray(model.predict(x[:200], verbose=0)), before)
+    assert np.allclose(simulator.predict(x[:200], simulator.uniform(None)), before, atol=1e-6)
+    with pytest.raises(QuantizationError, match="no quantizable layer named nope"):
+        simulator.set_weights({"nope": 4})
+
+
+@pytest.mark.slow
+def test_sweep_falls_with_bits_and_sensitivity_names_keras_layers(simulator, model, data):
+    _, _, (x, y) = data
+    x, y = x[:500], y[:500]
+    float_accuracy = simulator.accuracy(x, y, simulator.uniform(None))
+    rows = sweep(simulator, x, y, weight_bits=(1, 2, 8), activation_bits=(None, 8))
+    assert len(rows) == 6 and all(r["simulated"] and r["n"] == 500 for r in rows)
+    accuracy = {(r["weight_bits"], r["activation_bits"]): r["accuracy"] for r in rows}
+    assert abs(accuracy[(8, None)] - float_accuracy) <= 0.01 and accuracy[(1, None)] < 0.9 * float_accuracy
+    bits = sensitivity_width(rows, float_accuracy)
+    assert bits == 2
+    per_layer = layer_sensitivity(simulator, x, y, bits, float_accuracy)
+    names = {layer.name for layer in model.layers}
+    assert [r["layer"] for r in per_layer] == simulator.layers and set(simulator.layers) <= names
+    assert "block2_conv1" in simulator.layers and "logits" in simulator.layers
+    assert max(r["drop_pp"] for r in per_layer) > 0
+
+
+@pytest.mark.slow
+def test_search_keeps_the_budget_on_validation(simulator, data):
+    _, (x_val, y_val), _ = data
+    mix = search(simulator, x_val, y_val, max_drop=1.0)
+    assert set(mix.bits) == set(simulator.layers) and set(mix.bits.values()) <= set(LADDER)
+    assert mix.drop_pp <= mix.drop_bound_pp <= 1.0 and mix.n == VALIDATION
+    assert math.isclose(simulator.accuracy(x_val, y_val, mix.bits), mix.accuracy)
+    assert kernel_bytes(simulator, mix.bits) < kernel_bytes(simulator, simulator.uniform(8))
+
+
+@pytest.mark.parametrize("bad", [0, 100, -0.5, 250, float("nan")])
+def test_budget_outside_0_100_is_refused(bad):
+    with pytest.raises(QuantizationError, match="--max-drop must be between 0 and 100"):
+        check_budget(bad)
+
+
+def test_cli_max_drop_outside_range_is_one_line_exit_2(capsys, tmp_path):
+    assert cli_main(["quantize", str(tmp_path), "--dataset", "mnist", "--max-drop", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--max-drop" in err
+
+
+def test_pareto_frontier():
+    points = [{"name": "a", "size_bytes": 100, "accuracy": 0.99}, {"name": "b", "size_bytes": 50, "accuracy": 0.98},
+              {"name": "c", "size_bytes": 60, "accuracy": 0.97}, {"name": "d", "size_bytes": 20, "accuracy": 0.5}]
+    assert pareto(points) == ["d", "b", "a"]
+
+
+@pytest.mark.slow
+def test_report_with_sweep_and_budget(model, data, tmp_path):
+    """run_pipeline with the sweep and a budget: the sections, plots and labels a reader needs."""
+    import json
+
+    from quantization.pipeline import run_pipeline
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
+    out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8", sweep_bits=True,
+                       sweep_limit=300, max_drop=1.0, validation=VALIDATION, calibration_samples=300)
+    results = json.loads((out / "report.json").read_text())
+    sweep_rows = results["sweep"]["rows"]
+    assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
+    assert set(results["sweep"]["check"]) == {"dynamic", "int8"}
+    assert results["mixed"]["n"] == VALIDATION and results["mixed"]["drop_pp"] <= 1.0
+    assert results["pareto"] and set(results["pareto"]) <= set(results["variants"])
+    page = (out / "report.html").read_text()
+    for title in ("Bit-width sweep (simulated)", "Per-layer sensitivity (simulated)", "Mixed precision under"):
+        assert title in page
+    assert page.count("data:image/png;base64,") == 4  # accuracy vs bits, sweep, sensitivity, Pareto
+    assert "the first 300 of 2000 test images (a subset)" in page
+    assert all((out / name).is_file() for name in ("sweep.png", "sensitivity.png", "pareto.png"))
+    try:
+        import quantization.aiedge  # noqa: F401
+    except ImportError:
+        assert "mixed" in results["failed"]
+    else:
+        mixed = results["variants"]["mixed"]
+        assert mixed["size_bytes"] < results["variants"]["int8"]["size_bytes"]
+        assert all(r.get("snr_db") is not None for r in results["sweep"]["sensitivity"])
