@@ -231,15 +231,6 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     return out
 
 
-def _aiedge() -> Any:
-    """quantization.aiedge (the ai-edge-quantizer backend), or None when this install lacks it."""
-    try:
-        from quantization import aiedge
-    except ImportError:
-        return None
-    return aiedge
-
-
 def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversions: Conversions) -> dict:
     """The simulated sweep, the per-layer sensitivity and the simulator-vs-LiteRT check, on the same images.
 
@@ -264,15 +255,14 @@ def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversi
     sensitivity, snr_note = [], ""
     if bits is not None:
         sensitivity = layer_sensitivity(simulator, x, y, bits, float_accuracy)
-        aiedge = _aiedge()
-        if aiedge is not None and "float32" in conversions:
+        if "float32" in conversions:
             with tempfile.TemporaryDirectory() as folder:  # the int4 variant's file, or one made for the SNR
                 int4 = conversions.get("int4") or aiedge.quantize_tflite(
                     conversions["float32"], Path(folder) / "int4.tflite", weight_bits={}, default_bits=4)
                 sensitivity = with_snr(sensitivity, aiedge.tensor_snr(conversions["float32"], int4, x,
                                                                       simulator.model))
         else:
-            snr_note = "SNR not measured: it needs the float32 variant and ai-edge-quantizer (quantization.aiedge)"
+            snr_note = "SNR not measured: it needs the float32 variant, which failed"
     return {"n": int(len(x)), "float_accuracy": float_accuracy, "rows": rows, "simulated": True,
             "collapse_bits": collapse_width(rows, float_accuracy), "sensitivity_bits": bits,
             "sensitivity": sensitivity, "snr_note": snr_note, "check": check,
@@ -292,10 +282,7 @@ def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarr
     seconds = time.perf_counter() - start
     total = sum(simulator.parameters(layer) for layer in simulator.layers)
     mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
-    aiedge = _aiedge()
-    if aiedge is None:
-        conversions.failed["mixed"] = "needs quantization.aiedge (the ai-edge-quantizer backend) to export"
-    elif "float32" not in conversions:
+    if "float32" not in conversions:
         conversions.failed["mixed"] = f"needs the float32 variant, which failed: {conversions.failed.get('float32')}"
     else:
         start = time.perf_counter()

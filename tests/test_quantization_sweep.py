@@ -10,6 +10,7 @@ from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
 from quantization.evaluate import predict
 from kdeep.data import scale_pixels
+from quantization import aiedge
 from quantization.pipeline import quantize
 from quantization.search import LADDER, check_budget, kernel_bytes, pareto, search
 from quantization.sensitivity import layer_sensitivity, sensitivity_width
@@ -82,8 +83,6 @@ def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_b
 
 
 def test_simulator_agrees_with_int4_litert(simulator, model, litert, data, tmp_path):
-    aiedge = pytest.importorskip("quantization.aiedge", reason="needs the ai-edge-quantizer backend",
-                                 exc_type=ImportError)
     _, _, (x, y) = data
     int4 = aiedge.quantize_tflite(litert["float32"], tmp_path / "int4.tflite", weight_bits={}, default_bits=4)
     simulated = simulator.accuracy(x, y, simulator.uniform(4))
@@ -169,11 +168,6 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     assert page.count("data:image/png;base64,") == 4  # accuracy vs bits, sweep, sensitivity, Pareto
     assert "the first 300 of 2000 test images (a subset)" in page
     assert all((out / name).is_file() for name in ("sweep.png", "sensitivity.png", "pareto.png"))
-    try:
-        import quantization.aiedge  # noqa: F401
-    except ImportError:
-        assert "mixed" in results["failed"]
-    else:
-        mixed = results["variants"]["mixed"]
-        assert mixed["size_bytes"] < results["variants"]["int8"]["size_bytes"]
-        assert all(r.get("snr_db") is not None for r in results["sweep"]["sensitivity"])
+    mixed = results["variants"]["mixed"]
+    assert mixed["size_bytes"] < results["variants"]["int8"]["size_bytes"]
+    assert all(r.get("snr_db") is not None for r in results["sweep"]["sensitivity"])
