@@ -65,6 +65,22 @@ def test_a_built_model_carries_its_contract_and_the_keras_file_keeps_it(tmp_path
     assert contract_of(loaded).input_range == (-1.0, 1.0) and contract_of(loaded).width == 0.5
 
 
+def test_transfer_and_strategy_clones_keep_the_backbones_input_range():
+    from kdeep.train.finetune import new_head
+    from kdeep.train.trainer import _build
+    from kdeep.train.config import TrainConfig
+
+    backbone = kdeep.models.build("deepconvnet")
+    attach(backbone, dataclasses.replace(contract_of(backbone), input_range=(-1.0, 1.0)))
+    head = new_head(backbone, 5)
+    assert contract_of(head).input_range == (-1.0, 1.0) and contract_of(head).classifier[0] == "transfer_logits"
+    import tensorflow as tf
+
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        clone = _build(backbone, TrainConfig(), (28, 28, 1), 10, None)
+    assert clone is not backbone and contract_of(clone).input_range == (-1.0, 1.0)
+
+
 def test_a_model_from_elsewhere_gets_an_inferred_contract():
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(4, 3, name="block1_conv")(inputs)

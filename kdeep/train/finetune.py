@@ -10,7 +10,7 @@ from typing import Any
 import keras
 
 from kdeep import io
-from kdeep.contract import block_of, contract_of
+from kdeep.contract import attach, block_of, contract_of, infer
 from kdeep.errors import ConfigError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
@@ -81,7 +81,9 @@ def new_head(backbone: keras.Model, num_classes: int, image_shape: tuple[int, ..
     model = keras.Model(inputs, outputs, name=f"{backbone.name}_{HEAD_PREFIX}")
     for layer in model.layers:
         layer.trainable = layer.name.startswith(f"{HEAD_PREFIX}_")
-    return model
+    backbone_contract = contract_of(backbone)  # the new model takes the backbone's pixels
+    return attach(model, dataclasses.replace(infer(model), input_range=backbone_contract.input_range,
+                                             family=backbone_contract.family, width=backbone_contract.width))
 
 
 def unfreeze_top(model: keras.Model, blocks: int) -> list[str]:

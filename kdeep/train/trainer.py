@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from kdeep import io
-from kdeep.contract import contract_of
+from kdeep.contract import attach, contract_of
 from kdeep.errors import ArtifactError, ConfigError, TrainingError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
@@ -211,7 +211,7 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
         return model_or_name
     clone = keras.models.clone_model(model_or_name)  # variables must be created inside the strategy's scope
     clone.set_weights(model_or_name.get_weights())
-    return clone
+    return attach(clone, contract_of(model_or_name))  # a clone is a new object: it gets the contract again
 
 
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, jit_compile: bool) -> None:
