@@ -30,6 +30,9 @@ from kdeep.errors import QuantizationError
 
 WEIGHT_BITS = (2, 4, 8)
 ACTIVATION_BITS = (8, 16)
+# Ops LiteRT 2.3.0 runs correctly with 2-bit weights. It also runs a 2-bit CONV_2D, but computes garbage (8.5 %, chance,
+# on MNIST for one 2-bit convolution of a 99.4 % DeepConvNet, clipped grid or not), so convolutions stop at 4 bits.
+TWO_BIT_OPS = ("FULLY_CONNECTED",)
 # TFLite ops whose second input is a weight tensor ai-edge-quantizer can quantize.
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 SNR_IMAGES = 64
@@ -98,6 +101,14 @@ def weighted_ops(float_tflite: str | Path) -> list[LayerOp]:
         ops.append(LayerOp(op["op_name"], ";".join(outputs) + ";", outputs[0], weight["name"],
                            tuple(int(d) for d in weight["shape"])))
     return ops
+
+
+def lowest_bits(layer: Any) -> int:
+    """The narrowest weight width LiteRT runs correctly for a Keras layer's op: 2 for a dense layer (FULLY_CONNECTED,
+    see `TWO_BIT_OPS`), 4 for a convolution."""
+    import keras
+
+    return 2 if isinstance(layer, keras.layers.Dense) else 4
 
 
 def _kernel_size(layer: Any) -> int:
@@ -209,6 +220,9 @@ def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | 
         manager.add_static_config(".*", names.ALL_SUPPORTED, activation_bits, 8)
     for op, label, bits in plan:
         operation = names(op.op)
+        if bits == 2 and op.op not in TWO_BIT_OPS:
+            raise QuantizationError(f"layer {label}: LiteRT runs {op.op} with 2-bit weights but computes wrong "
+                                    f"outputs; give it 4 or 8 bits (2 bits only for {', '.join(TWO_BIT_OPS)})")
         try:
             if bits is None:
                 manager.add_quantization_config(op.regex, operation,
@@ -325,6 +339,38 @@ def _outputs(tflite: Path, images: np.ndarray, names: list[str]) -> dict[str, np
     by_name = {t["name"]: t for t in runner.get_tensor_details()}
     return {name: _dequantize_output(runner.get_tensor(by_name[name]["index"]), by_name[name])
             for name in names if name in by_name}
+
+
+def weight_values(quant_tflite: str | Path, op: LayerOp, image: np.ndarray) -> np.ndarray:
+    """The float weights a weight-only quantized file feeds to `op` (its DEQUANTIZE output), read after one invoke.
+
+    Args:
+        quant_tflite: a weight-only file made by `quantize_tflite` (tensor names kept from the float file).
+        op: the op, from `layer_ops` on the float file.
+        image: one input batch.
+
+    Returns:
+        The weights in TFLite's layout (output channel first).
+
+    Raises:
+        QuantizationError: the file has no op writing `op.output`.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from quantization.evaluate import _quantize_input
+
+    with _quiet():
+        runner = Interpreter(model_path=str(quant_tflite), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    runner.allocate_tensors()
+    detail = runner.get_input_details()[0]
+    runner.set_tensor(detail["index"], _quantize_input(np.asarray(image, np.float32), detail))
+    runner.invoke()
+    names = {t["index"]: t["name"] for t in runner.get_tensor_details()}
+    for candidate in runner._get_ops_details():
+        if candidate["op_name"] == op.op and op.output in (names.get(i) for i in candidate["outputs"]):
+            return np.asarray(runner.get_tensor(candidate["inputs"][1]))
+    raise QuantizationError(f"{quant_tflite} has no {op.op} op writing {op.output!r}")
 
 
 def tensor_snr(float_tflite: str | Path, quant_tflite: str | Path, images: np.ndarray, model: Any) -> list[dict]:

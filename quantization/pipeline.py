@@ -1,6 +1,7 @@
 """The quantization pipeline: load a model, convert it to every variant, score each in LiteRT, write the report."""
 import contextlib
 import datetime
+import hashlib
 import os
 import platform
 import tempfile
@@ -16,7 +17,7 @@ from kdeep.data.scaling import scale_pixels
 from kdeep.errors import QuantizationError
 from kdeep.train.config import DEFAULT_VAL_SPLIT
 from kdeep.train.evaluate import load_splits
-from quantization import aiedge, convert, qat
+from quantization import aiedge, clipping, convert, qat
 from quantization.evaluate import evaluate, predict
 from quantization.report import report
 from quantization.search import check_budget, pareto, search
@@ -47,13 +48,36 @@ def variant_path(out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.tflite"
 
 
-def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path) -> Path:
-    """Makes an ai-edge-quantizer variant from the float32 .tflite of `model`."""
-    layers = aiedge.layer_ops(model, float_tflite) if variant.conv_bits else {}
-    conv_bits = {name: variant.conv_bits for name, op in layers.items() if op.op == "CONV_2D"}
+def _widths(variant: Variant, model: Any) -> dict[str, int]:
+    """{Keras layer name: weight width} of an ai-edge-quantizer variant (convolutions at `conv_bits` when set)."""
+    import keras
+
+    return {layer.name: variant.conv_bits if variant.conv_bits and not isinstance(layer, keras.layers.Dense)
+            else variant.weight_bits for layer in model.layers if getattr(layer, "kernel", None) is not None}
+
+
+def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite: Path, folder: Path) -> tuple[Any, Path]:
+    """The model ai-edge-quantizer quantizes at these widths, and its float32 .tflite.
+
+    Layers quantized below 5 bits are clipped first (`quantization.clipping`); with none, that is `model` and
+    `float_tflite` itself, else a clipped copy converted once into `folder` per set of widths.
+    """
+    source = clipping.clipped_model(model, weight_bits)
+    if source is model:
+        return model, float_tflite
+    key = hashlib.sha1(repr(sorted(weight_bits.items())).encode()).hexdigest()[:12]
+    return source, _float_tflite(source, folder / f"clipped_{key}.tflite")
+
+
+def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path,
+            folder: Path) -> Path:
+    """Makes an ai-edge-quantizer variant from `model` and its float32 .tflite (clipped copies go to `folder`)."""
+    widths = _widths(variant, model)
+    source, source_tflite = (model, float_tflite) if variant.qat else _clipped_float(model, widths, float_tflite,
+                                                                                      folder)
     activation_bits = None if variant.activation_bits == 32 else variant.activation_bits
-    return aiedge.quantize_tflite(float_tflite, path, weight_bits=conv_bits, default_bits=variant.weight_bits,
-                                  activation_bits=activation_bits, model=model, dynamic=variant.dynamic,
+    return aiedge.quantize_tflite(source_tflite, path, weight_bits=widths, default_bits=variant.weight_bits,
+                                  activation_bits=activation_bits, model=source, dynamic=variant.dynamic,
                                   calibration=representative if variant.representative else None)
 
 
@@ -113,11 +137,13 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
                     conversions[variant.name] = convert.convert(source, variant, representative, path)
                 elif tuned is None:
                     float_tflite = _float_tflite(exported, Path(scratch) / "float32.tflite")
-                    conversions[variant.name] = _aiedge(variant, model, float_tflite, representative, path)
-                else:
+                    conversions[variant.name] = _aiedge(variant, model, float_tflite, representative, path,
+                                                        Path(scratch))
+                else:  # QAT trained the weights on the max-scaled grid: exported unclipped
                     source = qat.float_weights(model, tuned)
                     float_tflite = _float_tflite(source, Path(scratch) / f"{variant.name}_float32.tflite")
-                    conversions[variant.name] = _aiedge(variant, source, float_tflite, representative, path)
+                    conversions[variant.name] = _aiedge(variant, source, float_tflite, representative, path,
+                                                        Path(scratch))
                 conversions.seconds[variant.name] = time.perf_counter() - start
             except QuantizationError as error:
                 conversions.failed[variant.name] = str(error)
@@ -257,8 +283,8 @@ def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversi
         sensitivity = layer_sensitivity(simulator, x, y, bits, float_accuracy)
         if "float32" in conversions:
             with tempfile.TemporaryDirectory() as folder:  # the int4 variant's file, or one made for the SNR
-                int4 = conversions.get("int4") or aiedge.quantize_tflite(
-                    conversions["float32"], Path(folder) / "int4.tflite", weight_bits={}, default_bits=4)
+                int4 = conversions.get("int4") or _aiedge(VARIANTS["int4"], simulator.model, conversions["float32"],
+                                                          x, Path(folder) / "int4.tflite", Path(folder))
                 sensitivity = with_snr(sensitivity, aiedge.tensor_snr(conversions["float32"], int4, x,
                                                                       simulator.model))
         else:
@@ -278,7 +304,9 @@ def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarr
         export lands in `conversions.failed["mixed"]`.
     """
     start = time.perf_counter()
-    mix = search(simulator, *validation, max_drop)
+    lowest = {layer.name: aiedge.lowest_bits(layer) for layer in simulator.model.layers
+              if layer.name in simulator.layers}
+    mix = search(simulator, *validation, max_drop, lowest=lowest)
     seconds = time.perf_counter() - start
     total = sum(simulator.parameters(layer) for layer in simulator.layers)
     mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
@@ -287,10 +315,16 @@ def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarr
     else:
         start = time.perf_counter()
         try:
-            conversions["mixed"] = aiedge.quantize_tflite(conversions["float32"], variant_path(out, "mixed"),
-                                                          weight_bits=mix.bits, default_bits=None,
-                                                          model=simulator.model)
+            with tempfile.TemporaryDirectory(prefix="kdeep_mixed_") as folder:
+                source, source_tflite = _clipped_float(simulator.model, mix.bits, conversions["float32"], Path(folder))
+                conversions["mixed"] = aiedge.quantize_tflite(source_tflite, variant_path(out, "mixed"),
+                                                              weight_bits=mix.bits, default_bits=None, model=source)
             conversions.seconds["mixed"] = time.perf_counter() - start
         except QuantizationError as error:
             conversions.failed["mixed"] = str(error)
-    return {**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds}
+    litert_accuracy = None
+    if "mixed" in conversions:  # the deployed file on the same validation images: does LiteRT run what was simulated?
+        x_val, y_val = validation
+        litert_accuracy = float(np.mean(predict(conversions["mixed"], x_val).argmax(axis=-1) == y_val))
+    return {**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds, "lowest": lowest,
+            "litert_val_accuracy": litert_accuracy}

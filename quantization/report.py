@@ -1,13 +1,12 @@
 """Report files for a quantization run: markdown, JSON, CSV, self-contained HTML and the accuracy-vs-bits plot."""
 import base64
-import csv
 import html
 import io
 import json
 import os
 from pathlib import Path
 
-from kdeep.io import write_atomic
+from kdeep.io import write_atomic, write_csv
 from quantization.report_sections import FIGURE_WIDTH, MARKERS, PLOTS, Section, sections
 
 # (header, row key, format): one table drives the markdown, CSV and HTML columns.
@@ -155,14 +154,6 @@ def _markdown(results: dict, table: list[dict], extra: list[Section]) -> str:
     return "\n".join(lines)
 
 
-def _csv(table: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[k for _, k, _ in COLUMNS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: r[k] for _, k, _ in COLUMNS} for r in table)
-    return buffer.getvalue()
-
-
 def _html(results: dict, table: list[dict], png: bytes, extra: list[Section]) -> str:
     e = html.escape
     facts = "".join(f"<li>{e(label)}: {e(value)}</li>" for label, value in _header(results))
@@ -214,6 +205,6 @@ def report(results: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
         "png": write_atomic(out / PLOT, png),
         "md": write_atomic(out / "report.md", _markdown(results, table, extra)),
         "json": write_atomic(out / "report.json", json.dumps({**results, "rows": table}, indent=2, default=str)),
-        "csv": write_atomic(out / "report.csv", _csv(table)),
+        "csv": write_csv(out / "report.csv", table, [k for _, k, _ in COLUMNS]),
         "html": write_atomic(out / "report.html", _html(results, table, png, extra)),
     }

@@ -184,7 +184,11 @@ def _mixed_section(results: dict) -> list[Section]:
         v = variants["mixed"]
         test_drop = 100 * (v["reference_accuracy"] - v["accuracy"])
         facts = [f"LiteRT mixed.tflite: test accuracy {100 * v['accuracy']:.2f} % (drop {test_drop:+.2f} pp, "
-                 f"{test_drop - mixed['drop_pp']:+.2f} pp from the validation drop), {v['size_bytes'] / 1024:.1f} KiB"]
+                 f"{test_drop - mixed['drop_pp']:+.2f} pp from the validation drop)"]
+        if mixed.get("litert_val_accuracy") is not None:
+            facts.append(f"validation accuracy {100 * mixed['litert_val_accuracy']:.2f} % in LiteRT "
+                         f"({100 * (mixed['litert_val_accuracy'] - mixed['accuracy']):+.2f} pp from the simulation)")
+        facts.append(f"{v['size_bytes'] / 1024:.1f} KiB")
         for base in ("float32", "int8"):
             if base in variants:
                 facts.append(f"{v['size_bytes'] / variants[base]['size_bytes']:.3f}x {base}")
@@ -194,9 +198,11 @@ def _mixed_section(results: dict) -> list[Section]:
         notes.append(f"Not exported: {results.get('failed', {}).get('mixed', 'unknown reason')}.")
     if results.get("pareto"):
         notes.append("Pareto frontier (smallest first): " + ", ".join(results["pareto"]) + ".")
-    table = [[layer, _bits(bits)] for layer, bits in mixed["bits"].items()]
+    lowest = mixed.get("lowest", {})
+    table = [[layer, _bits(bits), _bits(lowest.get(layer, 2))] for layer, bits in mixed["bits"].items()]
     return [Section(f"Mixed precision under a {mixed['max_drop_pp']:g} pp budget", notes,
-                    ["layer (Keras)", "weight bits"], table, "pareto.png", _pareto_plot(results))]
+                    ["layer (Keras)", "weight bits", "narrowest allowed"], table, "pareto.png",
+                    _pareto_plot(results))]
 
 
 def sections(results: dict) -> list[Section]:

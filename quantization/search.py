@@ -2,7 +2,7 @@
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -70,14 +70,14 @@ class Mix:
         return {**dataclasses.asdict(self), "drop_pp": self.drop_pp, "simulated": True}
 
 
-def _lower(bits: int | None) -> int | None:
-    """The next width down the ladder (None at the bottom: 2 bits has no step below)."""
+def _lower(bits: int | None, lowest: int) -> int | None:
+    """The next width down the ladder, or None at `lowest` (no step below)."""
     index = LADDER.index(bits)
-    return LADDER[index + 1] if index + 1 < len(LADDER) else None
+    return LADDER[index + 1] if bits != lowest and index + 1 < len(LADDER) else None
 
 
 def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop: float, *,
-           z: float = CONFIDENCE_Z) -> Mix:
+           z: float = CONFIDENCE_Z, lowest: Mapping[str, int] | None = None) -> Mix:
     """Greedily lowers one layer's weight width at a time, the most bytes saved per point lost first, keeping the
     simulated validation drop within the budget.
 
@@ -93,11 +93,14 @@ def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop:
         x_val, y_val: the validation split (training images the model did not fit; never the test set).
         max_drop: the budget, percentage points of validation accuracy.
         z: standard errors added to the measured drop before comparing it with the budget (0: the drop alone).
+        lowest: {layer: the narrowest width it may take} (default 2 for every layer); the pipeline passes
+            `aiedge.lowest_bits` (LiteRT runs 2-bit weights correctly only in dense layers).
 
     Returns:
         The `Mix`.
     """
     max_drop = check_budget(max_drop)
+    floor = dict(lowest or {})
     y_val = np.asarray(y_val).reshape(-1)
     n = len(y_val)
     float_right = simulator.predict(x_val, simulator.uniform(None)).argmax(axis=-1) == y_val
@@ -119,8 +122,9 @@ def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop:
     stuck: set[str] = set()
     tried = []
     while True:
-        moves = [(layer, _lower(current[layer])) for layer in simulator.layers
-                 if layer not in stuck and current[layer] != LADDER[-1]]
+        moves = [(layer, _lower(current[layer], floor.get(layer, LADDER[-1]))) for layer in simulator.layers
+                 if layer not in stuck]
+        moves = [move for move in moves if move[1] is not None]
         if not moves:
             break
         for move in moves:

@@ -4,8 +4,10 @@ One `Simulator` serves the sweep, the per-layer sensitivity and the mixed-precis
 set of layers' weights at chosen widths (the rest stay float) and, optionally, every activation at one width.
 
 - Weights: per output channel, symmetric, as LiteRT and ai-edge-quantizer store them:
-  scale = max|w| / (2^(b-1) - 1), q = clip(round(w / scale), -2^(b-1), 2^(b-1) - 1). One bit has no symmetric
-  grid (2^0 - 1 = 0 levels), so 1-bit weights are binarised: sign(w) * mean|w| per channel (XNOR-Net's scale).
+  scale = c / (2^(b-1) - 1), q = clip(round(w / scale), -(2^(b-1) - 1), 2^(b-1) - 1), with c = max|w| from 5 bits
+  up and, at 2-4 bits, the range that minimises the channel's rounding error (`quantization.clipping`; kdeep's
+  LiteRT exports clip the weights the same way). One bit has no symmetric grid (2^0 - 1 = 0 levels), so 1-bit
+  weights are binarised: sign(w) * mean|w| per channel (XNOR-Net's scale).
   Batch-norm folding scales each output channel, which per-channel quantization commutes with, so quantizing the
   unfolded kernel gives the folded kernel's grid.
 - Activations: per tensor, asymmetric, from min/max over calibration images (0 always inside the range), as the
@@ -22,6 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from kdeep.errors import QuantizationError
+from quantization.clipping import channel_axes, clip_range, reduce_axes
 
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 ACTIVATION_BITS = (None, 4, 6, 8, 16)  # None: float activations (weight-only quantization)
@@ -35,6 +38,8 @@ _PASS_THROUGH = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooli
 def quantize_kernel(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] = (-1,)) -> np.ndarray:
     """Per-channel symmetric fake quantization of a weight tensor (round to the grid, back to float).
 
+    The grid spans `quantization.clipping.clip_range`: max|w| from 5 bits up, the error-minimising range below.
+
     Args:
         kernel: the float weights.
         bits: 1-8 (or more); 1 binarises to sign(w) * mean|w| per channel.
@@ -44,13 +49,12 @@ def quantize_kernel(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] =
         float32 weights on the quantization grid, shaped like `kernel`.
     """
     kernel = np.asarray(kernel, dtype=np.float32)
-    keep = {a % kernel.ndim for a in channel_axes}
-    reduce = tuple(a for a in range(kernel.ndim) if a not in keep)
     if bits == 1:
-        return (np.where(kernel >= 0, 1.0, -1.0) * np.abs(kernel).mean(axis=reduce, keepdims=True)).astype(np.float32)
+        return (np.where(kernel >= 0, 1.0, -1.0)
+                * np.abs(kernel).mean(axis=reduce_axes(kernel, channel_axes), keepdims=True)).astype(np.float32)
     qmax = 2 ** (bits - 1) - 1
-    scale = np.maximum(np.abs(kernel).max(axis=reduce, keepdims=True), 1e-9) / qmax
-    return (np.clip(np.round(kernel / scale), -qmax - 1, qmax) * scale).astype(np.float32)
+    scale = clip_range(kernel, bits, channel_axes) / qmax
+    return (np.clip(np.round(kernel / scale), -qmax, qmax) * scale).astype(np.float32)
 
 
 def activation_grid(low: float, high: float, bits: int) -> tuple[float, float]:
@@ -191,8 +195,7 @@ class Simulator:
             if bits == self._current[layer.name]:
                 continue
             kernel = self._float[layer.name]
-            axes = (-2, -1) if type(layer).__name__ == "DepthwiseConv2D" else (-1,)
-            layer.kernel.assign(kernel if bits is None else quantize_kernel(kernel, bits, axes))
+            layer.kernel.assign(kernel if bits is None else quantize_kernel(kernel, bits, channel_axes(layer)))
             self._current[layer.name] = bits
 
     def uniform(self, bits: int | None) -> dict[str, int | None]:

@@ -10,7 +10,7 @@ from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
 from quantization.evaluate import predict
 from kdeep.data import scale_pixels
-from quantization import aiedge
+from quantization import aiedge, clipping
 from quantization.pipeline import quantize
 from quantization.search import LADDER, check_budget, kernel_bytes, pareto, search
 from quantization.sensitivity import layer_sensitivity, sensitivity_width
@@ -50,43 +50,78 @@ def simulator(model, data):
 
 @pytest.fixture(scope="module")
 def litert(model, simulator, tmp_path_factory):
-    """float32, dynamic (int8 weights) and full int8 LiteRT files, int8 calibrated on the simulator's images."""
-    return quantize(model, ["float32", "dynamic", "int8"], simulator._calibration, tmp_path_factory.mktemp("tfl"))
+    """float32, full int8 (calibrated on the simulator's images), int4 and int2_dense LiteRT files as the pipeline
+    makes them, and an ai-edge-quantizer weight-only int8 file (`int8_weights`)."""
+    files = quantize(model, ["float32", "int8", "int4", "int2_dense"], simulator._calibration,
+                     tmp_path_factory.mktemp("tfl"))
+    files["int8_weights"] = aiedge.quantize_tflite(files["float32"], files["float32"].with_name("int8_weights.tflite"),
+                                                   weight_bits={}, default_bits=8)
+    return files
 
 
 def litert_accuracy(path, x, y) -> float:
     return float(np.mean(predict(path, x).argmax(axis=-1) == y))
 
 
-def test_kernel_grid_is_per_channel_symmetric():
+def test_kernel_grid_is_per_channel_symmetric_and_clipped_below_5_bits():
     rng = np.random.default_rng(0)
     kernel = rng.normal(size=(3, 3, 4, 5)) * np.array([0.1, 1, 3, 10, 0.01])  # channels of very different scale
-    for bits in (2, 4, 8):
+    for bits in (2, 3, 4, 5, 8):
         q = quantize_kernel(kernel, bits)
+        qmax = 2 ** (bits - 1) - 1
         for c in range(5):
-            step = np.abs(kernel[..., c]).max() / (2 ** (bits - 1) - 1)
-            levels = np.unique(np.round(q[..., c] / step))
-            assert np.all(np.abs(levels) <= 2 ** (bits - 1) - 1)
-            assert np.abs(q[..., c] - kernel[..., c]).max() <= step / 2 + 1e-6
-            assert np.isclose(np.abs(q[..., c]).max(), np.abs(kernel[..., c]).max())
+            w, peak = kernel[..., c], np.abs(kernel[..., c]).max()
+            step = np.abs(q[..., c]).max() / qmax  # the grid's step: its largest level is qmax steps
+            levels = np.round(q[..., c] / step)
+            assert np.allclose(q[..., c], levels * step, atol=1e-6) and np.all(np.abs(levels) <= qmax)
+            max_scaled = np.clip(np.round(w / (peak / qmax)), -qmax, qmax) * (peak / qmax)
+            error, max_error = np.sum((q[..., c] - w) ** 2), np.sum((max_scaled - w) ** 2)
+            if bits >= 5:  # the grid spans max|w|, as LiteRT's converter does
+                assert np.isclose(step * qmax, peak) and np.allclose(q[..., c], max_scaled, atol=1e-6)
+            else:  # clipped: a narrower range, and less rounding error than the max-scaled grid
+                assert step * qmax < peak and error < max_error
+    assert np.mean(quantize_kernel(kernel, 2) == 0) < 0.6  # max-scaled, most Gaussian weights would round to 0
     binary = quantize_kernel(kernel, 1)
     assert np.allclose(np.abs(binary[..., 3]), np.abs(kernel[..., 3]).mean())
     assert np.array_equal(np.sign(binary), np.where(kernel >= 0, 1, -1))
 
 
 @pytest.mark.parametrize("variant, weight_bits, activation_bits",
-                         [("dynamic", 8, None), ("int8", 8, 8)])
+                         [("int8_weights", 8, None), ("int4", 4, None), ("int8", 8, 8)])
 def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_bits, activation_bits):
     _, _, (x, y) = data
     simulated = simulator.accuracy(x, y, simulator.uniform(weight_bits), activation_bits)
     assert abs(100 * (simulated - litert_accuracy(litert[variant], x, y))) <= AGREEMENT_PP
 
 
-def test_simulator_agrees_with_int4_litert(simulator, model, litert, data, tmp_path):
+def test_int4_export_holds_the_simulators_clipped_weights(simulator, model, litert, data):
+    """The int4 file's dequantized weights (read back from LiteRT) are the simulator's grid, per channel."""
+    _, _, (x, _) = data
+    ops = aiedge.layer_ops(model, litert["float32"])
+    for layer in ("block1_conv1", "fc1"):
+        stored = aiedge.weight_values(litert["int4"], ops[layer], x[:1])
+        kernel = quantize_kernel(np.asarray(model.get_layer(layer).kernel), 4)
+        expected = np.moveaxis(kernel, -1, 0).reshape(stored.shape)  # TFLite keeps the output channel first
+        assert np.allclose(stored, expected, atol=1e-6 * np.abs(expected).max())
+
+
+def test_int2_dense_deploys_the_simulated_grid_far_above_the_max_scaled_one(simulator, litert, data, monkeypatch):
     _, _, (x, y) = data
-    int4 = aiedge.quantize_tflite(litert["float32"], tmp_path / "int4.tflite", weight_bits={}, default_bits=4)
-    simulated = simulator.accuracy(x, y, simulator.uniform(4))
-    assert abs(100 * (simulated - litert_accuracy(int4, x, y))) <= AGREEMENT_PP
+    widths = {name: 2 if name in ("fc1", "logits") else 4 for name in simulator.layers}
+    simulated, deployed = simulator.accuracy(x, y, widths), litert_accuracy(litert["int2_dense"], x, y)
+    monkeypatch.setattr(clipping, "CLIP_BITS", 1)  # every grid spans max|w|
+    simulator.set_weights(simulator.uniform(None))
+    max_scaled = simulator.accuracy(x, y, widths)
+    simulator.set_weights(simulator.uniform(None))
+    assert abs(simulated - deployed) <= 0.01 and deployed > max_scaled + 0.1
+
+
+def test_two_bit_convolution_is_refused_before_quantizing(model, litert, tmp_path):
+    with pytest.raises(QuantizationError, match="layer block1_conv1: LiteRT runs CONV_2D with 2-bit weights but "
+                                                "computes wrong outputs; give it 4 or 8 bits"):
+        aiedge.quantize_tflite(litert["float32"], tmp_path / "bad.tflite", weight_bits={"block1_conv1": 2},
+                               default_bits=None, model=model)
+    assert not (tmp_path / "bad.tflite").exists()
 
 
 def test_simulator_leaves_the_model_float_and_restores(simulator, model, data):
@@ -120,8 +155,13 @@ def test_sweep_falls_with_bits_and_sensitivity_names_keras_layers(simulator, mod
 @pytest.mark.slow
 def test_search_keeps_the_budget_on_validation(simulator, data):
     _, (x_val, y_val), _ = data
-    mix = search(simulator, x_val, y_val, max_drop=1.0)
+    lowest = {layer.name: aiedge.lowest_bits(layer) for layer in simulator.model.layers
+              if layer.name in simulator.layers}
+    assert lowest["fc1"] == 2 and lowest["block1_conv1"] == 4
+    mix = search(simulator, x_val, y_val, max_drop=1.0, lowest=lowest)
     assert set(mix.bits) == set(simulator.layers) and set(mix.bits.values()) <= set(LADDER)
+    assert all(bits is None or bits >= lowest[layer] for layer, bits in mix.bits.items())
+    assert not any(t["bits"] is not None and t["bits"] < lowest[t["layer"]] for t in mix.tried)
     assert mix.drop_pp <= mix.drop_bound_pp <= 1.0 and mix.n == VALIDATION
     assert math.isclose(simulator.accuracy(x_val, y_val, mix.bits), mix.accuracy)
     assert kernel_bytes(simulator, mix.bits) < kernel_bytes(simulator, simulator.uniform(8))
@@ -161,6 +201,8 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
     assert set(results["sweep"]["check"]) == {"dynamic", "int8"}
     assert results["mixed"]["n"] == VALIDATION and results["mixed"]["drop_pp"] <= 1.0
+    # the deployed mix scored in LiteRT on the same validation images as the simulation
+    assert abs(results["mixed"]["litert_val_accuracy"] - results["mixed"]["accuracy"]) <= 0.005
     assert results["pareto"] and set(results["pareto"]) <= set(results["variants"])
     page = (out / "report.html").read_text()
     for title in ("Bit-width sweep (simulated)", "Per-layer sensitivity (simulated)", "Mixed precision under"):

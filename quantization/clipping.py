@@ -1,0 +1,88 @@
+"""Weight clipping below 5 bits: each output channel's grid spans the range that minimises its rounding error.
+
+A symmetric grid scaled to max|w| spends its few low-bit levels on a channel's outliers: at 2 bits (levels
+{-s, 0, s}, s = max|w|) most weights round to 0. Below 5 bits kdeep instead clips each output channel at the
+range c that minimises sum((w - Q_c(w))^2), found by trying `CANDIDATES` x max|w| (a grid search, as in
+OCTAV or ACIQ, without their distribution assumptions). Weights clipped to [-c, c] and quantized on a grid scaled
+to their own max are exactly Q_c(w), so the LiteRT export clips the Keras weights (`clipped_model`), converts
+them to a float32 .tflite and lets ai-edge-quantizer's min/max recipe quantize them; the simulator
+(`quantization.sweep.quantize_kernel`) rounds with the same ranges. At 5 bits and more the grid spans max|w|, as
+LiteRT's converter does for its int8 variants.
+"""
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+CLIP_BITS = 4  # widths at or below this are clipped
+CANDIDATES = np.linspace(0.05, 1.0, 96)  # clipping ranges tried, as fractions of each channel's max|w|
+
+
+def reduce_axes(kernel: np.ndarray, channel_axes: Sequence[int]) -> tuple[int, ...]:
+    """The axes of `kernel` that do not index an output channel (one scale is shared over them)."""
+    keep = {a % kernel.ndim for a in channel_axes}
+    return tuple(a for a in range(kernel.ndim) if a not in keep)
+
+
+def clips(bits: int | None) -> bool:
+    """True for a width whose grid is clipped (2 to `CLIP_BITS` bits; 1 bit binarises instead)."""
+    return bits is not None and 2 <= bits <= CLIP_BITS
+
+
+def clip_range(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] = (-1,)) -> np.ndarray:
+    """Per-channel range c minimising the squared error of symmetric `bits`-wide rounding (max|w| from 5 bits up).
+
+    Args:
+        kernel: float weights.
+        bits: the weight width (2 or more).
+        channel_axes: the axes that index a channel.
+
+    Returns:
+        c, shaped like `kernel` reduced over the other axes (keepdims), at least 1e-9.
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    reduce = reduce_axes(kernel, channel_axes)
+    peak = np.maximum(np.abs(kernel).max(axis=reduce, keepdims=True), 1e-9)
+    if not clips(bits):
+        return peak
+    qmax = 2 ** (bits - 1) - 1
+    best, best_error = peak, np.full_like(peak, np.inf)
+    for fraction in CANDIDATES:
+        scale = peak * fraction / qmax
+        error = np.sum((np.clip(np.round(kernel / scale), -qmax, qmax) * scale - kernel) ** 2, axis=reduce,
+                       keepdims=True)
+        better = error < best_error
+        best, best_error = np.where(better, peak * fraction, best), np.where(better, error, best_error)
+    return best
+
+
+def channel_axes(layer: Any) -> tuple[int, ...]:
+    """The kernel axes of a Keras layer that index its output channels (a depthwise kernel: the last two)."""
+    return (-2, -1) if type(layer).__name__ == "DepthwiseConv2D" else (-1,)
+
+
+def clipped_model(model: Any, weight_bits: Mapping[str, int | None], default_bits: int | None = None) -> Any:
+    """A copy of `model` whose kernels are clipped to `clip_range` for the layers quantized below 5 bits.
+
+    Args:
+        model: the float Keras model (never modified).
+        weight_bits: {Keras layer name: width or None}; kernel layers not named get `default_bits`.
+        default_bits: width of the other kernel layers (None: float).
+
+    Returns:
+        `model` itself when no layer is clipped, else a clone (same layer names) with clipped kernels.
+    """
+    import keras
+
+    def width(layer: Any) -> int | None:
+        return weight_bits.get(layer.name, default_bits)
+
+    chosen = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None and clips(width(layer))]
+    if not chosen:
+        return model
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for layer in chosen:
+        kernel = np.asarray(layer.kernel)
+        bound = clip_range(kernel, width(layer), channel_axes(layer))
+        copy.get_layer(layer.name).kernel.assign(np.clip(kernel, -bound, bound))
+    return copy
