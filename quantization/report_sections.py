@@ -197,7 +197,8 @@ def _mixed_section(results: dict) -> list[Section]:
     else:
         notes.append(f"Not exported: {results.get('failed', {}).get('mixed', 'unknown reason')}.")
     if results.get("pareto"):
-        notes.append("Pareto frontier (smallest first): " + ", ".join(results["pareto"]) + ".")
+        notes.append("Pareto frontier (smallest first; variants scored on the whole test set only): "
+                     + ", ".join(results["pareto"]) + ".")
     lowest = mixed.get("lowest", {})
     table = [[layer, _bits(bits), _bits(lowest.get(layer, 2))] for layer, bits in mixed["bits"].items()]
     return [Section(f"Mixed precision under a {mixed['max_drop_pp']:g} pp budget", notes,

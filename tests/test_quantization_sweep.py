@@ -194,7 +194,7 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
-    out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8", sweep_bits=True,
+    out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8,int16x8", sweep_bits=True,
                        sweep_limit=300, max_drop=1.0, validation=VALIDATION, calibration_samples=300)
     results = json.loads((out / "report.json").read_text())
     sweep_rows = results["sweep"]["rows"]
@@ -204,6 +204,7 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     # the deployed mix scored in LiteRT on the same validation images as the simulation
     assert abs(results["mixed"]["litert_val_accuracy"] - results["mixed"]["accuracy"]) <= 0.005
     assert results["pareto"] and set(results["pareto"]) <= set(results["variants"])
+    assert results["variants"]["int16x8"]["n"] < len(y_test) and "int16x8" not in results["pareto"]  # a subset
     page = (out / "report.html").read_text()
     for title in ("Bit-width sweep (simulated)", "Per-layer sensitivity (simulated)", "Mixed precision under"):
         assert title in page
