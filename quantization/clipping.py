@@ -2,8 +2,9 @@
 
 A symmetric grid scaled to max|w| spends its few low-bit levels on a channel's outliers: at 2 bits (levels
 {-s, 0, s}, s = max|w|) most weights round to 0. Below 5 bits kdeep instead clips each output channel at the
-range c that minimises sum((w - Q_c(w))^2), found by trying `CANDIDATES` x max|w| (a grid search, as in
-OCTAV or ACIQ, without their distribution assumptions). Weights clipped to [-c, c] and quantized on a grid scaled
+range c that minimises sum((w - Q_c(w))^2), found by trying `CANDIDATES` x max|w| on the channel's own weights
+(the criterion ai-edge-quantizer's OCTAV solves by Newton iterations; a plain search is exact on the grid and has
+no 2-bit special case). Weights clipped to [-c, c] and quantized on a grid scaled
 to their own max are exactly Q_c(w), so the LiteRT export clips the Keras weights (`clipped_model`), converts
 them to a float32 .tflite and lets ai-edge-quantizer's min/max recipe quantize them; the simulator
 (`quantization.sweep.quantize_kernel`) rounds with the same ranges. At 5 bits and more the grid spans max|w|, as
