@@ -306,8 +306,9 @@ def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarr
     measured, and 2.5x faster per invoke on the CPU, where weight-only dequantizes every weight on each invoke.
 
     Returns:
-        `Mix.to_dict()` plus "mean_bits" (parameter-weighted weight width, float = 32) and "seconds"; a failed
-        export lands in `conversions.failed["mixed"]`.
+        `Mix.to_dict()` plus "mean_bits" (parameter-weighted weight width, float = 32), "seconds", "lowest" (each
+        layer's narrowest allowed width) and "litert_val_accuracy" (mixed.tflite on the validation images, None
+        when not exported); a failed export lands in `conversions.failed["mixed"]`.
     """
     start = time.perf_counter()
     lowest = {layer.name: aiedge.lowest_bits(layer) for layer in simulator.model.layers
