@@ -6,12 +6,16 @@ Public functions (the signatures the sweep, sensitivity and search modules code 
     quantize_tflite(float_tflite, out_path, *, weight_bits, default_bits, activation_bits=None, model=None,
                     calibration=None, dynamic=False) -> Path
     tensor_snr(float_tflite, quant_tflite, images, model) -> [{"layer", "op", "snr_db"}, ...]
+    weight_values(quant_tflite, op, image) -> the float weights a weight-only file feeds to an op
+    lowest_bits(layer) -> the narrowest width LiteRT runs correctly for a Keras layer (2 dense, 4 conv)
 
 `quantize_tflite` adds one keyword to the brief's signature, `dynamic` (False: weight-only, the weights are
 dequantized to float before each op; True: dynamic range, activations quantized on the fly). 2-bit weights exist in
 ai-edge-quantizer only as dynamic-range configs, so a 2-bit layer is always dynamic, and per output channel: LiteRT
 2.3.0 cannot run blockwise int2 (XNNPACK: "unsupported datatype (INT2)"; its builtin kernel, without XNNPACK, runs
-it but scored 13% on MNIST where channelwise int2 scored 49%, so blockwise int2 is not offered).
+it but scored 13% on MNIST where channelwise int2 scored 49%, so blockwise int2 is not offered), and only for
+FULLY_CONNECTED (`TWO_BIT_OPS`: LiteRT computes 2-bit CONV_2D outputs wrong). The weights are quantized on grids
+spanning their max; the pipeline clips them first below 5 bits (`quantization.clipping`).
 `model` is required when `weight_bits` names layers (Keras names are mapped to TFLite ops through it).
 """
 import contextlib
