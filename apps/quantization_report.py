@@ -60,8 +60,8 @@ def train(job: Job, run_dir: Path, epochs: int | None, train_limit: int | None) 
                                                  out=str(run_dir))
     model: Any = job.model
     if job.build:
-        (x_train, y_train), _ = kdeep.data.load(job.dataset)
-        model = kdeep.models.build(job.model, input_shape=x_train.shape[1:], num_classes=int(y_train.max()) + 1,
+        (x_train, _), _ = kdeep.data.load(job.dataset)
+        model = kdeep.models.build(job.model, input_shape=x_train.shape[1:], num_classes=kdeep.data.get_spec(job.dataset).num_classes,
                                    **job.build)
     start = time.perf_counter()
     run = kdeep.train.fit(model, job.dataset, config=config, verbose=2)

@@ -38,7 +38,7 @@ DEFAULT_RECIPE = "sgd_cosine"
 DEFAULT_DATASET = "fashion_mnist"
 # The recorded comparison: the full-width small networks, and the ImageNet families at the width that brings
 # each to about ResNet-20's 30.8 M MACs at 28x28x1 (docs/compare.md has the search).
-FASHION_MNIST_MODELS = ("deepconvnet", "resnet20", "resnet56", "vgg11_bn@0.25", "googlenet@0.125", "resnet18@0.25")
+FASHION_MNIST_MODELS = ("deepconvnet", "resnet20", "resnet56", "vgg11_bn@0.25", "googlenet_bn@0.125", "resnet18@0.25")
 INFER_BATCH = 256
 BENCH_STEPS, BENCH_WARMUP = 10, 3
 # The run-independent TrainConfig fields: the ones every model of a comparison shares.
@@ -153,7 +153,7 @@ def compare(models: str | Sequence[str], dataset: str = DEFAULT_DATASET, out: st
     entries = parse_entries(models)
     config = config or TrainConfig.from_recipe(DEFAULT_RECIPE)
     splits = kdeep.data.load(dataset)
-    costs = _costs(entries, splits)
+    costs = _costs(entries, splits[0][0].shape[1:], kdeep.data.get_spec(dataset).num_classes)
     out = Path(out)
     settings = _settings(entries, dataset, config, litert, bench_steps)
     _prepare(out, settings)
@@ -172,15 +172,14 @@ def _log(verbose: int, message: str) -> None:
         print(f"kdeep compare: {message}", flush=True)
 
 
-def _costs(entries: Sequence[Entry], splits: Any) -> dict[str, dict[str, int]]:
+def _costs(entries: Sequence[Entry], shape: tuple[int, ...], classes: int) -> dict[str, dict[str, int]]:
     """Builds every model for the dataset's images (ModelError before anything is written) -> params, MACs."""
     import keras
 
     from kdeep import analysis
     from kdeep import models as zoo
 
-    (x_train, y_train), (_, y_test) = splits
-    shape, classes = tuple(x_train.shape[1:]), int(max(y_train.max(), y_test.max())) + 1
+    shape = tuple(shape)
     costs = {}
     for entry in entries:
         summary = analysis.summarize(zoo.build(entry.name, input_shape=shape, num_classes=classes, width=entry.width))

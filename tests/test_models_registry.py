@@ -10,7 +10,7 @@ FAMILIES = {"deepconvnet", "vgg", "googlenet", "resnet", "cifar_resnet"}
 
 
 def test_every_issue_model_is_registered_with_a_plain_function():
-    expected = ["deepconvnet", "deepconvnet_book", "googlenet"]
+    expected = ["deepconvnet", "deepconvnet_book", "googlenet", "googlenet_bn"]
     expected += [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
     expected += [f"resnet{d}" for d in (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)]
     expected += [f"resnet{d}v2" for d in (50, 101, 152)]
@@ -19,6 +19,19 @@ def test_every_issue_model_is_registered_with_a_plain_function():
         assert callable(getattr(models, name)) and getattr(models, name).__name__ == name
         assert models.info(name).family in FAMILIES
     assert models.list_models("cifar_resnet") == ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
+
+
+def test_googlenet_bn_puts_batchnorm_after_every_conv_in_place_of_its_bias():
+    plain = models.build("googlenet", input_shape=(28, 28, 1), num_classes=10, width=0.125)
+    bn = models.build("googlenet_bn", input_shape=(28, 28, 1), num_classes=10, width=0.125)
+    convs = [layer for layer in plain.layers if isinstance(layer, keras.layers.Conv2D)]
+    bn_convs = [layer for layer in bn.layers if isinstance(layer, keras.layers.Conv2D)]
+    norms = [layer for layer in bn.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [c.name for c in bn_convs] == [c.name for c in convs] and len(norms) == len(convs)
+    assert all(c.use_bias for c in convs) and not any(c.use_bias for c in bn_convs)
+    channels = sum(c.filters for c in convs)  # each conv bias becomes a BatchNorm gamma and beta
+    count = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)  # noqa: E731
+    assert count(bn) == count(plain) + channels
 
 
 @pytest.mark.slow

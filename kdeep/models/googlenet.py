@@ -6,9 +6,13 @@ cheap, so the network is 22 layers deep with ~7M parameters (VGG16: 138M).
 
 Paper stem: conv7x7/2(64) -> maxpool3x3/2 -> conv1x1(64) -> conv3x3(192) -> maxpool3x3/2, then 3a, 3b,
 maxpool, 4a..4e, maxpool, 5a, 5b, global average pool, dropout 0.4, fc. Convs have biases and ReLU, no
-BatchNorm (`batchnorm=True` adds it, without conv biases); the paper's local response normalization is
-left out (Keras has no LRN layer, and later work found it does not help). Max-pools use "same" padding,
-which reproduces Caffe's ceil-mode sizes 224 -> 112 -> 56 -> 28 -> 14 -> 7.
+BatchNorm; `googlenet_bn` (`batchnorm=True`) adds it after every conv, without conv biases. The paper's
+local response normalization is left out (Keras has no LRN layer, and later work found it does not help).
+Max-pools use "same" padding, which reproduces Caffe's ceil-mode sizes 224 -> 112 -> 56 -> 28 -> 14 -> 7.
+
+Train `googlenet_bn` from scratch: the plain network is 22 ReLU layers deep without normalization, and
+with SGD at lr 0.1 (kdeep's sgd_cosine recipe) it stays at chance on Fashion-MNIST (10% after 5 epochs,
+docs/compare.md); the paper needed its auxiliary heads and a slow schedule for the same reason.
 
 Parameter count at 224x224x3, 1000 classes, no auxiliary heads (weights + biases; the paper's Table 1
 column, which ignores biases, in parentheses):
@@ -147,6 +151,8 @@ def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str 
     return keras.Model(inputs, [outputs, *aux] if aux else outputs, name=name)
 
 
-register("googlenet", family="googlenet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3),
-         num_classes=1000, min_size=32, small_min_size=8,
-         description="GoogLeNet / Inception v1 (Szegedy et al. 2014)")(googlenet)
+for _bn in (False, True):
+    register(f"googlenet{'_bn' if _bn else ''}", family="googlenet", input_shape=(224, 224, 3),
+             small_input_shape=(32, 32, 3), num_classes=1000, min_size=32, small_min_size=8,
+             description=f"GoogLeNet / Inception v1{' with BatchNorm' if _bn else ''} (Szegedy et al. 2014)",
+             batchnorm=_bn)(googlenet)
