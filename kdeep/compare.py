@@ -309,8 +309,6 @@ def _cost_plot(rows: Sequence[dict[str, Any]], dataset: str) -> bytes:
     for axis, key, label in zip(axes, ("mmacs", "param_count"), ("MACs per image (M, log)", "parameters (M, log)")):
         for row in rows:
             axis.scatter(row[key], row["top1"], s=40)
-            axis.annotate(row["model"], (row[key], row["top1"]), textcoords="offset points", xytext=(5, 4),
-                          fontsize=8)
         axis.set(xscale="log", xlabel=label, ylabel="test top-1 %", title=f"{dataset}: accuracy vs {label.split()[0]}")
         axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
         axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
@@ -318,6 +316,8 @@ def _cost_plot(rows: Sequence[dict[str, Any]], dataset: str) -> bytes:
         axis.margins(x=0.15, y=0.1)
         axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
+    for axis, key in zip(axes, ("mmacs", "param_count")):
+        figures.label_points(axis, [(row[key], row["top1"], row["model"]) for row in rows])
     return figures.png(figure)
 
 
