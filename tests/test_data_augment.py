@@ -20,6 +20,7 @@ ONE_TRANSFORM_EACH = {
     "brightness": Augment(brightness=0.2),
     "contrast": Augment(contrast=0.5),
     "cutout": Augment(cutout=0.4),
+    "erasing": Augment(erasing=1.0),
 }
 
 
@@ -54,6 +55,18 @@ def test_same_seed_same_batch_other_seed_other_batch(batch):
     first, again = policy(batch, SEED).numpy(), policy(batch, SEED).numpy()
     other = policy(batch, tf.constant([3, 8], tf.int64)).numpy()
     assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_random_erasing_replaces_one_rectangle_of_2_to_40_percent_in_the_chosen_share_of_images():
+    flat = tf.fill([2000, 28, 28, 1], 0.5)
+    erased = np.abs(Augment(erasing=0.5)(flat, SEED).numpy() - 0.5) > 1e-6
+    touched = erased.any(axis=(1, 2, 3))
+    assert 0.45 < touched.mean() < 0.55
+    for mask in erased[touched][:200, :, :, 0]:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        box = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        assert box.mean() > 0.9  # one rectangle (noise may hit 0.5 exactly on a few pixels)
+        assert 0.015 <= box.size / mask.size <= 0.42
 
 
 def test_crop_padding_is_a_whole_pixel_shift_with_zero_fill():

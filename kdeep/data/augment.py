@@ -25,6 +25,8 @@ class Augment:
         brightness: maximum brightness change added to every pixel (uniform in [-brightness, brightness]).
         contrast: maximum contrast change (factor uniform in [1 - contrast, 1 + contrast] about the image mean).
         cutout: side of one erased square (set to 0) as a fraction of the image side, at a random centre.
+        erasing: probability of random erasing (Zhong et al. 2017): one rectangle per image, of 2-40% of the
+            image's area and aspect ratio in [0.3, 3.3], filled with uniform noise.
         fill_mode: how the geometric transforms fill pixels from outside the image (see FILL_MODES).
     """
 
@@ -36,14 +38,16 @@ class Augment:
     brightness: float = 0.0
     contrast: float = 0.0
     cutout: float = 0.0
+    erasing: float = 0.0
     fill_mode: str = "constant"
 
     def __post_init__(self) -> None:
-        for field in ("rotation", "translation", "zoom", "crop_padding", "brightness", "contrast", "cutout"):
+        for field in ("rotation", "translation", "zoom", "crop_padding", "brightness", "contrast", "cutout", "erasing"):
             if getattr(self, field) < 0:
                 raise ConfigError(f"Augment.{field} must be >= 0, got {getattr(self, field)}")
-        if self.zoom >= 1 or self.cutout > 1:
-            raise ConfigError(f"Augment.zoom must be < 1 and Augment.cutout <= 1, got {self.zoom}, {self.cutout}")
+        if self.zoom >= 1 or self.cutout > 1 or self.erasing > 1:
+            raise ConfigError(f"Augment.zoom must be < 1, Augment.cutout and Augment.erasing <= 1, got {self.zoom}, "
+                              f"{self.cutout}, {self.erasing}")
         if self.fill_mode not in FILL_MODES:
             raise ConfigError(f"Augment.fill_mode {self.fill_mode!r}: choose one of {', '.join(FILL_MODES)}")
 
@@ -62,7 +66,8 @@ class Augment:
         Returns:
             The augmented batch, same shape and dtype, values in [0, 1].
         """
-        geometry, flip, brightness, contrast, cutout = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+        geometry, flip, brightness, contrast, cutout, erasing = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 6))
         if self.rotation or self.translation or self.zoom or self.crop_padding:
             images = _affine(images, self, geometry)
         if self.horizontal_flip:
@@ -75,6 +80,8 @@ class Augment:
             images = (images - mean) * (1.0 + _uniform(images, contrast, self.contrast)) + mean
         if self.cutout:
             images = _cutout(images, self.cutout, cutout)
+        if self.erasing:
+            images = _erase(images, self.erasing, erasing)
         return images if self.is_identity else tf.clip_by_value(images, 0.0, 1.0)
 
 
@@ -82,6 +89,7 @@ PRESETS: dict[str, Augment] = {
     "none": Augment(),
     "digits": Augment(rotation=10.0, translation=0.1, zoom=0.1),  # no flip: a mirrored digit is another glyph
     "cifar": Augment(crop_padding=4, horizontal_flip=True),
+    "erasing": Augment(crop_padding=4, horizontal_flip=True, erasing=0.5),  # "cifar" plus random erasing
 }
 
 
@@ -137,3 +145,23 @@ def _cutout(images: tf.Tensor, size: float, seed: tf.Tensor) -> tf.Tensor:
     inside_cols = (cols >= left) & (cols < left + side)
     erase = inside_rows[:, :, None, None] & inside_cols[:, None, :, None]
     return tf.where(erase, tf.zeros_like(images), images)
+
+
+def _erase(images: tf.Tensor, probability: float, seed: tf.Tensor) -> tf.Tensor:
+    """Random erasing: with `probability`, one rectangle per image (area 2-40%, aspect 0.3-3.3) becomes noise."""
+    n, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    s_apply, s_area, s_aspect, s_top, s_left, s_noise = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    area = tf.random.stateless_uniform([n], s_area, 0.02, 0.4) * h * w
+    aspect = tf.exp(tf.random.stateless_uniform([n], s_aspect, math.log(0.3), -math.log(0.3)))
+    rect_h = tf.minimum(tf.round(tf.sqrt(area * aspect)), h)
+    rect_w = tf.minimum(tf.round(tf.sqrt(area / aspect)), w)
+    top = tf.floor(tf.random.stateless_uniform([n], s_top) * (h - rect_h + 1))
+    left = tf.floor(tf.random.stateless_uniform([n], s_left) * (w - rect_w + 1))
+    rows = tf.range(h)[None, :]
+    cols = tf.range(w)[None, :]
+    inside_rows = (rows >= top[:, None]) & (rows < (top + rect_h)[:, None])
+    inside_cols = (cols >= left[:, None]) & (cols < (left + rect_w)[:, None])
+    applied = tf.random.stateless_uniform([n], s_apply) < probability
+    erase = inside_rows[:, :, None, None] & inside_cols[:, None, :, None] & applied[:, None, None, None]
+    return tf.where(erase, tf.random.stateless_uniform(tf.shape(images), s_noise), images)

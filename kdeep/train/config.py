@@ -13,7 +13,7 @@ SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "plat
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 SELECTIONS = ("final", "best")
-AUGMENTS = (None, "none", "digits", "cifar")
+AUGMENTS = (None, "none", "digits", "cifar", "erasing")
 DEFAULT_VAL_SPLIT = 5000  # held-out images for MNIST-sized sets; smaller sets hold out a tenth
 
 # The named recipes, ONE table: each entry overrides TrainConfig's defaults (explicit flags override the recipe).
@@ -63,7 +63,7 @@ class TrainConfig:
         label_smoothing: cross-entropy label smoothing in [0, 1).
         ema: momentum of an exponential moving average of the weights (Polyak averaging), in [0, 1); the
             final model holds the averaged weights. 0 disables it.
-        augment: augmentation preset for training batches (None, "none", "digits", "cifar").
+        augment: augmentation preset for training batches (None, "none", "digits", "cifar", "erasing").
         mixed_precision: "float32", "mixed_float16" or "mixed_bfloat16" (outputs stay float32).
         jit_compile: XLA-compile the train step.
         seed: seeds weights, shuffling, augmentation and dropout.
