@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kdeep.cli import main as cli_main
-from kdeep.errors import QuantizationError
-from quantization import VARIANTS, evaluate, quantize
+from kdeep.errors import ArtifactError, QuantizationError
+from quantization import VARIANTS, quantize, score_variant
 from kdeep.io import write_atomic
 
 
@@ -68,24 +68,25 @@ def test_layer_tfmot_cannot_annotate_is_named_and_others_still_run(tmp_path):
 def test_corrupt_tflite(tmp_path, content):
     path = tmp_path / "bad.tflite"
     path.write_bytes(content)
-    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
-        evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(ArtifactError, match="not a valid LiteRT model") as error:
+        score_variant(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.slow
 def test_truncated_tflite(float32_file, tmp_path):
     path = tmp_path / "truncated.tflite"
     path.write_bytes(float32_file.read_bytes()[:200])
-    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
-        evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(ArtifactError, match="not a valid LiteRT model"):
+        score_variant(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
 
 
 @pytest.mark.slow
 def test_missing_tflite_and_label_mismatch(float32_file, tmp_path):
-    with pytest.raises(QuantizationError, match="does not exist"):
-        evaluate(tmp_path / "nope.tflite", np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(ArtifactError, match="no LiteRT model at .*nope.tflite"):
+        score_variant(tmp_path / "nope.tflite", np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
     with pytest.raises(QuantizationError, match="as many labels"):
-        evaluate(float32_file, np.zeros((2, 12, 12, 1), np.float32), np.zeros(3))
+        score_variant(float32_file, np.zeros((2, 12, 12, 1), np.float32), np.zeros(3))
 
 
 @pytest.mark.parametrize("make", ["text.keras", "empty_dir", "notes.txt"])
