@@ -71,9 +71,14 @@ def predict(model_or_path: Any, images: np.ndarray, *, batch_size: int = BATCH) 
     return probabilities(outputs, contract.output)
 
 
+def correct(outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per image, whether the top-1 class of its outputs (probabilities or logits, (N, classes)) is its label."""
+    return np.asarray(outputs).argmax(axis=-1) == np.asarray(labels).reshape(-1)
+
+
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of outputs (probabilities or logits, (N, classes)) against integer labels."""
-    return float(np.mean(np.asarray(outputs).argmax(axis=-1) == np.asarray(labels).reshape(-1)))
+    return float(np.mean(correct(outputs, labels)))
 
 
 def agreement(outputs: np.ndarray, reference: np.ndarray) -> float:

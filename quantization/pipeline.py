@@ -258,6 +258,16 @@ def simulate(model: Any, data: Prepared, conversions: Conversions, results: Pipe
                              if v.n == results.n_test])  # a subset's accuracy is not comparable
 
 
+def _check_counts(**counts: int | None) -> None:
+    """Raises QuantizationError naming the first count below its least value (limits may be None: all images)."""
+    for name, value in counts.items():
+        least = 0 if name in ("qat_epochs", "validation") else 1
+        if value is None and name.endswith("limit"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise QuantizationError(f"{name}={value!r} must be an integer >= {least}")
+
+
 def _chosen(variants: str | Sequence[str] | None, max_drop: float | None) -> list[Variant]:
     """The variants to make: those named (all for None), with float32 added when a mix is made from it."""
     if max_drop is not None:
@@ -298,8 +308,10 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
         The report directory (report.json holds `PipelineResults.to_dict()`).
 
     Raises:
-        QuantizationError: `max_drop` outside (0, 100), or an unknown variant.
+        QuantizationError: `max_drop` outside (0, 100), an unknown variant, or a negative count (a limit below 1).
     """
+    _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
+                  sweep_limit=sweep_limit, validation=validation)
     chosen = _chosen(variants, max_drop)
     model = io.as_model(model_or_path)
     out = Path(out_dir)

@@ -130,3 +130,18 @@ def test_failed_conversion_writes_nothing(small_model, tmp_path, monkeypatch):
     monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", lambda *args, **kwargs: broken)
     done = quantize(small_model, ["float32"], np.zeros((2, 12, 12, 1), np.float32), tmp_path)
     assert "converter crashed" in done.failed["float32"] and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(limit=0), "limit=0 must be an integer >= 1"),
+    (dict(sweep_limit=-5), "sweep_limit=-5 must be an integer >= 1"),
+    (dict(qat_epochs=-1), "qat_epochs=-1 must be an integer >= 0"),
+    (dict(calibration_samples=0), "calibration_samples=0 must be an integer >= 1"),
+    (dict(validation=2.5), "validation=2.5 must be an integer >= 0"),
+])
+def test_run_pipeline_refuses_bad_counts_before_anything_runs(small_model, tmp_path, arguments, message):
+    from quantization import run_pipeline
+
+    with pytest.raises(QuantizationError, match=message):
+        run_pipeline(small_model, "mnist", tmp_path / "out", **arguments)
+    assert not (tmp_path / "out").exists()
