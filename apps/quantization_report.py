@@ -60,9 +60,9 @@ def train(job: Job, run_dir: Path, epochs: int | None, train_limit: int | None) 
                                                  out=str(run_dir))
     model: Any = job.model
     if job.build:
-        (x_train, _), _ = kdeep.data.load(job.dataset)
-        model = kdeep.models.build(job.model, input_shape=x_train.shape[1:], num_classes=kdeep.data.get_spec(job.dataset).num_classes,
-                                   **job.build)
+        (x_train, _), _ = kdeep.data.load_splits(job.dataset)
+        model = kdeep.models.build(job.model, input_shape=x_train.shape[1:],
+                                   num_classes=kdeep.data.num_classes(job.dataset), **job.build)
     start = time.perf_counter()
     run = kdeep.train.fit(model, job.dataset, config=config, verbose=2)
     print(f"{job.name}: trained {config.epochs} epochs in {time.perf_counter() - start:.0f} s, "

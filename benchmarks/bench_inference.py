@@ -24,7 +24,7 @@ import tensorflow as tf
 from kdeep import analysis, models
 from kdeep.io import write_atomic
 from kdeep.compare import FASHION_MNIST_MODELS, inference_throughput, parse_entries
-from quantization.pipeline import _machine
+from kdeep.report import describe_machine
 
 FULL_WIDTH = ",".join(dict.fromkeys(spec.split("@")[0] for spec in FASHION_MNIST_MODELS))
 
@@ -48,14 +48,15 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     threads = args.threads or os.cpu_count()
     shape = tuple(int(v) for v in args.input_shape.split(","))
-    machine = _machine()
+    machine = describe_machine()
     rows = []
     for entry in parse_entries(args.models):
         model = models.build(entry.name, input_shape=shape, num_classes=10, width=entry.width)
         summary = analysis.summarize(model)
         speed = inference_throughput(model, args.batch_size, args.steps, args.warmup)
-        rows.append({"model": entry.label, "params": summary.trainable_params, "macs": summary.macs, **speed})
-        print(f"{entry.label}: {speed['samples_per_sec']:.0f} samples/s, {speed['ms_per_step']:.1f} ms/step", flush=True)
+        rows.append({"model": entry.label, "params": summary.trainable_params, "macs": summary.macs,
+                     **speed.to_dict()})
+        print(f"{entry.label}: {speed.samples_per_sec:.0f} samples/s, {speed.ms_per_step:.1f} ms/step", flush=True)
         keras.backend.clear_session()
     base = rows[0]["samples_per_sec"]
     table = [(r["model"], f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f}", f"{r['samples_per_sec']:,.0f}",

@@ -24,23 +24,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
 
-    import numpy as np
-
     import kdeep.data
     import kdeep.models
     from kdeep.data import scale_pixels
     from kdeep.io import load_model, write_atomic
+    from kdeep.scoring import accuracy
     from quantization import VARIANTS, quantize
-    from quantization.evaluate import THREADS, latency, predict
+    from quantization.convert import calibration_images
+    from quantization.litert import THREADS, latency, predict
     from quantization.variants import resolve
 
     names = ["float32"] + [v.name for v in resolve(args.variants) if v.name != "float32"]
     model = load_model(args.model) if args.model else kdeep.models.build("deepconvnet", input_shape=(28, 28, 1),
                                                                             num_classes=10)
-    (x_train, y_train), (x_test, y_test) = kdeep.data.load(args.dataset)
-    x_test = scale_pixels(x_test)
-    rng = np.random.default_rng(0)
-    representative = scale_pixels(x_train[rng.choice(len(x_train), 500, replace=False)])
+    (x_train, y_train), (x_test, y_test) = kdeep.data.load_splits(args.dataset)
+    representative = calibration_images(x_train)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         files = quantize(model, names, representative, folder, train_data=(scale_pixels(x_train[:2000]), y_train[:2000]))
@@ -50,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             n = min(VARIANTS[name].eval_limit or len(x_test), len(x_test))
             start = time.perf_counter()
-            predicted = predict(files[name], x_test[:n]).argmax(-1)
+            outputs = predict(files[name], x_test[:n])
             scoring = time.perf_counter() - start
-            speeds = {t: latency(files[name], x_test[0], num_threads=t, runs=args.runs) for t in THREADS}
+            speeds = {t: latency(files[name], x_test[0], num_threads=t, runs=args.runs).to_dict() for t in THREADS}
             rows.append({"variant": name, "size_bytes": Path(files[name]).stat().st_size, "scored": n,
-                         "scoring_seconds": scoring, "accuracy": float(np.mean(predicted == y_test[:n])),
+                         "scoring_seconds": scoring, "accuracy": accuracy(outputs, y_test[:n]),
                          **{f"latency_{t}t_{k}": v for t in THREADS for k, v in speeds[t].items()}})
     base = rows[0]
     for row in rows:

@@ -35,7 +35,7 @@ from kdeep.io import write_atomic
 import kdeep.models
 import kdeep.train
 from kdeep.train import TrainConfig
-from kdeep.train.evaluate import evaluate
+from kdeep.scoring import score
 from kdeep.train.trainer import averaged_weights
 
 GOALS = {"none": 0.95, "digits": 0.85}  # kdeep images/s over plain fit's
@@ -143,7 +143,7 @@ class TestCurve(EpochClock):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         with averaged_weights(self.model) as delivered:
-            accuracy = evaluate(delivered, self.test)["accuracy"]
+            accuracy = score(delivered, self.test).accuracy
         self.book_rates.append(self.baseline.rate())
         self.book_share += self.seconds[-1] * statistics.mean(self.book_rates[-2:]) / BOOK_IMAGES
         seconds = sum(self.seconds)

@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["analysis", "data", "distribute", "errors", "models", "train"]
+__all__ = ["analysis", "data", "distribute", "errors", "models", "report", "scoring", "train"]
 
 
 def __getattr__(name: str) -> Any:

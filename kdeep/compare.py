@@ -14,22 +14,23 @@ only reports: nothing is chosen by it (the recipe's validation split is the plac
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import html
 import json
 import math
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from kdeep import io as artifacts
-from kdeep.io import write_atomic
+from kdeep.data.splits import Splits, load_splits, num_classes
 from kdeep.errors import ConfigError, ModelError
+from kdeep.report import Column, Page, Section, Table, describe_machine, timestamp, write_csv
+from kdeep.timing import time_calls
 from kdeep.train.config import TrainConfig
+from quantization.evaluate import VariantScore
+from quantization.litert import Latency
 
 SETTINGS, RUNS, MEASURE, LITERT = "compare.json", "runs", "measure.json", "litert"
 RESULTS_CSV, RESULTS_JSON, COST_PLOT, CURVES_PLOT = ("results.csv", "results.json", "accuracy_vs_cost.png",
@@ -44,24 +45,18 @@ BENCH_STEPS, BENCH_WARMUP = 10, 3
 # The run-independent TrainConfig fields: the ones every model of a comparison shares.
 PER_MODEL_FIELDS = ("model", "width", "out")
 
-# (results.csv column, report header, format): timm's results-table layout, one row per model.
+# timm's results-table layout, one row per model: (results.csv column, report header, format).
 COLUMNS = (
-    ("model", "model", "{}"),
-    ("img_size", "input", "{}"),
-    ("top1", "top-1 %", "{:.2f}"),
-    ("top1_err", "top-1 err %", "{:.2f}"),
-    ("val_top1", "val top-1 %", "{:.2f}"),
-    ("param_count", "params (M)", "{:.3f}"),
-    ("mmacs", "MACs (M)", "{:.1f}"),
-    ("train_samples_per_sec", "train img/s", "{:.0f}"),
-    ("infer_samples_per_sec", f"Keras infer img/s (b{INFER_BATCH})", "{:.0f}"),
-    ("litert_fp32_ms", "LiteRT f32 b1 ms", "{:.3f}"),
-    ("litert_int8_ms", "LiteRT int8 b1 ms", "{:.3f}"),
-    ("int8_top1", "int8 top-1 %", "{:.2f}"),
-    ("fp32_kib", "f32 KiB", "{:.0f}"),
-    ("int8_kib", "int8 KiB", "{:.0f}"),
-    ("train_seconds", "train s", "{:.0f}"),
-    ("epochs", "epochs", "{}"),
+    Column("model", "model"), Column("img_size", "input"),
+    Column("top1", "top-1 %", "{:.2f}"), Column("top1_err", "top-1 err %", "{:.2f}"),
+    Column("val_top1", "val top-1 %", "{:.2f}"),
+    Column("param_count", "params (M)", "{:.3f}"), Column("mmacs", "MACs (M)", "{:.1f}"),
+    Column("train_samples_per_sec", "train img/s", "{:.0f}"),
+    Column("infer_samples_per_sec", f"Keras infer img/s (b{INFER_BATCH})", "{:.0f}"),
+    Column("litert_fp32_ms", "LiteRT f32 b1 ms", "{:.3f}"), Column("litert_int8_ms", "LiteRT int8 b1 ms", "{:.3f}"),
+    Column("int8_top1", "int8 top-1 %", "{:.2f}"),
+    Column("fp32_kib", "f32 KiB", "{:.0f}"), Column("int8_kib", "int8 KiB", "{:.0f}"),
+    Column("train_seconds", "train s", "{:.0f}"), Column("epochs", "epochs"),
 )
 
 
@@ -101,35 +96,150 @@ def parse_entries(specs: str | Sequence[str]) -> list[Entry]:
     return entries
 
 
+@dataclass(frozen=True)
+class Throughput:
+    """Keras inference speed on one batch: images per second over the timed steps, median milliseconds a step."""
+
+    samples_per_sec: float
+    ms_per_step: float
+    batch_size: int
+    steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A LiteRT file's size and batch-1 latency by thread count ("1")."""
+
+    size_bytes: int
+    latency_us: dict[str, Latency]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {"size_bytes": self.size_bytes, "latency_us": {t: v.to_dict() for t, v in self.latency_us.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Footprint:
+        """Reads what `to_dict` wrote."""
+        return cls(data["size_bytes"], {t: Latency.from_dict(v) for t, v in data["latency_us"].items()})
+
+
+@dataclass
+class Measured:
+    """What measure.json holds for a trained run: Keras throughput and, with LiteRT, the float32 file's footprint,
+    the int8 file's score on the test set and the variants that failed."""
+
+    keras: Throughput
+    float32: Footprint | None = None
+    int8: VariantScore | None = None
+    failed: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """measure.json's content (absent parts left out)."""
+        data = {"keras": self.keras.to_dict(), "failed": self.failed,
+                "float32": self.float32.to_dict() if self.float32 else None,
+                "int8": self.int8.to_dict() if self.int8 else None}
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Measured:
+        """Reads measure.json."""
+        return cls(Throughput(**data["keras"]), Footprint.from_dict(data["float32"]) if "float32" in data else None,
+                   VariantScore.from_dict(data["int8"]) if "int8" in data else None, data.get("failed"))
+
+
+@dataclass
+class CompareRow:
+    """One model's results row (percentages, millions, milliseconds, KiB); the `COLUMNS` keys and its run."""
+
+    model: str
+    img_size: str
+    top1: float
+    top1_err: float
+    val_top1: float | None
+    param_count: float
+    mmacs: float
+    train_samples_per_sec: float | None
+    infer_samples_per_sec: float
+    litert_fp32_ms: float | None
+    litert_int8_ms: float | None
+    int8_top1: float | None
+    fp32_kib: float | None
+    int8_kib: float | None
+    train_seconds: float
+    epochs: int
+    run_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (results.json's rows, non-finite numbers as None)."""
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompareRow:
+        """Reads a results.json row."""
+        return cls(**artifacts.known_fields(cls, data))
+
+
+@dataclass
+class Plan:
+    """A comparison checked before anything is written: its models, recipe, data, costs and settings."""
+
+    entries: list[Entry]
+    dataset: str
+    config: TrainConfig
+    splits: Splits
+    costs: dict[str, dict[str, int]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
 def inference_throughput(model: Any, batch_size: int = INFER_BATCH, steps: int = BENCH_STEPS,
-                         warmup: int = BENCH_WARMUP) -> dict[str, float]:
+                         warmup: int = BENCH_WARMUP) -> Throughput:
     """Keras inference speed as timm's benchmark.py measures it: warm-up steps, then timed steps on one batch.
 
     Args:
         model: a Keras model taking float images.
         batch_size: images per step.
-        steps: timed steps (each `model.predict_on_batch`).
+        steps: timed steps (each `model.predict_on_batch`), at least 1.
         warmup: untimed steps first (tracing, allocation).
 
-    Returns:
-        {"samples_per_sec", "ms_per_step" (median), "batch_size", "steps"}.
+    Raises:
+        ConfigError: steps < 1.
     """
     x = np.random.default_rng(0).random((batch_size, *model.input_shape[1:]), dtype=np.float32)
-    for _ in range(warmup):
-        model.predict_on_batch(x)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.predict_on_batch(x)
-        times.append(time.perf_counter() - start)
-    return {"samples_per_sec": batch_size * steps / sum(times), "ms_per_step": 1000 * float(np.median(times)),
-            "batch_size": batch_size, "steps": steps}
+    timings = time_calls(lambda: model.predict_on_batch(x), runs=steps, warmup=warmup)
+    return Throughput(samples_per_sec=batch_size * steps / timings.total, ms_per_step=1000 * timings.median,
+                      batch_size=batch_size, steps=steps)
+
+
+def plan(models: str | Sequence[str], dataset: str, config: TrainConfig | None, litert: bool,
+         bench_steps: int) -> Plan:
+    """The prepare phase: every model built for the dataset's images (a ModelError names the first that cannot
+    take them) and every setting checked, before anything is written.
+
+    Raises:
+        ModelError: an unknown model or a bad width. ConfigError: bench_steps < 1. DataError: an unknown dataset.
+    """
+    if isinstance(bench_steps, bool) or not isinstance(bench_steps, int) or bench_steps < 1:
+        raise ConfigError(f"bench_steps={bench_steps!r} must be an integer >= 1 (timed steps of the Keras inference "
+                          "benchmark)")
+    entries = parse_entries(models)
+    config = config or TrainConfig.from_recipe(DEFAULT_RECIPE)
+    splits = load_splits(dataset)
+    costs = _costs(entries, splits[0][0].shape[1:], num_classes(dataset))
+    return Plan(entries, dataset, config, splits, costs, _settings(entries, dataset, config, litert, bench_steps))
 
 
 def compare(models: str | Sequence[str], dataset: str = DEFAULT_DATASET, out: str | os.PathLike = "runs/compare",
             *, config: TrainConfig | None = None, litert: bool = True, bench_steps: int = BENCH_STEPS,
-            verbose: int = 1) -> list[dict[str, Any]]:
+            verbose: int = 1) -> list[CompareRow]:
     """Trains every model with one recipe, measures it, and writes the results table, plots and report.
+
+    Phases: `plan` (check and cost every model), then per model train (or resume) and measure (Keras speed,
+    LiteRT files), then `write_report`.
 
     Args:
         models: "NAME" / "NAME@WIDTH" items (list or comma-separated string).
@@ -138,7 +248,7 @@ def compare(models: str | Sequence[str], dataset: str = DEFAULT_DATASET, out: st
         config: the shared training recipe (default: the sgd_cosine recipe); its model, width and out are set
             per model.
         litert: also convert each model to LiteRT float32 and int8 and score int8 on the test set.
-        bench_steps: timed steps of the Keras inference benchmark.
+        bench_steps: timed steps of the Keras inference benchmark (>= 1).
         verbose: Keras fit verbosity (2: one line per epoch); 0 also silences kdeep's progress lines.
 
     Returns:
@@ -146,24 +256,18 @@ def compare(models: str | Sequence[str], dataset: str = DEFAULT_DATASET, out: st
 
     Raises:
         ModelError: an unknown model, a bad width, or images the model cannot take (before anything is written).
-        ConfigError: OUT holds a comparison made with other settings.
+        ConfigError: OUT holds a comparison made with other settings, or bench_steps < 1.
     """
-    import kdeep.data
-
-    entries = parse_entries(models)
-    config = config or TrainConfig.from_recipe(DEFAULT_RECIPE)
-    splits = kdeep.data.load(dataset)
-    costs = _costs(entries, splits[0][0].shape[1:], kdeep.data.get_spec(dataset).num_classes)
+    checked = plan(models, dataset, config, litert, bench_steps)
     out = Path(out)
-    settings = _settings(entries, dataset, config, litert, bench_steps)
-    _prepare(out, settings)
+    _prepare(out, checked.settings)
     rows = []
-    for entry in entries:
+    for entry in checked.entries:
         run_dir = out / RUNS / entry.label
-        metrics = _train(entry, dataset, config, run_dir, verbose)
-        measured = _measure(run_dir, splits, litert, bench_steps, verbose)
-        rows.append(_row(entry, costs[entry.label], metrics, measured, splits[1][0].shape[1:]))
-    write_report(out, rows, settings)
+        metrics = _train(entry, dataset, checked.config, run_dir, verbose)
+        measured = _measure(run_dir, checked.splits, litert, bench_steps, verbose)
+        rows.append(_row(entry, checked.costs[entry.label], metrics, measured, checked.splits[1][0].shape[1:]))
+    write_report(out, rows, checked.settings)
     return rows
 
 
@@ -202,7 +306,8 @@ def _prepare(out: Path, settings: dict[str, Any]) -> None:
         raise ConfigError(f"{out} is a file: choose another --out")
     if path.exists():
         saved = artifacts.read_json(path, f"delete {path} or choose another --out")
-        changed = [f"{key}: {saved.get(key)!r} -> {settings[key]!r}" for key in settings if saved.get(key) != settings[key]]
+        changed = [f"{key}: {saved.get(key)!r} -> {settings[key]!r}" for key in settings
+                   if saved.get(key) != settings[key]]
         if changed:
             raise ConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}): rerun with the "
                               f"same settings to continue it, or choose another --out")
@@ -229,86 +334,73 @@ def _train(entry: Entry, dataset: str, config: TrainConfig, run_dir: Path, verbo
     return metrics
 
 
-def _measure(run_dir: Path, splits: Any, litert: bool, bench_steps: int, verbose: int) -> dict[str, Any]:
+def _measure(run_dir: Path, splits: Splits, litert: bool, bench_steps: int, verbose: int) -> Measured:
     """measure.json of a trained run: Keras batch-256 throughput; LiteRT float32/int8 size, batch-1 latency
     and int8 test accuracy (computed once, then read)."""
     import keras
 
-    from kdeep.contract import contract_of
-    from kdeep.data import scale_pixels
-    from quantization.convert import CALIBRATION_SAMPLES
-    from quantization.evaluate import evaluate, latency
-    from quantization.pipeline import CALIBRATION_SEED, quantize
-
     path = run_dir / MEASURE
     if path.is_file():
-        return artifacts.read_json(path, f"delete {path} to measure again")
+        return Measured.from_dict(artifacts.read_json(path, f"delete {path} to measure again"))
     _log(verbose, f"{run_dir.name}: measuring inference")
     model = artifacts.load_model(run_dir)
-    contract = contract_of(model)
-    measured: dict[str, Any] = {"keras": inference_throughput(model, steps=bench_steps)}
+    measured = Measured(keras=inference_throughput(model, steps=bench_steps))
     if litert:
-        (x_train, _), (x_test, y_test) = splits
-        picked = np.random.default_rng(CALIBRATION_SEED).choice(len(x_train), min(CALIBRATION_SAMPLES, len(x_train)),
-                                                                replace=False)
-        tflite = quantize(model, ["float32", "int8"], scale_pixels(x_train[picked], contract.input_range),
-                          run_dir / LITERT)
-        x_test = scale_pixels(x_test, contract.input_range)
-        measured["failed"] = tflite.failed
-        if "float32" in tflite:
-            measured["float32"] = {"size_bytes": tflite["float32"].stat().st_size,
-                                   "latency_us": {"1": latency(tflite["float32"], x_test[0])}}
-        if "int8" in tflite:
-            measured["int8"] = evaluate(tflite["int8"], x_test, np.asarray(y_test).reshape(-1), output=contract.output)
-    artifacts.write_json(path, measured)
+        _measure_litert(model, splits, run_dir / LITERT, measured)
+    artifacts.write_json(path, measured.to_dict())
     keras.backend.clear_session()
     return measured
 
 
-def _row(entry: Entry, cost: dict[str, int], metrics: dict[str, Any], measured: dict[str, Any],
-         image_shape: tuple[int, ...]) -> dict[str, Any]:
-    """One results row (percentages, millions, milliseconds, KiB)."""
-    def litert(variant: str, what: str) -> float | None:
-        v = measured.get(variant)
-        if not v:
-            return None
-        return {"ms": v["latency_us"]["1"]["median_us"] / 1000, "kib": v["size_bytes"] / 1024}[what]
+def _measure_litert(model: Any, splits: Splits, folder: Path, measured: Measured) -> None:
+    """Converts the model to LiteRT float32 and int8 into `folder`; the float32 file's footprint and the int8
+    file's score on every test image go into `measured`."""
+    from kdeep.contract import contract_of
+    from quantization.convert import calibration_images
+    from quantization.evaluate import score_variant
+    from quantization.litert import latency
+    from quantization.pipeline import quantize
 
+    contract = contract_of(model)
+    (x_train, _), (x_test, y_test) = splits
+    files = quantize(model, ["float32", "int8"], calibration_images(x_train, contract.input_range), folder)
+    measured.failed = files.failed
+    if "float32" in files:
+        measured.float32 = Footprint(files["float32"].stat().st_size,
+                                     {"1": latency(files["float32"], x_test[0], input_range=contract.input_range)})
+    if "int8" in files:
+        measured.int8 = score_variant(files["int8"], x_test, y_test, input_range=contract.input_range,
+                                      output=contract.output)
+
+
+def _row(entry: Entry, cost: dict[str, int], metrics: dict[str, Any], measured: Measured,
+         image_shape: tuple[int, ...]) -> CompareRow:
+    """One results row (percentages, millions, milliseconds, KiB)."""
+    f32, int8 = measured.float32, measured.int8
     top1 = 100 * metrics["test_accuracy"]
     val = metrics.get("val_accuracy")
-    return {
-        "model": entry.label, "img_size": "x".join(map(str, image_shape)), "top1": top1, "top1_err": 100 - top1,
-        "val_top1": 100 * val if val is not None else None, "param_count": cost["params"] / 1e6,
-        "mmacs": cost["macs"] / 1e6, "train_samples_per_sec": metrics.get("images_per_second"),
-        "infer_samples_per_sec": measured["keras"]["samples_per_sec"],
-        "litert_fp32_ms": litert("float32", "ms"), "litert_int8_ms": litert("int8", "ms"),
-        "int8_top1": 100 * measured["int8"]["accuracy"] if "int8" in measured else None,
-        "fp32_kib": litert("float32", "kib"), "int8_kib": litert("int8", "kib"),
-        "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs_completed"],
-        "run_dir": f"{RUNS}/{entry.label}",
-    }
+    return CompareRow(
+        model=entry.label, img_size="x".join(map(str, image_shape)), top1=top1, top1_err=100 - top1,
+        val_top1=100 * val if val is not None else None, param_count=cost["params"] / 1e6,
+        mmacs=cost["macs"] / 1e6, train_samples_per_sec=metrics.get("images_per_second"),
+        infer_samples_per_sec=measured.keras.samples_per_sec,
+        litert_fp32_ms=f32.latency_us["1"].median_us / 1000 if f32 else None,
+        litert_int8_ms=int8.latency_us["1"].median_us / 1000 if int8 else None,
+        int8_top1=100 * int8.accuracy if int8 else None,
+        fp32_kib=f32.size_bytes / 1024 if f32 else None, int8_kib=int8.size_bytes / 1024 if int8 else None,
+        train_seconds=metrics["train_seconds"], epochs=metrics["epochs_completed"], run_dir=f"{RUNS}/{entry.label}")
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "" if value is None else fmt.format(value)
-
-
-def _csv_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    """The results rows as results.csv cells (formatted as the table shows them)."""
-    return [{key: _cell(row[key], fmt) for key, _, fmt in COLUMNS} for row in rows]
-
-
-def _cost_plot(rows: Sequence[dict[str, Any]], dataset: str) -> bytes:
+def _cost_plot(rows: Sequence[CompareRow], dataset: str) -> bytes:
     """Test accuracy against MACs and against parameters, log x, one labelled point per model."""
-    from kdeep import figures
-
-    plt = figures.pyplot()
     from matplotlib import ticker
 
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    from kdeep.report import FIGURE_WIDTH, label_points, png, pyplot
+
+    figure, axes = pyplot().subplots(1, 2, figsize=(FIGURE_WIDTH, 4.5))
     for axis, key, label in zip(axes, ("mmacs", "param_count"), ("MACs per image (M, log)", "parameters (M, log)")):
         for row in rows:
-            axis.scatter(row[key], row["top1"], s=40)
+            axis.scatter(getattr(row, key), row.top1, s=40)
         axis.set(xscale="log", xlabel=label, ylabel="test top-1 %", title=f"{dataset}: accuracy vs {label.split()[0]}")
         axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
         axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
@@ -317,77 +409,44 @@ def _cost_plot(rows: Sequence[dict[str, Any]], dataset: str) -> bytes:
         axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     for axis, key in zip(axes, ("mmacs", "param_count")):
-        figures.label_points(axis, [(row[key], row["top1"], row["model"]) for row in rows])
-    return figures.png(figure)
+        label_points(axis, [(getattr(row, key), row.top1, row.model) for row in rows])
+    return png(figure)
 
 
-def _curves_plot(out: Path, rows: Sequence[dict[str, Any]]) -> bytes:
+def _curves_plot(out: Path, rows: Sequence[CompareRow]) -> bytes:
     """Every model's training curves on shared axes: validation (else training) accuracy and training loss."""
-    from kdeep import figures
-    from kdeep.train import run_dir as rd
-
-    plt = figures.pyplot()
     from matplotlib import ticker
 
-    figure, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    from kdeep.report import FIGURE_WIDTH, png, pyplot
+    from kdeep.train import run_dir as rd
+
+    figure, (acc, loss) = pyplot().subplots(1, 2, figsize=(FIGURE_WIDTH, 4.5))
     for row in rows:
-        history = rd.read_history(out / row["run_dir"] / rd.HISTORY)
+        history = rd.read_history(out / row.run_dir / rd.HISTORY)
         epochs = [int(h["epoch"]) for h in history]
         key = "val_accuracy" if history and history[0].get("val_accuracy") else "accuracy"
         acc.plot(epochs, [100 * float(h[key]) for h in history], marker="o", markersize=3,
-                 label=f"{row['model']} ({key.replace('_accuracy', '') if key != 'accuracy' else 'train'})")
-        loss.plot(epochs, [float(h["loss"]) for h in history], marker="o", markersize=3, label=row["model"])
+                 label=f"{row.model} ({key.replace('_accuracy', '') if key != 'accuracy' else 'train'})")
+        loss.plot(epochs, [float(h["loss"]) for h in history], marker="o", markersize=3, label=row.model)
     acc.set(xlabel="epoch", ylabel="accuracy %", title="validation accuracy per epoch (train where no split)")
     loss.set(xlabel="epoch", ylabel="training loss", title="training loss per epoch")
     for axis in (acc, loss):
         axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
-    figure.tight_layout()
-    return figures.png(figure)
+    return png(figure, layout=(0, 0, 1, 1))
 
 
 def _facts(settings: dict[str, Any]) -> list[tuple[str, str]]:
-    from quantization.pipeline import _machine
-
     c = settings["config"]
     recipe = (f"{c.get('recipe') or 'custom'}: {c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr "
               f"{c['lr']:g}, {c['schedule']} schedule, weight decay {c['weight_decay']:g}, augment {c['augment']}, "
               f"seed {c['seed']}, validation split {c['val_split']}, training images {c['limit'] or 'all'}")
-    return [("dataset", settings["dataset"]), ("recipe (every model)", recipe), ("machine", _machine()),
-            ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+    return [("dataset", settings["dataset"]), ("recipe (every model)", recipe), ("machine", describe_machine()),
+            ("date", timestamp())]
 
 
-def _markdown(rows: Sequence[dict[str, Any]], facts: list[tuple[str, str]]) -> str:
-    lines = ["# Architecture comparison", ""] + [f"- {k}: {v}" for k, v in facts] + [""]
-    lines += ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(r[k], f) for k, _, f in COLUMNS) + " |" for r in rows]
-    lines += ["", f"![accuracy vs cost]({COST_PLOT})", "", f"![training curves]({CURVES_PLOT})", ""]
-    return "\n".join(lines)
-
-
-def _html(rows: Sequence[dict[str, Any]], facts: list[tuple[str, str]], cost_png: bytes, curves_png: bytes) -> str:
-    from kdeep import figures
-
-    e = html.escape
-    items = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in facts)
-    head = "".join(f"<th>{e(h)}</th>" for _, h, _ in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{e(_cell(r[k], f))}</td>" for k, _, f in COLUMNS) + "</tr>" for r in rows)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Architecture comparison</title>
-<style>body{{font-family:sans-serif;margin:1.5em auto;max-width:1240px;padding:0 10px}}
-.t{{overflow-x:auto}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #bbb;padding:3px 5px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-th{{background:#eee}}</style>
-</head><body><h1>Architecture comparison</h1><ul>{items}</ul>
-<div class="t"><table><tr>{head}</tr>{body}</table></div>
-<h2>Accuracy against cost</h2><p>{figures.img_tag(cost_png, "accuracy vs MACs and parameters")}</p>
-<h2>Training curves</h2><p>{figures.img_tag(curves_png, "training curves")}</p>
-</body></html>
-"""
-
-
-def write_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Path]:
+def write_report(out: str | os.PathLike, rows: Sequence[CompareRow], settings: dict[str, Any]) -> dict[str, Path]:
     """Writes results.csv/.json, the two plots, report.md and report.html into `out`, each atomically.
 
     Args:
@@ -400,13 +459,17 @@ def write_report(out: str | os.PathLike, rows: Sequence[dict[str, Any]], setting
     """
     out = Path(out)
     facts = _facts(settings)
+    table = [row.to_dict() for row in rows]
     cost_png, curves_png = _cost_plot(rows, settings["dataset"]), _curves_plot(out, rows)
-    clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
+    page = Page("Architecture comparison", facts, [
+        Section(table=Table.of(COLUMNS, table)),
+        Section("Accuracy against cost", image=COST_PLOT, png=cost_png),
+        Section("Training curves", image=CURVES_PLOT, png=curves_png)])
     return {
-        "csv": artifacts.write_csv(out / RESULTS_CSV, _csv_rows(rows), [key for key, _, _ in COLUMNS]),
-        "json": write_atomic(out / RESULTS_JSON, json.dumps({"facts": dict(facts), "rows": clean}, indent=2)),
-        "cost_png": write_atomic(out / COST_PLOT, cost_png),
-        "curves_png": write_atomic(out / CURVES_PLOT, curves_png),
-        "md": write_atomic(out / "report.md", _markdown(rows, facts)),
-        "html": write_atomic(out / "report.html", _html(rows, facts, cost_png, curves_png)),
+        "csv": write_csv(out / RESULTS_CSV, COLUMNS, table, formatted=True),
+        "json": artifacts.write_atomic(out / RESULTS_JSON, json.dumps({"facts": dict(facts), "rows": table}, indent=2)),
+        "cost_png": artifacts.write_atomic(out / COST_PLOT, cost_png),
+        "curves_png": artifacts.write_atomic(out / CURVES_PLOT, curves_png),
+        "md": artifacts.write_atomic(out / "report.md", page.markdown()),
+        "html": artifacts.write_atomic(out / "report.html", page.html()),
     }

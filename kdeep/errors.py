@@ -27,3 +27,11 @@ class TrainingError(KdeepError):
 
 class ArtifactError(KdeepError):
     """A file kdeep reads (model, run-directory state, report input) is missing, corrupt or of the wrong kind."""
+
+
+def reason(error: BaseException, *, last: bool = False, limit: int = 200) -> str:
+    """One line of an exception's message for a one-line error: its first line (its last with `last`, where a
+    tool ends its trace with the cause, as the TFLite converter does), at most `limit` characters, or the
+    exception's type name when the message is empty."""
+    lines = str(error).strip().splitlines()
+    return (lines[-1] if last else lines[0])[:limit] if lines else type(error).__name__

@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from kdeep.contract import Contract, attach, contract_of
-from kdeep.errors import ArtifactError
+from kdeep.errors import ArtifactError, reason
 
 MODEL, ENSEMBLE = "model.keras", "ensemble.keras"
 CONTRACT_ENTRY = "kdeep_contract.json"  # the contract inside a .keras zip (Keras ignores other entries)
+
+
+def as_model(model_or_path: Any) -> Any:
+    """The model itself, or the model a path (a run directory or a `.keras` file) means, loaded with `load_model`:
+    the one place a "model or path" argument is turned into a model."""
+    return load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
 
 
 def _umask() -> int:
@@ -81,6 +87,15 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: 
     return write_atomic(path, buffer.getvalue())
 
 
+def known_fields(cls: type, data: Any) -> dict[str, Any]:
+    """The entries of a JSON object that name fields of the dataclass `cls` (what its `from_dict` takes; keys
+    written by other versions are dropped)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
 def read_json(path: str | os.PathLike, fix: str) -> Any:
     """Reads a JSON file kdeep wrote.
 
@@ -94,7 +109,7 @@ def read_json(path: str | os.PathLike, fix: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ArtifactError(f"{path} is unreadable ({_first_line(error)}): {fix}") from None
+        raise ArtifactError(f"{path} is unreadable ({reason(error)}): {fix}") from None
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:
@@ -136,6 +151,23 @@ def resolve_model(path: str | os.PathLike, *, tflite: bool = False) -> Path:
     raise ArtifactError(f"{path} is not a model file: give {kinds}")
 
 
+def resolve_tflite(path: str | os.PathLike) -> Path:
+    """A LiteRT model file that exists (its content is checked by the runtime that opens it).
+
+    Raises:
+        ArtifactError: nothing there, or a directory.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"no LiteRT model at {path}: give a .tflite file written by kdeep quantize")
+    return path
+
+
+def unreadable_tflite(path: str | os.PathLike, error: BaseException) -> ArtifactError:
+    """The one-line error for a file the LiteRT runtime cannot read (truncated, corrupt, not a model)."""
+    return ArtifactError(f"{path} is not a valid LiteRT model ({reason(error)}); re-create it with kdeep quantize")
+
+
 def load_model(path: str | os.PathLike, *, compile: bool = False) -> Any:
     """Loads the model a path means (see `resolve_model`), with the contract its file stores attached.
 
@@ -150,12 +182,8 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> Any:
         with zipfile.ZipFile(path) as archive:
             stored = archive.read(CONTRACT_ENTRY).decode("utf-8") if CONTRACT_ENTRY in archive.namelist() else None
     except Exception as error:  # Keras raises ValueError, OSError, zipfile.BadZipFile, KeyError, ...
-        raise ArtifactError(f"{path} is not a readable Keras model ({type(error).__name__}: {_first_line(error)}); "
+        raise ArtifactError(f"{path} is not a readable Keras model ({type(error).__name__}: {reason(error)}); "
                             f"re-create it (rerun its training command or model.save)") from None
     if stored is not None:
         attach(model, Contract.from_json(stored))
     return model
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
 import sys
 import tempfile
+import warnings
 from typing import Iterator
 
 VERBOSE_ENV = "KDEEP_VERBOSE"
@@ -47,6 +49,29 @@ def set_verbosity(verbose: bool = False) -> bool:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     return False
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """Within the block, what Python code prints (the converters' SavedModel listings, ai-edge-quantizer's progress
+    bars and size report), its warnings and absl's/TensorFlow's log records below ERROR are dropped. Does nothing
+    when verbose (`--verbose`, KDEEP_VERBOSE=1), so those lines stay visible there.
+    """
+    if is_verbose():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -1,11 +1,14 @@
-"""Quantization: LiteRT variants by bit width, QAT, evaluation on real data and accuracy-vs-bits reports.
+"""Quantization: LiteRT variants by bit width, QAT, scoring on real data and accuracy-vs-bits reports.
 
-`quantize`, `evaluate`, `report`, `run_pipeline` and the `VARIANTS` table; TensorFlow, tfmot and LiteRT load
-on first use, so importing the package is cheap.
+`quantize`, `score_variant`, `write_report`, `run_pipeline` (returning the report directory; report.json holds
+`PipelineResults`) and the `VARIANTS` table; TensorFlow, tfmot and LiteRT load on first use, so importing the
+package is cheap. `quantization.litert` is the one module that opens LiteRT files.
 """
 from quantization.variants import VARIANTS, Variant  # noqa: I001
+from quantization.evaluate import VariantScore, score_variant
+from quantization.results import PipelineResults
 from quantization.pipeline import quantize, run_pipeline
-from quantization.evaluate import evaluate
-from quantization.report import report
+from quantization.report import write_report
 
-__all__ = ["VARIANTS", "Variant", "evaluate", "quantize", "report", "run_pipeline"]
+__all__ = ["VARIANTS", "PipelineResults", "Variant", "VariantScore", "quantize", "run_pipeline", "score_variant",
+           "write_report"]

@@ -18,19 +18,17 @@ FULLY_CONNECTED (`TWO_BIT_OPS`: LiteRT computes 2-bit CONV_2D outputs wrong). Th
 spanning their max; the pipeline clips them first below 5 bits (`quantization.clipping`).
 `model` is required when `weight_bits` names layers (Keras names are mapped to TFLite ops through it).
 """
-import contextlib
 import dataclasses
-import io
-import logging
 import re
-import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from kdeep.errors import QuantizationError, reason
 from kdeep.io import write_atomic
-from kdeep.errors import QuantizationError
+from kdeep.quiet import silenced
+from quantization import litert
 
 WEIGHT_BITS = (2, 4, 8)
 ACTIVATION_BITS = (8, 16)
@@ -65,39 +63,16 @@ class LayerOp:
         return f"^{re.escape(self.scope)}$"
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silences ai-edge-quantizer's progress bars, size report and absl warnings."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        absl.setLevel(level)
-
-
-def _reason(error: BaseException) -> str:
-    """The first line of an exception's message, or its type name."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def weighted_ops(float_tflite: str | Path) -> list[LayerOp]:
     """The weighted ops of a float .tflite, in graph order.
 
     Raises:
-        QuantizationError: the file is missing or not a LiteRT model.
+        ArtifactError: the file is missing or not a LiteRT model.
     """
-    from quantization.evaluate import interpreter
-
-    runner = interpreter(float_tflite)
-    tensors = {t["index"]: t for t in runner.get_tensor_details()}
+    runner = litert.open_model(float_tflite, num_threads=1)
+    tensors = {t["index"]: t for t in runner.tensor_details()}
     ops = []
-    for op in runner._get_ops_details():  # the only way LiteRT's Python API lists ops
+    for op in runner.ops():
         if op["op_name"] not in WEIGHTED_OPS or len(op["inputs"]) < 2:
             continue
         outputs = [tensors[i]["name"] for i in op["outputs"] if i >= 0 and tensors[i]["name"]]
@@ -241,17 +216,8 @@ def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | 
             mode = (f"{activation_bits}-bit activations" if activation_bits
                     else "dynamic range" if bits == 2 or dynamic else "weight-only")
             raise QuantizationError(f"layer {label}: ai-edge-quantizer cannot give {op.op} {bits}-bit weights "
-                                    f"({mode}): {_reason(error)}; choose another width for it") from error
+                                    f"({mode}): {reason(error)}; choose another width for it") from error
     return manager.get_quantization_recipe()
-
-
-def _signature(float_tflite: Path) -> tuple[str, str]:
-    """(signature key, input name) of the model's single-input signature."""
-    from quantization.evaluate import interpreter
-
-    signatures = interpreter(float_tflite).get_signature_list()
-    key = next(iter(signatures))
-    return key, signatures[key]["inputs"][0]
 
 
 def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bits: dict[str, int | None],
@@ -285,64 +251,23 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
     from ai_edge_quantizer import quantizer
 
     try:
-        with _quiet():
+        with silenced():
             engine = quantizer.Quantizer(float_tflite, recipe)
     except Exception as error:  # flatbuffer parsing raises many types
-        raise QuantizationError(f"ai-edge-quantizer cannot read {float_tflite} ({_reason(error)}); "
+        raise QuantizationError(f"ai-edge-quantizer cannot read {float_tflite} ({reason(error)}); "
                                 "pass a float32 .tflite written by kdeep quantize") from error
     try:
-        with _quiet():
+        with silenced():
             calibrated = None
             if engine.need_calibration:
-                key, name = _signature(float_tflite)
+                key, name = litert.open_model(float_tflite).signature()
                 images = np.asarray(calibration, dtype=np.float32)
                 calibrated = engine.calibrate({key: [{name: image[None]} for image in images]})
             flatbuffer = bytes(engine.quantize(calibrated).quantized_model)
     except (ValueError, RuntimeError, KeyError, TypeError) as error:
-        raise QuantizationError(f"ai-edge-quantizer failed on {float_tflite.name}: {_reason(error)}") from error
-    _check_runs(flatbuffer, out_path.name)
+        raise QuantizationError(f"ai-edge-quantizer failed on {float_tflite.name}: {reason(error)}") from error
+    litert.check_runs(flatbuffer, out_path.name)
     return write_atomic(out_path, flatbuffer)
-
-
-def _check_runs(flatbuffer: bytes, name: str) -> None:
-    """Invokes the quantized model once on a zero input in LiteRT's default CPU setup (XNNPACK).
-
-    Raises:
-        QuantizationError: LiteRT cannot prepare or run it (e.g. a weight type its CPU kernels lack).
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    try:
-        runner = Interpreter(model_content=flatbuffer)
-        runner.allocate_tensors()
-        detail = runner.get_input_details()[0]
-        runner.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-        runner.invoke()
-    except (RuntimeError, ValueError) as error:
-        raise QuantizationError(f"{name} is not runnable on LiteRT's CPU kernels: {_reason(error)}") from error
-
-
-def _outputs(tflite: Path, images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """Float values of the named tensors after one batched invoke (integer tensors dequantized).
-
-    Runs LiteRT's builtin kernels: the XNNPACK delegate does not write the intermediate tensors of its subgraphs.
-    """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from quantization.evaluate import _dequantize_output, _quantize_input
-
-    with _quiet():
-        runner = Interpreter(model_path=str(tflite), experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    detail = runner.get_input_details()[0]
-    runner.resize_tensor_input(detail["index"], list(images.shape))
-    runner.allocate_tensors()
-    detail = runner.get_input_details()[0]
-    runner.set_tensor(detail["index"], _quantize_input(images, detail))
-    runner.invoke()
-    by_name = {t["name"]: t for t in runner.get_tensor_details()}
-    return {name: _dequantize_output(runner.get_tensor(by_name[name]["index"]), by_name[name])
-            for name in names if name in by_name}
 
 
 def weight_values(quant_tflite: str | Path, op: LayerOp, image: np.ndarray) -> np.ndarray:
@@ -351,7 +276,7 @@ def weight_values(quant_tflite: str | Path, op: LayerOp, image: np.ndarray) -> n
     Args:
         quant_tflite: a weight-only file made by `quantize_tflite` (tensor names kept from the float file).
         op: the op, from `layer_ops` on the float file.
-        image: one input batch.
+        image: one input batch (float model inputs).
 
     Returns:
         The weights in TFLite's layout (output channel first).
@@ -359,21 +284,12 @@ def weight_values(quant_tflite: str | Path, op: LayerOp, image: np.ndarray) -> n
     Raises:
         QuantizationError: the file has no op writing `op.output`.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from quantization.evaluate import _quantize_input
-
-    with _quiet():
-        runner = Interpreter(model_path=str(quant_tflite), experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    runner.allocate_tensors()
-    detail = runner.get_input_details()[0]
-    runner.set_tensor(detail["index"], _quantize_input(np.asarray(image, np.float32), detail))
-    runner.invoke()
-    names = {t["index"]: t["name"] for t in runner.get_tensor_details()}
-    for candidate in runner._get_ops_details():
+    runner = litert.open_model(quant_tflite, keep_tensors=True)
+    runner.run(np.asarray(image, np.float32))
+    names = {t["index"]: t["name"] for t in runner.tensor_details()}
+    for candidate in runner.ops():
         if candidate["op_name"] == op.op and op.output in (names.get(i) for i in candidate["outputs"]):
-            return np.asarray(runner.get_tensor(candidate["inputs"][1]))
+            return runner.value(candidate["inputs"][1])
     raise QuantizationError(f"{quant_tflite} has no {op.op} op writing {op.output!r}")
 
 
@@ -393,7 +309,7 @@ def tensor_snr(float_tflite: str | Path, quant_tflite: str | Path, images: np.nd
     mapping = layer_ops(model, float_tflite)
     images = np.asarray(images, dtype=np.float32)[:SNR_IMAGES]
     names = [op.output for op in mapping.values()]
-    reference, quantized = _outputs(Path(float_tflite), images, names), _outputs(Path(quant_tflite), images, names)
+    reference, quantized = litert.tensors(float_tflite, images, names), litert.tensors(quant_tflite, images, names)
     rows = []
     for layer, op in mapping.items():
         if op.output not in quantized:

@@ -5,18 +5,35 @@ import dataclasses
 import io
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from kdeep.data.scaling import UNIT_RANGE, scale_pixels
+from kdeep.errors import QuantizationError, reason
 from kdeep.io import write_atomic
-from kdeep.errors import QuantizationError
+from kdeep.quiet import silenced
 from kdeep.shapes import takes_images
 from quantization.variants import Variant
 
 CALIBRATION_SAMPLES = 500
+CALIBRATION_SEED = 0
+
+
+def calibration_images(x_train: np.ndarray, input_range: tuple[float, float] = UNIT_RANGE, *,
+                       samples: int = CALIBRATION_SAMPLES, seed: int = CALIBRATION_SEED) -> np.ndarray:
+    """The calibration images of a conversion: `samples` training images drawn without replacement (seeded),
+    scaled into the model's input range.
+
+    Args:
+        x_train: uint8 training images (all of them: fewer than `samples` are all taken).
+        input_range: the model's input range (its contract's).
+        samples: how many to draw.
+        seed: the draw's seed.
+    """
+    picked = np.random.default_rng(seed).choice(len(x_train), min(samples, len(x_train)), replace=False)
+    return scale_pixels(x_train[picked], input_range)
 
 
 def check_representative(data: Any, input_shape: tuple) -> np.ndarray:
@@ -59,18 +76,10 @@ def _calibration(images: np.ndarray, samples: int = CALIBRATION_SAMPLES) -> Call
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silences the converter's prints (SavedModel export listing) and warnings."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-@contextlib.contextmanager
 def saved_model(model: Any) -> Iterator[Path]:
     """Exports a Keras 3 model once to a temporary SavedModel, so several conversions share one export."""
     with tempfile.TemporaryDirectory(prefix="kdeep_savedmodel_") as folder:
-        with _quiet():
+        with silenced():
             model.export(folder, format="tf_saved_model", verbose=False)
         yield Path(folder)
 
@@ -110,13 +119,12 @@ def convert(source: Any, variant: Variant, representative: np.ndarray | None, pa
     Raises:
         QuantizationError: the converter fails (the message names the variant and the converter's reason).
     """
-    with _quiet():
+    with silenced():
         converter = _converter(source, variant, representative)
         try:
             flatbuffer = converter.convert()
-        except Exception as error:  # the converter raises many unrelated types
-            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            raise QuantizationError(f"converting to {variant.name} failed: {reason}") from error
+        except Exception as error:  # the converter raises many unrelated types; its trace ends with the cause
+            raise QuantizationError(f"converting to {variant.name} failed: {reason(error, last=True)}") from error
     return write_atomic(path, flatbuffer)
 
 
@@ -136,7 +144,7 @@ def layer_errors(source: Any, variant: Variant, representative: np.ndarray, top:
     """
     import tensorflow as tf
 
-    with _quiet():
+    with silenced():
         converter = _converter(source, dataclasses.replace(variant, io_type=None), representative)
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=_calibration(representative, 100)

@@ -1,34 +1,35 @@
-"""The quantization pipeline: load a model, convert it to every variant, score each in LiteRT, write the report."""
-import contextlib
-import datetime
+"""The quantization pipeline in phases: prepare the data, convert the model to every variant, score each in LiteRT,
+simulate (bit-width sweep, mixed precision), write the report."""
+import functools
 import hashlib
 import os
-import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from kdeep import io
+from kdeep import io, scoring
 from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
+from kdeep.data.splits import DEFAULT_VAL_SPLIT, Dataset, load_splits
 from kdeep.errors import QuantizationError
-from kdeep.train.config import DEFAULT_VAL_SPLIT
-from kdeep.train.evaluate import load_splits
-from quantization import aiedge, clipping, convert, qat
-from quantization.evaluate import evaluate, predict
-from quantization.report import report
+from kdeep.report import describe_machine, timestamp
+from quantization import aiedge, clipping, convert, litert, qat
+from quantization.evaluate import score_variant
+from quantization.report import write_report
+from quantization.results import MixedResult, PipelineResults, SweepResult, VariantResult
 from quantization.search import check_budget, pareto, search
 from quantization.sensitivity import layer_sensitivity, sensitivity_width, with_snr
 from quantization.sweep import Simulator, collapse_width, sweep
 from quantization.variants import VARIANTS, Variant, resolve
 
-CALIBRATION_SEED = 0
 SWEEP_IMAGES = 2000  # test images the sweep and the sensitivity score by default (each is ~45 Keras evaluations)
 # LiteRT variants the simulator reproduces: name -> (weight bits, activation bits or None for float).
 SIMULATED_TWINS = {"dynamic": (8, None), "int4": (4, None), "int8": (8, 8)}
+MIXED_WHAT = "mixed precision chosen under the budget (ai-edge-quantizer, per-layer widths, dynamic range)"
 
 
 class Conversions(dict):
@@ -153,15 +154,127 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
     return conversions
 
 
-def _machine() -> str:
-    """CPU model, its widest SIMD level that LiteRT kernels use, and core count (Linux reads /proc/cpuinfo)."""
-    name, flags = platform.machine(), set()
-    with contextlib.suppress(OSError):
-        info = {key.strip(): value.strip() for key, value in
-                (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)}
-        name, flags = info.get("model name", name), set(info.get("flags", "").split())
-    simd = next((f for f in ("avx512_vnni", "avx512f", "avx2") if f in flags), "")
-    return f"{name} {platform.machine()}, {simd or 'no AVX2'}, {os.cpu_count()} cores"
+@dataclass
+class Prepared:
+    """The data every phase shares, read once.
+
+    Attributes:
+        dataset: the dataset's name in the report.
+        x_test, y_test: the scored test images (uint8) and labels.
+        representative: calibration images, scaled into the model's input range.
+        qat_train: (scaled training images, labels) for QAT fine-tuning, None when no QAT variant is chosen.
+        validation: (scaled images, labels): the last training images, for the mixed-precision search.
+        input_range, output: the model's contract (input range, "probabilities" or "logits").
+    """
+
+    dataset: str
+    x_test: np.ndarray
+    y_test: np.ndarray
+    representative: np.ndarray
+    qat_train: tuple[np.ndarray, np.ndarray] | None
+    validation: tuple[np.ndarray, np.ndarray]
+    input_range: tuple[float, float]
+    output: str
+
+    @functools.cached_property
+    def test_inputs(self) -> np.ndarray:
+        """The test images scaled as the Keras model takes them (what the simulator scores)."""
+        return scale_pixels(self.x_test, self.input_range)
+
+
+def prepare(model: Any, dataset: Dataset, *, limit: int | None = None,
+            calibration_samples: int = convert.CALIBRATION_SAMPLES, validation: int = DEFAULT_VAL_SPLIT,
+            fine_tunes: bool = False, dataset_name: str | None = None) -> Prepared:
+    """The prepare phase: the test images, calibration images, QAT and validation data of a run.
+
+    Args:
+        model: the float Keras model (its contract scales the images).
+        dataset, limit, calibration_samples, validation, dataset_name: as `run_pipeline` takes them.
+        fine_tunes: a QAT variant is chosen (its training images are scaled, 188 MB for MNIST).
+    """
+    contract = contract_of(model)
+    (x_train, y_train), (x_test, y_test) = load_splits(dataset)
+    cut = max(len(x_train) - validation, 0)
+    held_out = x_train[cut:], np.asarray(y_train[cut:]).reshape(-1)
+    if limit:
+        x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
+    return Prepared(
+        dataset=dataset if isinstance(dataset, str) else dataset_name or "custom",
+        x_test=np.asarray(x_test), y_test=np.asarray(y_test).reshape(-1),
+        representative=convert.calibration_images(x_train, contract.input_range, samples=calibration_samples),
+        qat_train=(scale_pixels(x_train, contract.input_range), y_train) if fine_tunes else None,
+        validation=(scale_pixels(held_out[0], contract.input_range), held_out[1]),
+        input_range=contract.input_range, output=contract.output)
+
+
+def _scored(path: Path, data: Prepared, reference: np.ndarray, n: int, **facts: Any) -> VariantResult:
+    """A variant's file scored on the first `n` test images against the float model's probabilities."""
+    score = score_variant(path, data.x_test[:n], data.y_test[:n], input_range=data.input_range, output=data.output,
+                          reference=reference[:n])
+    return VariantResult.of(score, **facts)
+
+
+def score(model: Any, data: Prepared, conversions: Conversions) -> tuple[PipelineResults, np.ndarray]:
+    """The score phase: the float Keras model and every converted variant on the test images.
+
+    A variant with an `eval_limit` (slow reference kernels) is scored on that many images, with its note.
+
+    Returns:
+        The results, and the float model's test probabilities (the reference later variants are scored against).
+    """
+    reference = scoring.predict(model, data.x_test)
+    results = PipelineResults(model=model.name, params=int(model.count_params()), dataset=data.dataset,
+                              n_test=int(len(data.x_test)), float_accuracy=scoring.accuracy(reference, data.y_test),
+                              machine=describe_machine(), date=timestamp(), variants={}, failed=conversions.failed,
+                              layer_errors=conversions.layer_errors)
+    total = len(data.x_test)
+    for name, path in conversions.items():
+        variant = VARIANTS[name]
+        n = min(variant.eval_limit or total, total)
+        results.variants[name] = _scored(path, data, reference, n, what=variant.what,
+                                         weight_bits=variant.weight_bits, activation_bits=variant.activation_bits,
+                                         file=path.name, convert_seconds=conversions.seconds[name],
+                                         note=variant.note if n < total else "")
+    return results, reference
+
+
+def simulate(model: Any, data: Prepared, conversions: Conversions, results: PipelineResults, reference: np.ndarray,
+             *, sweep_bits: bool, sweep_limit: int | None, max_drop: float | None, out: Path) -> None:
+    """The simulate phase (into `results`): the sweep and sensitivity, the mixed-precision file (exported to
+    `out`, scored like the other variants) and the size-against-accuracy frontier."""
+    simulator = Simulator(model, data.representative)
+    if sweep_bits:
+        results.sweep = simulated_sweep(simulator, data.test_inputs[:sweep_limit], data.y_test[:sweep_limit],
+                                        conversions)
+    if max_drop is not None:
+        results.mixed = mixed_precision(simulator, data.validation, conversions, max_drop, out)
+        if "mixed" in conversions:
+            results.variants["mixed"] = _scored(conversions["mixed"], data, reference, len(data.x_test),
+                                                what=MIXED_WHAT, weight_bits=results.mixed.mean_bits,
+                                                activation_bits=32, file="mixed.tflite",
+                                                convert_seconds=conversions.seconds["mixed"])
+    results.pareto = pareto([{"name": n, "size_bytes": v.size_bytes, "accuracy": v.accuracy}
+                             for n, v in results.variants.items()
+                             if v.n == results.n_test])  # a subset's accuracy is not comparable
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Raises QuantizationError naming the first count below its least value (limits may be None: all images)."""
+    for name, value in counts.items():
+        least = 0 if name in ("qat_epochs", "validation") else 1
+        if value is None and name.endswith("limit"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise QuantizationError(f"{name}={value!r} must be an integer >= {least}")
+
+
+def _chosen(variants: str | Sequence[str] | None, max_drop: float | None) -> list[Variant]:
+    """The variants to make: those named (all for None), with float32 added when a mix is made from it."""
+    if max_drop is not None:
+        check_budget(max_drop)
+        names = [v.name for v in resolve(variants)]
+        variants = names if "float32" in names else ["float32", *names]
+    return resolve(variants)
 
 
 def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.PathLike, *,
@@ -171,9 +284,12 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
                  validation: int = DEFAULT_VAL_SPLIT) -> Path:
     """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
 
+    Phases: `prepare` (data), `quantize` (convert), `score`, `simulate` (with a sweep or a budget), `write_report`.
+
     Args:
         model_or_path: a Keras model, a `.keras` file or a kdeep run directory.
-        dataset: a kdeep dataset name (`kdeep.data.load`), or ((x_train, y_train), (x_test, y_test)).
+        dataset: a kdeep dataset name (read once per process, `kdeep.data.load_splits`), or ((x_train, y_train),
+            (x_test, y_test)) uint8 arrays.
         out_dir: the report directory (the .tflite files go there too). A `<variant>.tflite` left there by an
             earlier run, for a variant this run did not produce, is removed, so the directory matches its report.
         variants: names from `VARIANTS`, None for all.
@@ -189,95 +305,44 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
             out the last 5,000); the test set only scores.
 
     Returns:
-        The report directory.
+        The report directory (report.json holds `PipelineResults.to_dict()`).
 
     Raises:
-        QuantizationError: `max_drop` outside (0, 100), or an unknown variant.
+        QuantizationError: `max_drop` outside (0, 100), an unknown variant, or a negative count (a limit below 1).
     """
-    if max_drop is not None:
-        check_budget(max_drop)
-        variants = [v.name for v in resolve(variants)]
-        variants = variants if "float32" in variants else ["float32", *variants]  # the mix is made from it
-    chosen = resolve(variants)
-    model = io.load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
-    contract = contract_of(model)
-    name = dataset if isinstance(dataset, str) else dataset_name or "custom"
-    (x_train, y_train), (x_test, y_test) = load_splits(dataset)
-    x_val = scale_pixels(x_train[-validation:], contract.input_range)
-    y_val = np.asarray(y_train[-validation:]).reshape(-1)
-    if limit:
-        x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
-    rng = np.random.default_rng(CALIBRATION_SEED)
-    picked = rng.choice(len(x_train), min(calibration_samples, len(x_train)), replace=False)
-    representative = scale_pixels(x_train[picked], contract.input_range)
-    x_test, y_test = scale_pixels(x_test, contract.input_range), np.asarray(y_test).reshape(-1)
+    _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
+                  sweep_limit=sweep_limit, validation=validation)
+    chosen = _chosen(variants, max_drop)
+    model = io.as_model(model_or_path)
     out = Path(out_dir)
-    fine_tunes = any(v.qat for v in chosen)
-    train_data = (scale_pixels(x_train, contract.input_range), y_train) if fine_tunes else None  # 188 MB for MNIST
-    conversions = quantize(model, [v.name for v in chosen], representative, out, train_data=train_data,
+    data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=validation,
+                   fine_tunes=any(v.qat for v in chosen), dataset_name=dataset_name)
+    conversions = quantize(model, [v.name for v in chosen], data.representative, out, train_data=data.qat_train,
                            qat_epochs=qat_epochs, layer_errors=True)
     for stale in (VARIANTS.keys() | {"mixed"}) - conversions.keys():  # mixed.tflite comes later, if asked for
         variant_path(out, stale).unlink(missing_ok=True)
-    reference = np.asarray(model.predict(x_test, batch_size=1000, verbose=0))
-    results = {
-        "model": model.name,
-        "params": int(model.count_params()),
-        "dataset": name,
-        "n_test": int(len(x_test)),
-        "float_accuracy": float(np.mean(reference.argmax(axis=-1) == y_test)),
-        "machine": _machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "variants": {},
-        "failed": conversions.failed,
-        "layer_errors": conversions.layer_errors,
-    }
-    for variant_name, path in conversions.items():
-        variant = VARIANTS[variant_name]
-        n = min(variant.eval_limit or len(x_test), len(x_test))
-        scores = evaluate(path, x_test[:n], y_test[:n], reference_model=reference[:n], output=contract.output)
-        results["variants"][variant_name] = {
-            **scores, "what": variant.what, "weight_bits": variant.weight_bits,
-            "activation_bits": variant.activation_bits, "file": path.name,
-            "convert_seconds": conversions.seconds[variant_name], "note": variant.note if n < len(x_test) else "",
-        }
+    results, reference = score(model, data, conversions)
     if sweep_bits or max_drop is not None:
-        simulator = Simulator(model, representative)
-        if sweep_bits:
-            results["sweep"] = simulated_sweep(simulator, x_test[:sweep_limit], y_test[:sweep_limit], conversions)
-        if max_drop is not None:
-            results["mixed"] = mixed_precision(simulator, (x_val, y_val), conversions, max_drop, out)
-            if "mixed" in conversions:
-                results["variants"]["mixed"] = {
-                    **evaluate(conversions["mixed"], x_test, y_test, reference_model=reference),
-                    "what": "mixed precision chosen under the budget (ai-edge-quantizer, per-layer widths, "
-                            "dynamic range)",
-                    "weight_bits": results["mixed"]["mean_bits"], "activation_bits": 32, "file": "mixed.tflite",
-                    "convert_seconds": conversions.seconds["mixed"], "note": ""}
-        results["pareto"] = pareto([{"name": n, "size_bytes": v["size_bytes"], "accuracy": v["accuracy"]}
-                                    for n, v in results["variants"].items()
-                                    if v["n"] == len(x_test)])  # a subset's accuracy is not comparable
-    report(results, out)
+        simulate(model, data, conversions, results, reference, sweep_bits=sweep_bits, sweep_limit=sweep_limit,
+                 max_drop=max_drop, out=out)
+    write_report(results, out)
     return out
 
 
-def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversions: Conversions) -> dict:
+def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversions: Conversions) -> SweepResult:
     """The simulated sweep, the per-layer sensitivity and the simulator-vs-LiteRT check, on the same images.
 
     Args:
         simulator: the model's `Simulator` (with calibration images).
-        x, y: float test images (all or the first N) and labels.
+        x, y: test images scaled as the model takes them (all or the first N) and labels.
         conversions: the LiteRT files made in this run (for the check and the int4 file's SNR).
-
-    Returns:
-        {"n", "float_accuracy", "rows" (sweep rows), "collapse_bits", "sensitivity_bits", "sensitivity" (rows with
-        "snr_db"), "snr_note", "check" ({variant: simulated and LiteRT accuracy}), "seconds", "simulated": True}.
     """
     start = time.perf_counter()
     float_accuracy = simulator.accuracy(x, y, simulator.uniform(None))
     rows = sweep(simulator, x, y)
     swept = {(r["weight_bits"], r["activation_bits"]): r["accuracy"] for r in rows}
     check = {name: {"weight_bits": w, "activation_bits": a, "simulated": swept[(w, a)],
-                    "litert": float(np.mean(predict(conversions[name], x).argmax(axis=-1) == y))}
+                    "litert": scoring.accuracy(litert.predict(conversions[name], x), y)}
              for name, (w, a) in SIMULATED_TWINS.items() if name in conversions}
     sweep_seconds = time.perf_counter() - start
     bits = sensitivity_width(rows, float_accuracy)
@@ -292,23 +357,39 @@ def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversi
                                                                       simulator.model))
         else:
             snr_note = "SNR not measured: it needs the float32 variant, which failed"
-    return {"n": int(len(x)), "float_accuracy": float_accuracy, "rows": rows, "simulated": True,
-            "collapse_bits": collapse_width(rows, float_accuracy), "sensitivity_bits": bits,
-            "sensitivity": sensitivity, "snr_note": snr_note, "check": check,
-            "seconds": {"sweep": sweep_seconds, "sensitivity": time.perf_counter() - start - sweep_seconds}}
+    return SweepResult(n=int(len(x)), float_accuracy=float_accuracy, rows=rows,
+                       collapse_bits=collapse_width(rows, float_accuracy), sensitivity_bits=bits,
+                       sensitivity=sensitivity, snr_note=snr_note, check=check,
+                       seconds={"sweep": sweep_seconds, "sensitivity": time.perf_counter() - start - sweep_seconds})
+
+
+def _export_mix(simulator: Simulator, bits: dict[str, int | None], conversions: Conversions, out: Path) -> None:
+    """Exports the chosen widths as `<out>/mixed.tflite` into `conversions` (a failure into `.failed`)."""
+    if "float32" not in conversions:
+        conversions.failed["mixed"] = f"needs the float32 variant, which failed: {conversions.failed.get('float32')}"
+        return
+    start = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="kdeep_mixed_") as folder:
+            source, source_tflite = _clipped_float(simulator.model, bits, conversions["float32"], Path(folder))
+            conversions["mixed"] = aiedge.quantize_tflite(source_tflite, variant_path(out, "mixed"), weight_bits=bits,
+                                                          default_bits=None, model=source, dynamic=True)
+        conversions.seconds["mixed"] = time.perf_counter() - start
+    except QuantizationError as error:
+        conversions.failed["mixed"] = str(error)
 
 
 def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarray], conversions: Conversions,
-                    max_drop: float, out: Path) -> dict:
+                    max_drop: float, out: Path) -> MixedResult:
     """Searches a per-layer mix on the validation split and exports it as `<out>/mixed.tflite` (into `conversions`).
 
     The export is dynamic range (activations quantized on the fly): as accurate as weight-only on the models
     measured, and 2.5x faster per invoke on the CPU, where weight-only dequantizes every weight on each invoke.
 
     Returns:
-        `Mix.to_dict()` plus "mean_bits" (parameter-weighted weight width, float = 32), "seconds", "lowest" (each
-        layer's narrowest allowed width) and "litert_val_accuracy" (mixed.tflite on the validation images, None
-        when not exported); a failed export lands in `conversions.failed["mixed"]`.
+        The mix with "mean_bits" (parameter-weighted weight width, float = 32), "seconds", "lowest" (each layer's
+        narrowest allowed width) and "litert_val_accuracy" (mixed.tflite on the validation images, None when not
+        exported); a failed export lands in `conversions.failed["mixed"]`.
     """
     start = time.perf_counter()
     lowest = {layer.name: aiedge.lowest_bits(layer) for layer in simulator.model.layers
@@ -317,22 +398,10 @@ def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarr
     seconds = time.perf_counter() - start
     total = sum(simulator.parameters(layer) for layer in simulator.layers)
     mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
-    if "float32" not in conversions:
-        conversions.failed["mixed"] = f"needs the float32 variant, which failed: {conversions.failed.get('float32')}"
-    else:
-        start = time.perf_counter()
-        try:
-            with tempfile.TemporaryDirectory(prefix="kdeep_mixed_") as folder:
-                source, source_tflite = _clipped_float(simulator.model, mix.bits, conversions["float32"], Path(folder))
-                conversions["mixed"] = aiedge.quantize_tflite(source_tflite, variant_path(out, "mixed"),
-                                                              weight_bits=mix.bits, default_bits=None, model=source,
-                                                              dynamic=True)
-            conversions.seconds["mixed"] = time.perf_counter() - start
-        except QuantizationError as error:
-            conversions.failed["mixed"] = str(error)
+    _export_mix(simulator, mix.bits, conversions, out)
     litert_accuracy = None
     if "mixed" in conversions:  # the deployed file on the same validation images: does LiteRT run what was simulated?
         x_val, y_val = validation
-        litert_accuracy = float(np.mean(predict(conversions["mixed"], x_val).argmax(axis=-1) == y_val))
-    return {**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds, "lowest": lowest,
-            "litert_val_accuracy": litert_accuracy}
+        litert_accuracy = scoring.accuracy(litert.predict(conversions["mixed"], x_val), y_val)
+    return MixedResult.from_dict({**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds,
+                                  "lowest": lowest, "litert_val_accuracy": litert_accuracy})

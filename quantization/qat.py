@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from kdeep.contract import contract_of
-from kdeep.errors import QuantizationError
+from kdeep.errors import QuantizationError, reason
 
 TWIN_TOLERANCE = 1e-5
 # Layers tfmot has no default for that need no fake quantization of their own: zero-padding that only moves
@@ -241,12 +241,12 @@ def annotate(twin_model: Any, weight_bits: int = 8) -> Any:
                 return keras_q.quantize_apply(keras_q.quantize_annotate_model(marked))
             return keras_q.quantize_apply(marked, scheme=_weight_only_scheme())
     except (RuntimeError, ValueError, TypeError) as error:
-        reason = str(error).strip().splitlines()[0]
-        unsupported = re.match(r"Layer (\S+):<class '[\w.]*?(\w+)'> is not supported", reason)
+        why = reason(error)
+        unsupported = re.match(r"Layer (\S+):<class '[\w.]*?(\w+)'> is not supported", why)
         if unsupported:
-            reason = f"layer {unsupported[1]!r} ({unsupported[2]}) is not supported by tfmot's 8-bit scheme"
+            why = f"layer {unsupported[1]!r} ({unsupported[2]}) is not supported by tfmot's 8-bit scheme"
         raise QuantizationError(
-            f"QAT: tfmot cannot annotate {twin_model.name!r}: {reason}; the other variants are unaffected"
+            f"QAT: tfmot cannot annotate {twin_model.name!r}: {why}; the other variants are unaffected"
         ) from error
 
 

@@ -1,25 +1,13 @@
-"""The report's sweep, sensitivity and mixed-precision sections: one table and one plot each, for md and HTML."""
-import io
-from dataclasses import dataclass
-
+"""The quantization report's figures and sections: accuracy against bits, the sweep, sensitivity and
+mixed-precision sections (a table and a plot each), on the report layer's `Section`."""
+from kdeep.report import FIGURE_WIDTH, Section, Table
+from kdeep.report.figures import png, pyplot
+from quantization.results import PipelineResults
 from quantization.sweep import ACTIVATION_BITS
 
 FLOAT_X = 10  # where float weights sit on the sweep plot's weight-bits axis
-FIGURE_WIDTH = 12.4  # inches at 100 dpi: fits a 1280-pixel window with the page's margins
 MARKERS = "*sPDv^<>hpX"
 PLOTS = ("sweep.png", "sensitivity.png", "pareto.png")
-
-
-@dataclass
-class Section:
-    """A report section: title, sentences, a table (headers, rows of strings) and a PNG file name and bytes."""
-
-    title: str
-    notes: list[str]
-    headers: list[str]
-    rows: list[list[str]]
-    image: str = ""
-    png: bytes = b""
 
 
 def _bits(bits: int | None) -> str:
@@ -33,93 +21,101 @@ def _images(n: int, total: int | None) -> str:
     return f"the first {n} of {total} test images (a subset)"
 
 
-def _pyplot():
-    import matplotlib
+def accuracy_plot(results: PipelineResults, table: list[dict]) -> bytes:
+    """Accuracy against weight bits (a marker per variant, named in the legend), file size and batch-1 latency."""
+    names = [r["variant"] for r in table]
+    figure, (acc, size, speed) = pyplot().subplots(1, 3, figsize=(FIGURE_WIDTH, 4.2))
+    for i, (r, v) in enumerate(zip(table, results.variants.values())):
+        acc.scatter(v.weight_bits, r["accuracy_pct"], s=50, marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
+                    label=f"{r['variant']} ({r['bits']})")
+    acc.axhline(100 * results.float_accuracy, color="grey", linestyle="--", linewidth=1, label="Keras float")
+    acc.legend(fontsize=7, loc="best")
+    acc.set_xscale("log", base=2)
+    acc.set(xticks=[2, 4, 8, 16, 32], xticklabels=["2", "4", "8", "16", "32"], xlim=(1.5, 45), xlabel="weight bits",
+            ylabel="test accuracy %", title="accuracy vs bit width (LiteRT)")
+    size.bar(names, [r["size_kib"] for r in table], color="tab:orange")
+    size.set(ylabel="KiB", title="file size")
+    speed.bar(names, [r["latency_1t_median_us"] for r in table], color="tab:green")
+    speed.set(ylabel="µs (median, 1 thread, log scale)", title="batch-1 latency", yscale="log")
+    for axis in (size, speed):  # upright names, so a dozen variants never overprint each other
+        axis.tick_params(axis="x", labelrotation=90, labelsize=8)
+    figure.suptitle(f"{results.model} on {results.dataset}")
+    return png(figure, layout=(0, 0, 1, 1))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
-
-
-def _png(figure, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout(rect=rect)
-    figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
-    return buffer.getvalue()
-
-
-def _litert_points(axis, results: dict, n_test: int | None) -> None:
+def _litert_points(axis, results: PipelineResults) -> None:
     """Each deployable LiteRT variant as its own marker (named in the legend, no overprinted labels)."""
-    for i, (name, v) in enumerate(results["variants"].items()):
-        bits = v["weight_bits"]
-        x = FLOAT_X if bits > 8 else bits
-        subset = " (subset)" if n_test and v["n"] < n_test else ""
-        axis.scatter(x, 100 * v["accuracy"], marker=MARKERS[i % len(MARKERS)], s=90, color="black", zorder=3,
+    for i, (name, v) in enumerate(results.variants.items()):
+        x = FLOAT_X if v.weight_bits > 8 else v.weight_bits
+        subset = " (subset)" if v.n < results.n_test else ""
+        axis.scatter(x, 100 * v.accuracy, marker=MARKERS[i % len(MARKERS)], s=90, color="black", zorder=3,
                      facecolors="none" if i % 2 else "black",
-                     label=f"LiteRT {name} ({v['weight_bits']}/{v['activation_bits']}){subset}")
+                     label=f"LiteRT {name} ({v.weight_bits}/{v.activation_bits}){subset}")
 
 
-def _sweep_plot(results: dict) -> bytes:
+def _sweep_plot(results: PipelineResults) -> bytes:
     """Simulated accuracy against weight bits, one line per activation width, LiteRT points on the same axes;
     left the full range, right zoomed on the top."""
-    sweep = results["sweep"]
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 4.8))
-    floor = 100 * 0.9 * sweep["float_accuracy"]
+    sweep = results.sweep
+    figure, axes = pyplot().subplots(1, 2, figsize=(FIGURE_WIDTH, 4.8))
+    floor = 100 * 0.9 * sweep.float_accuracy
     for axis in axes:
         for a_bits in ACTIVATION_BITS:
-            line = [r for r in sweep["rows"] if r["activation_bits"] == a_bits]
+            line = [r for r in sweep.rows if r["activation_bits"] == a_bits]
             if line:
                 axis.plot([FLOAT_X if r["weight_bits"] is None else r["weight_bits"] for r in line],
                           [100 * r["accuracy"] for r in line], marker="o", markersize=4,
                           label=f"simulated, activations {_bits(a_bits)}")
         axis.axhline(floor, color="grey", linestyle=":", linewidth=1, label="90 % of float (simulated)")
-        _litert_points(axis, results, results.get("n_test"))
+        _litert_points(axis, results)
         axis.set(xticks=[*range(1, 9), FLOAT_X], xticklabels=[*map(str, range(1, 9)), "float"],
                  xlim=(0.5, FLOAT_X + 0.7),
                  xlabel="weight bits (every layer)", ylabel="test accuracy %")
-    axes[0].set(ylim=(0, 101), title=f"simulated sweep ({_images(sweep['n'], results.get('n_test'))})")
-    top = 100 * sweep["float_accuracy"]
+    axes[0].set(ylim=(0, 101), title=f"simulated sweep ({_images(sweep.n, results.n_test)})")
+    top = 100 * sweep.float_accuracy
     axes[1].set(ylim=(top - 3, top + 1), title="zoom: within 3 points of float")
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    return _png(figure, rect=(0, 0.2, 1, 1))
+    return png(figure, layout=(0, 0.2, 1, 1))
 
 
-def _sweep_sections(results: dict) -> list[Section]:
-    sweep = results["sweep"]
-    widths = sorted({r["weight_bits"] for r in sweep["rows"]}, key=lambda b: FLOAT_X if b is None else b)
-    table = {(r["weight_bits"], r["activation_bits"]): r["accuracy"] for r in sweep["rows"]}
+def _sweep_sections(results: PipelineResults) -> list[Section]:
+    sweep = results.sweep
+    widths = sorted({r["weight_bits"] for r in sweep.rows}, key=lambda b: FLOAT_X if b is None else b)
+    table = {(r["weight_bits"], r["activation_bits"]): r["accuracy"] for r in sweep.rows}
     rows = [[f"activations {_bits(a)}"] + [f"{100 * table[(w, a)]:.2f}" if (w, a) in table else "–" for w in widths]
             for a in ACTIVATION_BITS if any(key[1] == a for key in table)]
-    collapse = sweep.get("collapse_bits")
+    collapse = sweep.collapse_bits
     falls = (f"{collapse}-bit weights and below (float activations)." if collapse
              else "no swept weight width (float activations).")
     notes = [f"Simulated in Keras (per-channel symmetric weights, per-tensor asymmetric activations calibrated on "
-             f"training images), scored on {_images(sweep['n'], results.get('n_test'))}; float Keras accuracy on "
-             f"them {100 * sweep['float_accuracy']:.2f} %. Black markers are the deployable LiteRT files "
+             f"training images), scored on {_images(sweep.n, results.n_test)}; float Keras accuracy on "
+             f"them {100 * sweep.float_accuracy:.2f} %. Black markers are the deployable LiteRT files "
              "(full test set unless marked subset).",
              f"Accuracy falls below 90 % of float's at {falls}"]
     check = [[name, f"{c['weight_bits']}/{_bits(c['activation_bits'])}", f"{100 * c['simulated']:.2f}",
               f"{100 * c['litert']:.2f}", f"{100 * (c['simulated'] - c['litert']):+.2f}"]
-             for name, c in sweep.get("check", {}).items()]
-    sections = [Section("Bit-width sweep (simulated)", notes, ["test accuracy % (simulated)"] +
-                        [f"w{_bits(w)}" for w in widths], rows, "sweep.png", _sweep_plot(results))]
+             for name, c in sweep.check.items()]
+    headers = ("test accuracy % (simulated)", *(f"w{_bits(w)}" for w in widths))
+    sections = [Section("Bit-width sweep (simulated)", notes, table=Table(headers, _cells(rows)), image="sweep.png",
+                        png=_sweep_plot(results))]
     if check:
         sections.append(Section("Simulator against LiteRT (same images)",
-                                [f"Simulated and LiteRT accuracy on {_images(sweep['n'], results.get('n_test'))}."],
-                                ["variant", "bits w/a", "simulated %", "LiteRT %", "difference pp"], check))
+                                [f"Simulated and LiteRT accuracy on {_images(sweep.n, results.n_test)}."],
+                                table=Table(("variant", "bits w/a", "simulated %", "LiteRT %", "difference pp"),
+                                            _cells(check))))
     return sections
 
 
-def _sensitivity_plot(results: dict) -> bytes:
+def _cells(rows: list[list[str]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(row) for row in rows)
+
+
+def _sensitivity_plot(results: PipelineResults) -> bytes:
     """Each layer's simulated accuracy drop, beside its SNR in the int4 LiteRT file when measured."""
-    rows = results["sweep"]["sensitivity"]
-    plt = _pyplot()
+    rows = results.sweep.sensitivity
     with_snr = any(r.get("snr_db") is not None for r in rows)
-    figure, axes = plt.subplots(1, 2 if with_snr else 1, figsize=(FIGURE_WIDTH, 1.2 + 0.32 * len(rows)),
+    figure, axes = pyplot().subplots(1, 2 if with_snr else 1, figsize=(FIGURE_WIDTH, 1.2 + 0.32 * len(rows)),
                                 squeeze=False)
     names = [r["layer"] for r in rows][::-1]
     axes[0][0].barh(names, [r["drop_pp"] for r in rows][::-1], color="tab:red")
@@ -129,92 +125,94 @@ def _sensitivity_plot(results: dict) -> bytes:
         axes[0][1].barh(names, [r.get("snr_db") or 0 for r in rows][::-1], color="tab:blue")
         axes[0][1].set(xlabel="SNR dB (ai-edge-quantizer, int4 LiteRT file)", title="per-layer SNR, int4 LiteRT")
         axes[0][1].tick_params(axis="y", labelleft=False)
-    return _png(figure)
+    return png(figure, layout=(0, 0, 1, 1))
 
 
-def _sensitivity_section(results: dict) -> list[Section]:
-    sweep = results["sweep"]
-    rows = sweep.get("sensitivity", [])
+def _sensitivity_section(results: PipelineResults) -> list[Section]:
+    sweep = results.sweep
+    rows = sweep.sensitivity
     if not rows:
         return [Section("Per-layer sensitivity (simulated)", ["No swept weight width loses more than 1 point: "
-                                                              "no per-layer sensitivity to show."], [], [])]
+                                                              "no per-layer sensitivity to show."])]
     table = [[r["layer"], str(r["parameters"]), str(r["bits"]), f"{100 * r['accuracy']:.2f}", f"{r['drop_pp']:+.2f}",
               "–" if r.get("snr_db") is None else f"{r['snr_db']:.1f}"] for r in rows]
-    notes = [f"At {sweep['sensitivity_bits']} bits, the widest swept width where the whole model loses more than "
+    notes = [f"At {sweep.sensitivity_bits} bits, the widest swept width where the whole model loses more than "
              f"1 point, each layer's weights alone are quantized (the rest float), simulated in Keras on "
-             f"{_images(sweep['n'], results.get('n_test'))}. SNR: ai-edge-quantizer's per-layer signal-to-noise "
+             f"{_images(sweep.n, results.n_test)}. SNR: ai-edge-quantizer's per-layer signal-to-noise "
              "ratio in the int4 LiteRT file."]
-    notes += [sweep["snr_note"]] if sweep.get("snr_note") else []
-    return [Section("Per-layer sensitivity (simulated)", notes,
-                    ["layer (Keras)", "weights", "bits", "accuracy %", "drop pp", "SNR dB (int4 LiteRT)"], table,
-                    "sensitivity.png", _sensitivity_plot(results))]
+    notes += [sweep.snr_note] if sweep.snr_note else []
+    headers = ("layer (Keras)", "weights", "bits", "accuracy %", "drop pp", "SNR dB (int4 LiteRT)")
+    return [Section("Per-layer sensitivity (simulated)", notes, table=Table(headers, _cells(table)),
+                    image="sensitivity.png", png=_sensitivity_plot(results))]
 
 
-def _pareto_plot(results: dict) -> bytes:
+def _pareto_plot(results: PipelineResults) -> bytes:
     """File size against test accuracy: every LiteRT variant, the chosen mix and the Pareto frontier."""
-    variants, frontier = results["variants"], results.get("pareto", [])
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(FIGURE_WIDTH, 4.8))
-    n_test = results.get("n_test")
+    variants, frontier = results.variants, results.pareto or []
+    figure, axis = pyplot().subplots(figsize=(FIGURE_WIDTH, 4.8))
     for i, (name, v) in enumerate(variants.items()):
         chosen = name == "mixed"
-        subset = " (subset)" if n_test and v["n"] < n_test else ""
-        axis.scatter(v["size_bytes"] / 1024, 100 * v["accuracy"], marker="*" if chosen else MARKERS[1 + i % 9],
+        subset = " (subset)" if v.n < results.n_test else ""
+        axis.scatter(v.size_bytes / 1024, 100 * v.accuracy, marker="*" if chosen else MARKERS[1 + i % 9],
                      s=260 if chosen else 70, color="tab:red" if chosen else f"C{i % 10}", zorder=3,
                      label=f"{name}{' (chosen mix)' if chosen else ''}{subset}")
     line = [variants[n] for n in frontier if n in variants]
-    axis.step([v["size_bytes"] / 1024 for v in line], [100 * v["accuracy"] for v in line], where="post",
+    axis.step([v.size_bytes / 1024 for v in line], [100 * v.accuracy for v in line], where="post",
               color="grey", linestyle="--", label="Pareto frontier")
     axis.set_xscale("log")
     axis.set(xlabel="file size KiB (log scale)", ylabel="test accuracy % (LiteRT)", title="size against accuracy")
     axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return _png(figure)
+    return png(figure, layout=(0, 0, 1, 1))
 
 
-def _mixed_section(results: dict) -> list[Section]:
-    mixed, variants = results["mixed"], results["variants"]
-    notes = [f"Budget {mixed['max_drop_pp']:g} pp on {mixed['n']} validation images (the last training images, "
-             f"never the test set): float {100 * mixed['float_accuracy']:.2f} %, chosen mix "
-             f"{100 * mixed['accuracy']:.2f} % (simulated), drop {mixed['drop_pp']:+.2f} pp (with "
-             f"{mixed['z']:g} standard error of the paired difference: {mixed['drop_bound_pp']:+.2f} pp, what the "
+def _mixed_facts(results: PipelineResults) -> str:
+    """What the exported mixed.tflite scored in LiteRT, against the simulation and the other variants."""
+    mixed, variants = results.mixed, results.variants
+    v = variants["mixed"]
+    test_drop = 100 * (v.reference_accuracy - v.accuracy)
+    facts = [f"LiteRT mixed.tflite: test accuracy {100 * v.accuracy:.2f} % (drop {test_drop:+.2f} pp, "
+             f"{test_drop - mixed.drop_pp:+.2f} pp from the validation drop)"]
+    if mixed.litert_val_accuracy is not None:
+        facts.append(f"validation accuracy {100 * mixed.litert_val_accuracy:.2f} % in LiteRT "
+                     f"({100 * (mixed.litert_val_accuracy - mixed.accuracy):+.2f} pp from the simulation)")
+    facts.append(f"{v.size_bytes / 1024:.1f} KiB")
+    facts += [f"{v.size_bytes / variants[base].size_bytes:.3f}x {base}" for base in ("float32", "int8")
+              if base in variants]
+    facts.append(f"batch-1 latency {v.latency_us['1'].median_us:.0f} µs (1 thread)")
+    return ", ".join(facts) + "."
+
+
+def _mixed_section(results: PipelineResults) -> list[Section]:
+    mixed = results.mixed
+    notes = [f"Budget {mixed.max_drop_pp:g} pp on {mixed.n} validation images (the last training images, "
+             f"never the test set): float {100 * mixed.float_accuracy:.2f} %, chosen mix "
+             f"{100 * mixed.accuracy:.2f} % (simulated), drop {mixed.drop_pp:+.2f} pp (with "
+             f"{mixed.z:g} standard error of the paired difference: {mixed.drop_bound_pp:+.2f} pp, what the "
              "budget bounds); "
-             f"{mixed['evaluations']} simulated evaluations in {mixed['seconds']:.0f} s; parameter-weighted mean "
-             f"width {mixed['mean_bits']:g} bits."]
-    if "mixed" in variants:
-        v = variants["mixed"]
-        test_drop = 100 * (v["reference_accuracy"] - v["accuracy"])
-        facts = [f"LiteRT mixed.tflite: test accuracy {100 * v['accuracy']:.2f} % (drop {test_drop:+.2f} pp, "
-                 f"{test_drop - mixed['drop_pp']:+.2f} pp from the validation drop)"]
-        if mixed.get("litert_val_accuracy") is not None:
-            facts.append(f"validation accuracy {100 * mixed['litert_val_accuracy']:.2f} % in LiteRT "
-                         f"({100 * (mixed['litert_val_accuracy'] - mixed['accuracy']):+.2f} pp from the simulation)")
-        facts.append(f"{v['size_bytes'] / 1024:.1f} KiB")
-        for base in ("float32", "int8"):
-            if base in variants:
-                facts.append(f"{v['size_bytes'] / variants[base]['size_bytes']:.3f}x {base}")
-        facts.append(f"batch-1 latency {v['latency_us']['1']['median_us']:.0f} µs (1 thread)")
-        notes.append(", ".join(facts) + ".")
+             f"{mixed.evaluations} simulated evaluations in {mixed.seconds:.0f} s; parameter-weighted mean "
+             f"width {mixed.mean_bits:g} bits."]
+    if "mixed" in results.variants:
+        notes.append(_mixed_facts(results))
     else:
-        notes.append(f"Not exported: {results.get('failed', {}).get('mixed', 'unknown reason')}.")
-    if results.get("pareto"):
+        notes.append(f"Not exported: {results.failed.get('mixed', 'unknown reason')}.")
+    if results.pareto:
         notes.append("Pareto frontier (smallest first; variants scored on the whole test set only): "
-                     + ", ".join(results["pareto"]) + ".")
-    lowest = mixed.get("lowest", {})
-    table = [[layer, _bits(bits), _bits(lowest.get(layer, 2))] for layer, bits in mixed["bits"].items()]
-    return [Section(f"Mixed precision under a {mixed['max_drop_pp']:g} pp budget", notes,
-                    ["layer (Keras)", "weight bits", "narrowest allowed"], table, "pareto.png",
-                    _pareto_plot(results))]
+                     + ", ".join(results.pareto) + ".")
+    table = [[layer, _bits(bits), _bits(mixed.lowest.get(layer, 2))] for layer, bits in mixed.bits.items()]
+    return [Section(f"Mixed precision under a {mixed.max_drop_pp:g} pp budget", notes,
+                    table=Table(("layer (Keras)", "weight bits", "narrowest allowed"), _cells(table)),
+                    image="pareto.png", png=_pareto_plot(results))]
 
 
-def sections(results: dict) -> list[Section]:
+def sections(results: PipelineResults) -> list[Section]:
     """The sweep, sensitivity and mixed-precision sections the results hold (none when they hold neither)."""
     out = []
-    if "sweep" in results:
+    if results.sweep:
         out += _sweep_sections(results) + _sensitivity_section(results)
-    if "mixed" in results:
+    if results.mixed:
         out += _mixed_section(results)
-    elif results.get("pareto") and len(results["variants"]) > 1:
+    elif results.pareto and len(results.variants) > 1:
         out.append(Section("Size against accuracy", ["Pareto frontier (smallest first): " +
-                                                     ", ".join(results["pareto"]) + "."], [], [], "pareto.png",
-                           _pareto_plot(results)))
+                                                     ", ".join(results.pareto) + "."], image="pareto.png",
+                           png=_pareto_plot(results)))
     return out

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from kdeep.errors import QuantizationError
+from kdeep.scoring import correct
 from quantization.sweep import Simulator
 
 LADDER = (None, 8, 4, 2)  # widths a layer steps down through (None: float)
@@ -103,14 +104,14 @@ def search(simulator: Simulator, x_val: np.ndarray, y_val: np.ndarray, max_drop:
     floor = dict(lowest or {})
     y_val = np.asarray(y_val).reshape(-1)
     n = len(y_val)
-    float_right = simulator.predict(x_val, simulator.uniform(None)).argmax(axis=-1) == y_val
+    float_right = correct(simulator.predict(x_val, simulator.uniform(None)), y_val)
     evaluations = 1
 
     def measure(bits: dict[str, int | None]) -> tuple[float, float]:
         """(accuracy, drop bound in pp) of a mix on the validation split."""
         nonlocal evaluations
         evaluations += 1
-        right = simulator.predict(x_val, bits).argmax(axis=-1) == y_val
+        right = correct(simulator.predict(x_val, bits), y_val)
         lost, gained = int(np.sum(float_right & ~right)), int(np.sum(~float_right & right))
         return float(np.mean(right)), 100 * ((lost - gained) + z * math.sqrt(lost + gained)) / n
 

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from kdeep.errors import QuantizationError
+from kdeep.scoring import accuracy
 from quantization.clipping import channel_axes, clip_range, reduce_axes
 
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -215,8 +216,7 @@ class Simulator:
     def accuracy(self, x: np.ndarray, y: np.ndarray, weight_bits: Mapping[str, int | None],
                  activation_bits: int | None = None) -> float:
         """Top-1 accuracy of the simulated model on labelled images."""
-        predicted = self.predict(x, weight_bits, activation_bits).argmax(axis=-1)
-        return float(np.mean(predicted == np.asarray(y).reshape(-1)))
+        return accuracy(self.predict(x, weight_bits, activation_bits), y)
 
 
 def sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, *,

@@ -37,6 +37,7 @@ def test_every_quantization_report_job_names_a_registered_model_and_a_known_data
     assert len({job.name for job in jobs}) == len(jobs) >= 3
     for job in jobs:  # every job trains on this CPU, with validation images held out for the --max-drop search
         assert job.model in kdeep.models.list_models() and job.dataset in kdeep.data.list_datasets(), job
-        assert TrainConfig.from_recipe(job.recipe, **job.overrides).resolved_val_split(60000) > 0, job
+        val_split = TrainConfig.from_recipe(job.recipe, **job.overrides).val_split
+        assert kdeep.data.validation_count(val_split, 60000) > 0, job
         model = kdeep.models.build(job.model, input_shape=kdeep.data.get_spec(job.dataset).image_shape, **job.build)
         assert analysis.summarize(model).macs < 100e6, job  # not a full-width VGG (467 M MACs)

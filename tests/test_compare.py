@@ -123,7 +123,7 @@ def test_results_table_plots_and_report_with_litert(tmp_path):
     run = json.loads((out / "runs" / "deepconvnet" / "metrics.json").read_text())
     with open(out / "results.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == [key for key, _, _ in COLUMNS]
+    assert list(table[0]) == [column.key for column in COLUMNS]
     row = table[0]
     assert row["model"] == "deepconvnet" and row["img_size"] == "28x28x1" and row["param_count"] == "0.124"
     assert float(row["top1"]) == pytest.approx(100 * run["test_accuracy"], abs=0.01)
@@ -131,7 +131,7 @@ def test_results_table_plots_and_report_with_litert(tmp_path):
     assert float(row["mmacs"]) == pytest.approx(8.8, abs=0.05)
     measured = json.loads((out / "runs" / "deepconvnet" / "measure.json").read_text())
     assert measured["int8"]["n"] == 10000  # int8 scored on every test image
-    assert abs(rows[0]["int8_top1"] - rows[0]["top1"]) < 3
+    assert abs(rows[0].int8_top1 - rows[0].top1) < 3
     assert float(row["int8_kib"]) < 0.35 * float(row["fp32_kib"])
     assert all(float(row[key]) > 0 for key in ("infer_samples_per_sec", "litert_fp32_ms", "litert_int8_ms",
                                                "train_samples_per_sec", "train_seconds"))
@@ -148,6 +148,29 @@ def test_app_refuses_an_unknown_model_before_training(tmp_path):
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 2 and "unknown model 'nope'" in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5])
+def test_bench_steps_below_one_are_refused_before_anything_is_written(tmp_path, steps):
+    from kdeep.compare import compare
+
+    with pytest.raises(ConfigError, match=f"bench_steps={steps!r} must be an integer >= 1") as error:
+        compare("deepconvnet", out=tmp_path / "cmp", bench_steps=steps, verbose=0)
+    assert "\n" not in str(error.value) and not (tmp_path / "cmp").exists()
+
+
+def test_measure_json_round_trips_through_the_dataclasses():
+    from kdeep.compare import Footprint, Measured, Throughput
+    from quantization import VariantScore
+    from quantization.litert import Latency
+
+    measured = Measured(Throughput(1000.0, 12.5, 256, 3), Footprint(4096, {"1": Latency(120.0, 130.0)}),
+                        VariantScore(n=10, accuracy=0.9, size_bytes=1024, scoring_seconds=0.5,
+                                     latency_us={"1": Latency(50.0, 60.0), "2": Latency(40.0, 45.0)}), {})
+    data = json.loads(json.dumps(measured.to_dict()))
+    assert data["int8"]["latency_us"]["1"] == {"median_us": 50.0, "p90_us": 60.0} and "agreement" not in data["int8"]
+    assert Measured.from_dict(data) == measured
+    assert Measured.from_dict({"keras": data["keras"]}).to_dict() == {"keras": data["keras"]}  # --no-litert
 
 
 def test_an_unreadable_settings_file_is_a_one_line_error(tmp_path):

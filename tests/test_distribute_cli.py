@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from kdeep.train import evaluate
+from kdeep.scoring import score
 
 
 def kdeep(*args: str) -> subprocess.CompletedProcess:
@@ -21,7 +21,7 @@ def test_launch_two_workers_trains_one_run_written_by_the_chief(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 1 and metrics["test_images"] == 10000
-    assert metrics["test_accuracy"] == pytest.approx(evaluate(run_dir / "model.keras", "mnist")["accuracy"],
+    assert metrics["test_accuracy"] == pytest.approx(score(run_dir / "model.keras", "mnist").accuracy,
                                                      abs=1e-4)  # the saved model's own score
     assert (run_dir / "model.keras").exists() and (run_dir / "last.keras").exists()
     assert not list(run_dir.glob(".*tmp*"))  # no half-written or clashing temp files

@@ -1,5 +1,5 @@
-"""kdeep.figures: scatter labels that do not cover each other."""
-from kdeep import figures
+"""kdeep.report.figures: scatter labels that do not cover each other."""
+from kdeep.report import figures
 
 
 def test_label_points_keeps_labels_of_nearby_points_apart_and_inside_the_axes():

@@ -121,7 +121,7 @@ def test_the_contract_input_range_reaches_the_pipeline_training_and_evaluation(m
     """A model whose contract says (-1, 1) gets images in [-1, 1] from the pipeline, the evaluator and the trainer."""
     import kdeep.data
     import kdeep.train
-    from kdeep.train.evaluate import predict
+    from kdeep.scoring import predict
 
     (x_train, y_train), (x_test, y_test) = mnist
     images, _ = next(iter(kdeep.data.pipeline(x_test[:64], y_test[:64], 64, shuffle=False, input_range=(-1, 1))))

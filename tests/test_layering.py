@@ -5,9 +5,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The floors README.md names ("Layout"), bottom first; a unit is a kdeep module or package, or `quantization`.
 FLOORS = (
-    {"errors", "lazy", "shapes", "contract", "io", "figures", "quiet"},
+    {"errors", "lazy", "shapes", "contract", "io", "quiet", "timing"},
     {"data", "models", "distribute"},
-    {"analysis", "train"},
+    {"analysis", "scoring", "report", "train"},
     {"quantization"},
     {"compare"},
     {"cli", "__main__"},

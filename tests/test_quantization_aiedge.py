@@ -6,9 +6,10 @@ import pytest
 
 import kdeep.models
 from kdeep.cli import main as cli_main
-from kdeep.errors import QuantizationError
+from kdeep.errors import ArtifactError, QuantizationError
 from quantization import VARIANTS, aiedge, quantize, run_pipeline
-from quantization.evaluate import interpreter, predict
+from kdeep.scoring import accuracy as top1
+from quantization import litert
 from kdeep.data import scale_pixels
 
 from test_quantization_pipeline import mnist, trained  # noqa: F401 (the same small trained DeepConvNet)
@@ -33,12 +34,12 @@ def float_file(trained, data, tmp_path_factory):
 
 def accuracy(path, data):
     _, (x, y) = data
-    return float(np.mean(predict(path, x).argmax(-1) == y))
+    return top1(litert.predict(path, x), y)
 
 
 def weight_dtypes(path, ops):
     """{Keras layer: numpy dtype name of its weight tensor in the .tflite} (int4 and int2 read back as int8)."""
-    tensors = {t["name"]: t for t in interpreter(path).get_tensor_details()}
+    tensors = {t["name"]: t for t in litert.open_model(path).tensor_details()}
     return {layer: np.dtype(tensors[op.weight]["dtype"]).name for layer, op in ops.items() if op.weight in tensors}
 
 
@@ -135,7 +136,7 @@ def test_op_without_a_sub_8_bit_config_is_named(tmp_path):
 def test_unreadable_tflite_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a flatbuffer" * 8)
-    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
+    with pytest.raises(ArtifactError, match="not a valid LiteRT model"):
         aiedge.quantize_tflite(bad, tmp_path / "out.tflite", weight_bits={}, default_bits=4)
 
 

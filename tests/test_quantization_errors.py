@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kdeep.cli import main as cli_main
-from kdeep.errors import QuantizationError
-from quantization import VARIANTS, evaluate, quantize
+from kdeep.errors import ArtifactError, QuantizationError
+from quantization import VARIANTS, quantize, score_variant
 from kdeep.io import write_atomic
 
 
@@ -68,24 +68,25 @@ def test_layer_tfmot_cannot_annotate_is_named_and_others_still_run(tmp_path):
 def test_corrupt_tflite(tmp_path, content):
     path = tmp_path / "bad.tflite"
     path.write_bytes(content)
-    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
-        evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(ArtifactError, match="not a valid LiteRT model") as error:
+        score_variant(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.slow
 def test_truncated_tflite(float32_file, tmp_path):
     path = tmp_path / "truncated.tflite"
     path.write_bytes(float32_file.read_bytes()[:200])
-    with pytest.raises(QuantizationError, match="not a valid LiteRT model"):
-        evaluate(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(ArtifactError, match="not a valid LiteRT model"):
+        score_variant(path, np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
 
 
 @pytest.mark.slow
 def test_missing_tflite_and_label_mismatch(float32_file, tmp_path):
-    with pytest.raises(QuantizationError, match="does not exist"):
-        evaluate(tmp_path / "nope.tflite", np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
+    with pytest.raises(ArtifactError, match="no LiteRT model at .*nope.tflite"):
+        score_variant(tmp_path / "nope.tflite", np.zeros((2, 12, 12, 1), np.float32), np.zeros(2))
     with pytest.raises(QuantizationError, match="as many labels"):
-        evaluate(float32_file, np.zeros((2, 12, 12, 1), np.float32), np.zeros(3))
+        score_variant(float32_file, np.zeros((2, 12, 12, 1), np.float32), np.zeros(3))
 
 
 @pytest.mark.parametrize("make", ["text.keras", "empty_dir", "notes.txt"])
@@ -129,3 +130,18 @@ def test_failed_conversion_writes_nothing(small_model, tmp_path, monkeypatch):
     monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", lambda *args, **kwargs: broken)
     done = quantize(small_model, ["float32"], np.zeros((2, 12, 12, 1), np.float32), tmp_path)
     assert "converter crashed" in done.failed["float32"] and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(limit=0), "limit=0 must be an integer >= 1"),
+    (dict(sweep_limit=-5), "sweep_limit=-5 must be an integer >= 1"),
+    (dict(qat_epochs=-1), "qat_epochs=-1 must be an integer >= 0"),
+    (dict(calibration_samples=0), "calibration_samples=0 must be an integer >= 1"),
+    (dict(validation=2.5), "validation=2.5 must be an integer >= 0"),
+])
+def test_run_pipeline_refuses_bad_counts_before_anything_runs(small_model, tmp_path, arguments, message):
+    from quantization import run_pipeline
+
+    with pytest.raises(QuantizationError, match=message):
+        run_pipeline(small_model, "mnist", tmp_path / "out", **arguments)
+    assert not (tmp_path / "out").exists()

@@ -4,7 +4,7 @@ import pytest
 
 import kdeep.models
 from quantization import quantize
-from quantization.evaluate import interpreter
+from quantization import litert
 from quantization.qat import TWIN_TOLERANCE, annotate, twin
 
 # (model, input shape, build options, the merge op that must survive full-int8 conversion)
@@ -30,16 +30,13 @@ def _build(name):
 def test_full_int8_conversion(name, tmp_path):
     model, images = _build(name)
     done = quantize(model, ["int8"], images, tmp_path)
-    runner = interpreter(done["int8"])
-    ops = {op["op_name"] for op in runner._get_ops_details()}
+    runner = litert.open_model(done["int8"])
+    ops = {op["op_name"] for op in runner.ops()}
     assert NETS[name][2] in ops
-    assert np.dtype(np.float32) not in {np.dtype(t["dtype"]) for t in runner.get_tensor_details()}
-    runner.allocate_tensors()
-    detail = runner.get_input_details()[0]
+    assert np.dtype(np.float32) not in {np.dtype(t["dtype"]) for t in runner.tensor_details()}
+    detail = runner.input_detail()
     assert detail["dtype"] == np.int8
-    runner.set_tensor(detail["index"], np.zeros(detail["shape"], np.int8))
-    runner.invoke()
-    assert runner.get_tensor(runner.get_output_details()[0]["index"]).shape == (1, 10)
+    assert runner.run(np.zeros(detail["shape"], np.float32)).shape == (1, 10)
 
 
 @pytest.mark.parametrize("name", ["deepconvnet", "deepconvnet_book",

@@ -11,7 +11,7 @@ import kdeep.data
 import kdeep.models
 from kdeep.cli import main as cli_main
 from quantization import VARIANTS, run_pipeline
-from quantization.evaluate import interpreter
+from quantization import litert
 from kdeep.data import scale_pixels
 
 TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
@@ -64,9 +64,8 @@ def test_every_variant_converts_and_runs_in_litert(results, report_dir):
     assert results["failed"] == {}
     assert list(results["variants"]) == CONVERTER
     for name, scores in results["variants"].items():
-        runner = interpreter(report_dir / f"{name}.tflite")
-        runner.allocate_tensors()
-        runner.invoke()
+        runner = litert.open_model(report_dir / f"{name}.tflite")
+        assert runner.run(np.zeros(runner.input_detail()["shape"], np.float32)).shape == (1, 10)
         assert scores["size_bytes"] == (report_dir / f"{name}.tflite").stat().st_size
         assert set(scores["latency_us"]) == {"1", "2"} and scores["latency_us"]["1"]["median_us"] > 0
 
@@ -84,26 +83,26 @@ def test_accuracy_close_to_float(results, name):
 
 @pytest.mark.parametrize("name", ["int8", "qat_int8"])
 def test_full_integer_tensors_are_int8(report_dir, name):
-    runner = interpreter(report_dir / f"{name}.tflite")
-    assert runner.get_input_details()[0]["dtype"] == np.int8
-    assert runner.get_output_details()[0]["dtype"] == np.int8
-    dtypes = {np.dtype(t["dtype"]) for t in runner.get_tensor_details()}
+    runner = litert.open_model(report_dir / f"{name}.tflite")
+    assert runner.input_detail()["dtype"] == np.int8
+    assert runner.output_detail()["dtype"] == np.int8
+    dtypes = {np.dtype(t["dtype"]) for t in runner.tensor_details()}
     assert np.dtype(np.float32) not in dtypes and np.dtype(np.int8) in dtypes
 
 
 def test_float16_and_dynamic_weights(report_dir):
-    float16 = {np.dtype(t["dtype"]) for t in interpreter(report_dir / "float16.tflite").get_tensor_details()}
-    dynamic = interpreter(report_dir / "dynamic.tflite")
+    float16 = {np.dtype(t["dtype"]) for t in litert.open_model(report_dir / "float16.tflite").tensor_details()}
+    dynamic = litert.open_model(report_dir / "dynamic.tflite")
     assert np.dtype(np.float16) in float16
-    assert np.dtype(np.int8) in {np.dtype(t["dtype"]) for t in dynamic.get_tensor_details()}
-    assert dynamic.get_input_details()[0]["dtype"] == np.float32
+    assert np.dtype(np.int8) in {np.dtype(t["dtype"]) for t in dynamic.tensor_details()}
+    assert dynamic.input_detail()["dtype"] == np.float32
 
 
 def test_int16x8_is_scored_on_a_documented_subset(results, report_dir):
     scores = results["variants"]["int16x8"]
     assert scores["n"] == INT16X8_SUBSET < TEST
     assert scores["note"] and scores["note"] in (report_dir / "report.md").read_text()
-    activations = {np.dtype(t["dtype"]) for t in interpreter(report_dir / "int16x8.tflite").get_tensor_details()}
+    activations = {np.dtype(t["dtype"]) for t in litert.open_model(report_dir / "int16x8.tflite").tensor_details()}
     assert np.dtype(np.int16) in activations
 
 

@@ -8,9 +8,10 @@ import pytest
 import kdeep.models
 from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
-from quantization.evaluate import predict
+from kdeep.scoring import accuracy as top1
 from kdeep.data import scale_pixels
 from quantization import aiedge, clipping
+from quantization.litert import predict as litert_predict
 from quantization.pipeline import quantize
 from quantization.search import LADDER, check_budget, kernel_bytes, pareto, search
 from quantization.sensitivity import layer_sensitivity, sensitivity_width
@@ -60,7 +61,7 @@ def litert(model, simulator, tmp_path_factory):
 
 
 def litert_accuracy(path, x, y) -> float:
-    return float(np.mean(predict(path, x).argmax(axis=-1) == y))
+    return top1(litert_predict(path, x), y)
 
 
 def test_kernel_grid_is_per_channel_symmetric_and_clipped_below_5_bits():

@@ -37,9 +37,13 @@ def test_select_best_and_early_stopping_need_validation():
 
 
 def test_val_split_default_is_5000_for_mnist_sized_sets():
-    assert TrainConfig().resolved_val_split(60000) == 5000
-    assert TrainConfig().resolved_val_split(1000) == 100
-    assert TrainConfig(val_split=0).resolved_val_split(60000) == 0
+    from kdeep.data import validation_count
+
+    assert validation_count(TrainConfig().val_split, 60000) == 5000
+    assert validation_count(TrainConfig().val_split, 1000) == 100
+    assert validation_count(TrainConfig(val_split=0).val_split, 60000) == 0
+    with pytest.raises(ConfigError, match="val_split=200 leaves no training images out of 200"):
+        validation_count(200, 200)
 
 
 def test_config_json_round_trip_and_different_config_refused(tmp_path):

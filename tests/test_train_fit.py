@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kdeep.train
+from kdeep import scoring
 from kdeep.cli import main
 from kdeep.errors import TrainingError
 from kdeep.train import TrainConfig
@@ -52,17 +53,17 @@ def test_run_directory_holds_every_artifact(trained, small_mnist):
     assert list((trained.dir / rd.LOGS / "train").glob("events.out.tfevents.*"))
     for name in (rd.MODEL, rd.LAST, rd.BEST):
         assert isinstance(keras.saving.load_model(trained.dir / name), keras.Model)
-    again = kdeep.train.evaluate(trained.dir, small_mnist)
-    assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
-    confusion = np.array(again["confusion_matrix"])
-    assert confusion.sum() == 1000 and np.trace(confusion) / 1000 == pytest.approx(again["accuracy"])
+    again = scoring.score(trained.dir, small_mnist)
+    assert again.accuracy == pytest.approx(metrics["test_accuracy"])
+    confusion = np.array(again.confusion_matrix)
+    assert confusion.sum() == 1000 and np.trace(confusion) / 1000 == pytest.approx(again.accuracy)
 
 
 @pytest.mark.slow
 def test_cli_evaluate_json(trained, capsys):
     assert main(["evaluate", str(trained.dir / rd.MODEL), "--dataset", "mnist", "--limit", "500", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["num_examples"] == 500 and len(result["per_class_accuracy"]) == 10
+    assert result["n"] == 500 and len(result["per_class_accuracy"]) == 10
 
 
 class _PoisonAtEpoch2(keras.callbacks.Callback):
@@ -169,10 +170,10 @@ def test_ema_validation_scores_and_best_checkpoint_hold_the_averaged_weights(sma
     for row, epoch_average, raw in zip(run.history, averages, recorder.steps[2::3], strict=True):
         for variable, value in zip(scored.trainable_variables, raw):
             variable.assign(value)
-        raw_loss = kdeep.train.evaluate(scored, (x_val, y_val))["loss"]
+        raw_loss = scoring.score(scored, (x_val, y_val)).loss
         for variable, value in zip(scored.trainable_variables, epoch_average):
             variable.assign(value)
-        assert row["val_loss"] == pytest.approx(kdeep.train.evaluate(scored, (x_val, y_val))["loss"], rel=1e-3)
+        assert row["val_loss"] == pytest.approx(scoring.score(scored, (x_val, y_val)).loss, rel=1e-3)
         assert row["val_loss"] != pytest.approx(raw_loss, rel=1e-3)  # validation did not score the raw weights
     best = run.metrics["selected_epoch"]
     assert run.metrics["val_accuracy"] == max(row["val_accuracy"] for row in run.history)

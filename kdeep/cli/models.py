@@ -110,8 +110,8 @@ def why_deeper_train(args: argparse.Namespace) -> int:
     from kdeep.models.why_deeper import matched_pair
     from kdeep.train.config import TrainConfig
 
-    (x_train, y_train), (_, y_test) = kdeep.data.load(args.dataset)
-    classes = int(max(y_train.max(), y_test.max())) + 1
+    (x_train, _), _ = kdeep.data.load_splits(args.dataset)
+    classes = kdeep.data.num_classes(args.dataset)
     pairs = [matched_pair(x_train.shape[1:], classes, kernel=k, channels=args.channels, stages=args.stages)
              for k in args.kernels]  # every pair checked before anything is trained
     config = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, limit=args.limit)

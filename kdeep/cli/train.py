@@ -131,15 +131,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import kdeep.train
+    from kdeep import scoring
 
-    result = kdeep.train.evaluate(args.model, args.dataset, limit=args.limit)
+    result = scoring.score(args.model, args.dataset, limit=args.limit)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
         return 0
-    print(f"accuracy {100 * result['accuracy']:.2f}%  loss {result['loss']:.4f}  ({result['num_examples']} images)")
-    print("class  accuracy   " + " ".join(f"{c:>5}" for c in range(len(result["confusion_matrix"]))) + "  <- predicted")
-    for label, (accuracy, row) in enumerate(zip(result["per_class_accuracy"], result["confusion_matrix"])):
+    print(f"accuracy {100 * result.accuracy:.2f}%  loss {result.loss:.4f}  ({result.n} images)")
+    print("class  accuracy   " + " ".join(f"{c:>5}" for c in range(len(result.confusion_matrix))) + "  <- predicted")
+    for label, (accuracy, row) in enumerate(zip(result.per_class_accuracy, result.confusion_matrix)):
         shown = "   n/a " if accuracy is None else f"{100 * accuracy:6.2f}%"
         print(f"{label:>5}  {shown}   " + " ".join(f"{count:>5}" for count in row))
     return 0

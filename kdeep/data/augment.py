@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from kdeep.data.presets import AUGMENT_PRESETS
 from kdeep.errors import ConfigError
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
@@ -85,12 +86,7 @@ class Augment:
         return images if self.is_identity else tf.clip_by_value(images, 0.0, 1.0)
 
 
-PRESETS: dict[str, Augment] = {
-    "none": Augment(),
-    "digits": Augment(rotation=10.0, translation=0.1, zoom=0.1),  # no flip: a mirrored digit is another glyph
-    "cifar": Augment(crop_padding=4, horizontal_flip=True),
-    "erasing": Augment(crop_padding=4, horizontal_flip=True, erasing=0.5),  # "cifar" plus random erasing
-}
+PRESETS: dict[str, Augment] = {name: Augment(**settings) for name, settings in AUGMENT_PRESETS.items()}
 
 
 def resolve(augment: str | Augment | None) -> Augment | None:

@@ -6,15 +6,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from kdeep.data.presets import AUGMENT_PRESETS
+from kdeep.distribute.strategy import STRATEGIES
 from kdeep.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "plateau")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 SELECTIONS = ("final", "best")
-AUGMENTS = (None, "none", "digits", "cifar", "erasing")
-DEFAULT_VAL_SPLIT = 5000  # held-out images for MNIST-sized sets; smaller sets hold out a tenth
+AUGMENTS = (None, *AUGMENT_PRESETS)
 
 # The named recipes, ONE table: each entry overrides TrainConfig's defaults (explicit flags override the recipe).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -182,14 +182,6 @@ class TrainConfig:
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{name}: {mine[name]!r} -> {theirs[name]!r}" for name in mine
                 if name != "out" and mine[name] != theirs[name]]
-
-    def resolved_val_split(self, num_train: int) -> int:
-        """How many of `num_train` images are held out for validation."""
-        if self.val_split is None:
-            return DEFAULT_VAL_SPLIT if num_train >= 10 * DEFAULT_VAL_SPLIT else num_train // 10
-        if self.val_split >= num_train:
-            raise ConfigError(f"val_split={self.val_split} leaves no training images out of {num_train}: lower it")
-        return self.val_split
 
     def dumps(self) -> str:
         """config.json text."""

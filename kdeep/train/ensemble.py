@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-from pathlib import Path
 from typing import Any, Sequence
 
 import keras
 
-from kdeep import io
+from kdeep import io, scoring
 from kdeep.contract import Contract, attach, contract_of
 from kdeep.errors import ConfigError
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
-from kdeep.train.evaluate import evaluate
 from kdeep.train.trainer import Run, fit, with_names
 
 
@@ -63,7 +60,7 @@ def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = 
     if members < 1:
         raise ConfigError(f"--ensemble {members}: use a number of members >= 1")
     config = with_names(config or TrainConfig(), model_name, dataset)
-    out = rd.check(Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-ensemble-")), config)
+    out = rd.check(rd.out_dir(config.out, "kdeep-ensemble-"), config)
     runs = []
     for index in range(1, members + 1):
         member_config = dataclasses.replace(config, seed=config.seed + index - 1, out=str(out / f"member{index}"))
@@ -73,10 +70,10 @@ def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = 
     ensemble = build_ensemble([run.model for run in runs])
     rd.prepare(out, config)  # written once the members exist: a refused first member leaves nothing behind
     io.save_model(ensemble, out / rd.ENSEMBLE)
-    test = evaluate(ensemble, dataset)
+    test = scoring.score(ensemble, dataset)
     metrics = {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
         "params": int(ensemble.count_params()),
         "members": [{"seed": config.seed + index, "dir": str(run.dir), "test_accuracy": run.metrics["test_accuracy"],
                      "train_seconds": run.metrics["train_seconds"]} for index, run in enumerate(runs)],

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import keras
 
 from kdeep import io
 from kdeep.contract import attach, block_of, contract_of, infer
+from kdeep.data.splits import load_split
 from kdeep.errors import ConfigError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
-from kdeep.train.evaluate import load_split
 from kdeep.train.trainer import Run, fit
 
 HEAD_PREFIX = "transfer"  # the new layers are transfer_logits and transfer_predictions
@@ -119,12 +117,11 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     """
     if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
         raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
-    backbone = (backbone_model_or_path if isinstance(backbone_model_or_path, keras.Model)
-                else io.load_model(backbone_model_or_path))
+    backbone = io.as_model(backbone_model_or_path)
     config = config or TrainConfig()
     if config.mixed_precision != "float32":
         raise ConfigError("transfer trains an existing float32 model: use mixed_precision='float32'")
-    out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-transfer-"))
+    out = rd.out_dir(config.out, "kdeep-transfer-")
     model = new_head(backbone, new_num_classes, image_shape=load_split(dataset, "train")[0].shape[1:])
     head = fit(model, dataset, verbose=verbose,
                config=dataclasses.replace(config, epochs=head_epochs or config.epochs, out=str(out / "head")))

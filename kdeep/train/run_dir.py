@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ def read_history(path: str | os.PathLike) -> list[dict[str, str]]:
     """The rows of a history.csv (values as strings)."""
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def out_dir(out: str | os.PathLike | None, prefix: str) -> Path:
+    """The directory a run (or an ensemble, a transfer) writes: `out` when given, else a new temporary directory
+    named `<prefix>XXXX` (TrainConfig.out None)."""
+    return Path(out) if out else Path(tempfile.mkdtemp(prefix=prefix))
 
 
 def check(run_dir: str | os.PathLike, config: TrainConfig) -> Path:

@@ -6,7 +6,6 @@ import dataclasses
 import datetime
 import functools
 import math
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,13 +16,15 @@ import keras
 import numpy as np
 
 from kdeep import io
+from kdeep import scoring
 from kdeep.contract import attach, contract_of
+from kdeep.data.splits import num_classes as classes_of
+from kdeep.data.splits import run_splits
 from kdeep.errors import ArtifactError, ConfigError, TrainingError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train import schedules
 from kdeep.train.config import TrainConfig
-from kdeep.train.evaluate import evaluate, load_splits
 
 Arrays = tuple[np.ndarray, np.ndarray]
 # fit warns that shuffle=True is ignored for a tf.data.Dataset: kdeep's pipeline already shuffles.
@@ -68,15 +69,15 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
         TrainingError: the loss became NaN/inf (the last good epoch stays in last.keras).
     """
     config = with_names(config or TrainConfig(), model_or_name, dataset)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _split(dataset, config)
-    out = Path(config.out) if config.out else Path(tempfile.mkdtemp(prefix="kdeep-run-"))
-    rd.check(out, config)
+    splits = run_splits(dataset, val_split=config.val_split, limit=config.limit)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits.train, splits.validation, splits.test
+    out = rd.check(rd.out_dir(config.out, "kdeep-run-"), config)
     strategy = make_strategy(config.strategy)  # before any other TensorFlow work (multi-worker needs that)
     from kdeep.distribute import is_chief, worker_dir, xla_supported  # XLA has no CPU collectives: off for CPU replicas
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    num_classes = _num_classes(dataset, y_train, y_test)
+    num_classes = classes_of(dataset)
     with strategy.scope():  # the model is built (and refused) before anything is written
         model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
         _compile(model, config, steps_per_epoch, jit_compile=config.jit_compile and xla_supported(strategy))
@@ -113,7 +114,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
         model.optimizer.finalize_variable_values(model.trainable_variables)
     selected = io.load_model(write_dir / rd.BEST) if config.select == "best" else model
     io.save_model(selected, write_dir / rd.MODEL)
-    metrics = _metrics(selected, config, state, (x_train, x_val, x_test), evaluate(selected, (x_test, y_test)))
+    metrics = _metrics(selected, config, state, (x_train, x_val, x_test), scoring.score(selected, (x_test, y_test)))
     io.write_json(write_dir / rd.METRICS, metrics)
     return Run(run_dir, selected, metrics, state["history"])
 
@@ -163,25 +164,6 @@ def with_names(config: TrainConfig, model_or_name: str | keras.Model, dataset: A
     """The config with its model and dataset fields naming what fit is given ("arrays" for arrays)."""
     model = model_or_name if isinstance(model_or_name, str) else model_or_name.name
     return dataclasses.replace(config, model=model, dataset=dataset if isinstance(dataset, str) else "arrays")
-
-
-def _split(dataset: str | tuple[Arrays, Arrays], config: TrainConfig) -> tuple[Arrays, Arrays, Arrays]:
-    """(train, validation, test) arrays: the first `limit` training images, the last `val_split` held out."""
-    (x_train, y_train), test = load_splits(dataset)
-    if config.limit:
-        x_train, y_train = x_train[:config.limit], y_train[:config.limit]
-    val_count = config.resolved_val_split(len(x_train))
-    cut = len(x_train) - val_count
-    return (x_train[:cut], y_train[:cut]), (x_train[cut:], y_train[cut:]), test
-
-
-def _num_classes(dataset: str | tuple[Arrays, Arrays], y_train: np.ndarray, y_test: np.ndarray) -> int:
-    """The classes of a named dataset from its spec; of arrays, the largest label + 1."""
-    if isinstance(dataset, str):
-        import kdeep.data
-
-        return kdeep.data.get_spec(dataset).num_classes
-    return int(max(y_train.max(), y_test.max())) + 1
 
 
 def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: tuple[int, ...], num_classes: int,
@@ -395,7 +377,7 @@ class _TensorBoardScalars(keras.callbacks.Callback):
 
 
 def _metrics(model: keras.Model, config: TrainConfig, state: dict[str, Any], splits: tuple[np.ndarray, ...],
-             test: dict[str, Any]) -> dict[str, Any]:
+             test: scoring.Score) -> dict[str, Any]:
     """metrics.json: test numbers of the selected model, size, and training speed."""
     import tensorflow as tf
 
@@ -404,8 +386,8 @@ def _metrics(model: keras.Model, config: TrainConfig, state: dict[str, Any], spl
     selected_epoch = state.get("best_epoch") if config.select == "best" else len(history)
     train_seconds = float(state.get("train_seconds", 0.0))
     return {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
         "params": int(model.count_params()),
         "epochs_completed": len(history),
         "stopped_early": len(history) < config.epochs,

@@ -1,10 +1,13 @@
-"""Matplotlib (Agg) figures as PNG bytes and as self-contained HTML <img> tags, for the HTML reports."""
+"""Figures for the reports: matplotlib (Agg) figures as PNG bytes and self-contained HTML <img> tags, and labels
+placed on scatter points so none covers another."""
 from __future__ import annotations
 
 import base64
 import html
 import io
 from typing import Any
+
+FIGURE_WIDTH = 12.4  # inches at 100 dpi: a figure as wide as the report page (fits a 1280-pixel window)
 
 
 def pyplot() -> Any:
@@ -17,16 +20,20 @@ def pyplot() -> Any:
     return plt
 
 
-def png(figure: Any, dpi: int = 100) -> bytes:
+def png(figure: Any, dpi: int = 100, *, layout: tuple[float, float, float, float] | None = None) -> bytes:
     """Renders a figure to PNG bytes and closes it.
 
     Args:
         figure: a matplotlib Figure.
         dpi: resolution.
+        layout: when given, `figure.tight_layout(rect=layout)` first (the part of the figure the axes fill, e.g.
+            (0, 0.2, 1, 1) leaves the bottom fifth to a legend).
 
     Returns:
         The PNG file's bytes.
     """
+    if layout is not None:
+        figure.tight_layout(rect=layout)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     pyplot().close(figure)
