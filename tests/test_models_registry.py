@@ -43,7 +43,7 @@ def test_each_model_is_a_real_documented_function_in_its_family_file(name):
     assert re.search(rf"^def {name}\(", source, re.M), f"no `def {name}(` in {inspect.getsourcefile(builder)}"
     doc = inspect.getdoc(builder)
     assert f"{models.info(name).params:,} " in doc and re.search(r"\b(19|20)\d\d\b", doc.splitlines()[0])
-    documented = set(re.findall(r"^    (\w+):", doc.split("Args:")[1], re.M))
+    documented = set(re.findall(r"^    (\w+):", doc.split("Args:")[1].split("Returns:")[0], re.M))
     assert documented == set(inspect.signature(builder).parameters), name
     assert models.info(name).description == doc.splitlines()[0].rstrip(".")
 
@@ -85,8 +85,10 @@ def test_plain_function_equals_build_and_keeps_hierarchical_names():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(name="resnet5"), "unknown model 'resnet5'; did you mean resnet50, resnet56"),
-    (dict(name="alexnet"), "unknown model 'alexnet'; `kdeep models` (or kdeep.models.list_models()) lists all 30"),
+    (dict(name="resnet5"), "unknown model 'resnet5'; did you mean resnet56, resnet50, resnet152? (`kdeep models` "
+                           "lists all 30 models)"),
+    (dict(name="transformer"), "unknown model 'transformer'; `kdeep models` (or kdeep.models.list_models()) lists "
+                               "all 30 models"),
     (dict(name="vgg16", input_shape=(28, 28, 3), stem="imagenet"), "needs at least 32x32 (or 16 with stem='small')"),
     (dict(name="vgg16", input_shape=(8, 8, 3)), "the small stem needs at least 16x16"),
     (dict(name="deepconvnet", input_shape=(3, 3, 1)), "needs at least 4x4"),
@@ -135,7 +137,7 @@ def test_family_builders_called_directly_validate_like_build(builder, kwargs, me
 
 
 def test_unknown_family_gets_the_families():
-    with pytest.raises(ModelError, match=r"unknown family 'resnt'; did you mean resnet\?"):
+    with pytest.raises(ModelError, match=r"unknown family 'resnt'; did you mean resnet\? \(valid: deepconvnet, "):
         models.list_models("resnt")
     with pytest.raises(ModelError, match="valid: deepconvnet, vgg, googlenet, resnet, cifar_resnet, plain"):
         models.list_models("transformer")

@@ -48,7 +48,7 @@ def deepconvnet(input_shape: tuple[int, int, int] | None = None, num_classes: in
                 weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
                 classifier_activation: str | None = "softmax", dropout: float = 0.5, dropout_scaling: str = "train",
                 hidden_units: int = 50, batchnorm: bool = False, name: str = "deepconvnet") -> keras.Model:
-    """The book's DeepConvNet (Deep Learning from Scratch, ch. 8) with Keras's inverted dropout.
+    """The book's DeepConvNet (Saito 2016, Deep Learning from Scratch, ch. 8) with Keras's inverted dropout.
 
     Six 3x3 convs (16, 16, 32, 32, 64, 64; the fourth padded by 2), three 2x2 max-pools, affine(50) ReLU
     dropout, affine(10) dropout, softmax: 123,552 parameters at 28x28x1 with 10 classes, 8.77 M MACs.
@@ -99,7 +99,7 @@ def deepconvnet_book(input_shape: tuple[int, int, int] | None = None, num_classe
                      weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
                      classifier_activation: str | None = "softmax", dropout: float = 0.5, hidden_units: int = 50,
                      batchnorm: bool = False, name: str = "deepconvnet_book") -> keras.Model:
-    """The book's DeepConvNet with the book's dropout (scaled at test time, not while training).
+    """The book's DeepConvNet (Saito 2016) with the book's dropout, scaled at test time, not while training.
 
     `deepconvnet(dropout_scaling="test")`: each dropout is Dropout -> Rescaling(1 - rate), so kept units are
     unscaled while training and x (1 - rate) at test time, as the book's `Dropout.forward`. Same layers and

@@ -151,13 +151,13 @@ def info(name: str) -> ModelInfo:
 
 
 def _suggest(wrong: str, valid: list[str], what: str) -> str:
-    """'did you mean a, b?' (difflib's closest matches), or the valid names when there are few and none is close."""
-    close = difflib.get_close_matches(str(wrong), valid, n=3, cutoff=0.6)
-    if close:
-        return f"did you mean {', '.join(close)}? (`kdeep models` lists all {len(valid)} {what})"
+    """'did you mean a, b?' (difflib's closest matches); the valid names themselves when there are few."""
+    close = difflib.get_close_matches(str(wrong), valid, n=3, cutoff=0.7)
+    guess = f"did you mean {', '.join(close)}? " if close else ""
     if len(valid) <= 8:
-        return f"valid: {', '.join(valid)}"
-    return f"`kdeep models` (or kdeep.models.list_models()) lists all {len(valid)} {what}"
+        return f"{guess}(valid: {', '.join(valid)})" if close else f"valid: {', '.join(valid)}"
+    return f"{guess}(`kdeep models` lists all {len(valid)} {what})" if close else \
+        f"`kdeep models` (or kdeep.models.list_models()) lists all {len(valid)} {what}"
 
 
 def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
