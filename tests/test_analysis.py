@@ -113,8 +113,8 @@ def test_models_lists_the_registry_without_building_a_model(capsys, monkeypatch)
     assert [r["name"] for r in rows][-5:] == ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
     assert {r["family"] for r in rows} == {"resnet", "cifar_resnet"} and "macs" not in rows[0]
     assert rows[2] == {"name": "resnet50", "family": "resnet", "input_shape": [224, 224, 3], "num_classes": 1000,
-                       "params": 25_557_032, "description": 'ResNet-50 v1 (He et al. 2015, "Deep Residual Learning '
-                                                            'for Image Recognition")'}
+                       "params": 25_557_032, "description": "ResNet-50 v1 (He et al. 2015), the first with "
+                                                            "bottleneck blocks (1x1, 3x3, 1x1; 3-4-6-3)"}
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -35,17 +35,23 @@ def test_every_issue_model_is_registered_with_a_plain_function():
 
 @pytest.mark.parametrize("name", models.list_models())
 def test_each_model_is_a_real_documented_function_in_its_family_file(name):
-    """Found by grep and an IDE: `def resnet50(` in resnet.py, its docstring stating the paper, the published
-    count the registry declares and every argument; `build(name)` calls that very function."""
+    """Found by grep and an IDE: `def resnet50(` in resnet.py, its docstring stating the paper and the count the
+    registry declares; `build(name)` calls that very function. A model that forwards `**options` to its family
+    builder says so; a model that is its family builder documents every argument."""
     builder = models.info(name).builder
     assert builder is getattr(models, name)
     source = pathlib.Path(inspect.getsourcefile(builder)).read_text()
     assert re.search(rf"^def {name}\(", source, re.M), f"no `def {name}(` in {inspect.getsourcefile(builder)}"
     doc = inspect.getdoc(builder)
-    assert f"{models.info(name).params:,} " in doc and re.search(r"\b(19|20)\d\d\b", doc.splitlines()[0])
-    documented = set(re.findall(r"^    (\w+):", doc.split("Args:")[1].split("Returns:")[0], re.M))
-    assert documented == set(inspect.signature(builder).parameters), name
+    assert re.search(rf"\b{models.info(name).params:,}\b", doc) and re.search(r"\b(19|20)\d\d\b", doc.splitlines()[0])
     assert models.info(name).description == doc.splitlines()[0].rstrip(".")
+    parameters = inspect.signature(builder).parameters
+    if "options" in parameters:
+        assert re.search(r"[Aa]rguments|[Tt]akes|[Cc]alled as|options", doc) and re.search(r"`\w+`", doc), name
+        assert {"weights", "include_top", "pooling", "classifier_activation", "name"} <= set(models.options_of(name))
+    else:
+        documented = set(re.findall(r"^    (\w+):", doc.split("Args:")[1].split("Returns:")[0], re.M))
+        assert documented == set(parameters), name
 
 
 def test_the_package_makes_no_builder_at_import_time():
@@ -95,11 +101,15 @@ def test_plain_function_equals_build_and_keeps_hierarchical_names():
     (dict(name="deepconvnet", input_shape=(28, 28)), "input_shape must be (height, width, channels)"),
     (dict(name="deepconvnet", num_classes=0), "num_classes must be an integer >= 1"),
     (dict(name="resnet18", pooling="mean"), "pooling must be one of"),
-    (dict(name="resnet18", dropout=0.5), "unknown option(s) dropout; valid: weights, stem, include_top"),
+    (dict(name="resnet18", dropout=0.5), "unknown option(s) dropout; valid: weights, stem, include_top, pooling, "
+                                         "classifier_activation, width, name"),
+    (dict(name="deepconvnet_book", dropout_scaling="train"), "unknown option(s) dropout_scaling; valid: weights, "),
+    (dict(name="googlenet_bn", batchnorm=False), "unknown option(s) batchnorm; valid: weights, stem"),
+    (dict(name="plain20", shortcut="A"), "unknown option(s) shortcut; valid: weights, include_top"),
     (dict(name="deepconvnet", stem="small"), "has no stem option"),
     (dict(name="deepconvnet", dropout=1.0), "dropout must be in [0, 1)"),
     (dict(name="deepconvnet", dropout_scaling="both"), "dropout_scaling must be one of train, test"),
-    (dict(name="resnet20", shortcut="C"), "resnet20: shortcut must be one of A, B, got 'C'"),
+    (dict(name="resnet20", shortcut="C"), "resnet20: shortcut must be one of A, B, None, got 'C'"),
     (dict(name="googlenet", include_top=False, aux_logits=True), "aux_logits=True needs include_top=True"),
     (dict(name="googlenet", input_shape=(64, 64, 3), aux_logits=True), "4a map to be at least 5x5"),
     (dict(name="deepconvnet", weights="missing.weights.h5"), "does not exist"),
@@ -113,7 +123,7 @@ def test_bad_input_gets_a_clear_model_error(kwargs, message):
         models.build(name, **kwargs)
     assert message in str(error.value) and "\n" not in str(error.value)
     function = getattr(models, name, None)
-    if function and set(kwargs) <= set(inspect.signature(function).parameters):  # called directly: the same
+    if function and set(kwargs) <= {"input_shape", "num_classes", *models.options_of(name)}:  # called directly
         with pytest.raises(ModelError) as direct:
             function(**kwargs)
         assert str(direct.value) == str(error.value)
@@ -125,7 +135,7 @@ def test_bad_input_gets_a_clear_model_error(kwargs, message):
     (resnet.resnet, dict(version=3), "resnet50: version must be one of 1, 2, got 3"),
     (cifar.cifar_resnet, dict(depth=21), "resnet21: depth must be 6n+2 with n >= 1 (the paper's 20, 32, 44, 56, 110)"),
     (cifar.cifar_resnet, dict(depth=2), "depth must be 6n+2 with n >= 1"),
-    (cifar.plain_net, dict(depth=19.5), "plain19.5: depth must be 6n+2"),
+    (cifar.cifar_resnet, dict(depth=19.5, shortcut=None), "plain19.5: depth must be 6n+2"),
     (vgg.vgg, dict(depth=12), "vgg12: depth must be one of 11, 13, 16, 19, got 12"),
     (cifar.cifar_resnet, dict(width=0), "resnet20: width must be a number in (0, 4], got 0"),
     (deep_convnet.deepconvnet, dict(num_classes=2.5), "num_classes must be an integer >= 1, got 2.5"),

@@ -1,8 +1,9 @@
 """Model zoo: the book's DeepConvNet, VGG, GoogLeNet, the ResNets and their plain twins as Keras 3 models, by name.
 
 Every model is one registered, documented function (`kdeep.models.resnet50(...)`, defined in
-`kdeep/models/resnet.py`); `build("resnet50", ...)` calls the same function by name. `list_models()`,
-`info(name)` and `families()` read the registry. Keras only, no TensorFlow.
+`kdeep/models/resnet.py`) that forwards its options to its family builder (`kdeep.models.resnet.resnet`);
+`build("resnet50", ...)` calls the same function by name. `list_models()`, `info(name)`, `families()` and
+`options_of(name)` read the registry. Keras only, no TensorFlow.
 """
 # The family modules register their models on import, in this order (the order `list_models()` gives).
 from kdeep.models.deep_convnet import deepconvnet, deepconvnet_book
@@ -13,11 +14,11 @@ from kdeep.models.resnet import (resnet18, resnet34, resnet50, resnet101, resnet
 from kdeep.models.cifar import (plain20, plain32, plain44, plain56, plain110, resnet20, resnet32, resnet44, resnet56,
                                 resnet110)
 from kdeep.models.registry import (Family, ModelInfo, build, families, info, list_models, load_weights,
-                                   resolve_weights, takes_width)
+                                   options_of, resolve_weights, takes_width)
 
 __all__ = [
-    "Family", "ModelInfo", "build", "families", "info", "list_models", "load_weights", "resolve_weights",
-    "takes_width",
+    "Family", "ModelInfo", "build", "families", "info", "list_models", "load_weights", "options_of",
+    "resolve_weights", "takes_width",
     "deepconvnet", "deepconvnet_book",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
     "googlenet", "googlenet_bn",

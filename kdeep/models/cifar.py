@@ -11,15 +11,14 @@
   error at 56 than at 20 layers) while the deeper ResNets train better: the degradation problem that
   shortcuts solve (the book's 8.2.4).
 
-One family builder for each (`cifar_resnet`, `plain_net`), the depth rule 6n+2, the blocks as plain functions
-(`basic_block` from `kdeep.models.resnet`, `plain_block`), and one registered function per model. `width`
-scales the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
+One family builder for both (`cifar_resnet`; `shortcut=None` makes the plain net), the depth rule 6n+2, the
+blocks as plain functions (`basic_block` from `kdeep.models.resnet`, `plain_block`), and one registered
+function per model. `width` scales the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
 """
 from __future__ import annotations
 
 import functools
 import numbers
-import os
 from typing import Any
 
 import keras
@@ -27,15 +26,17 @@ from keras import layers
 
 from kdeep.errors import ModelError
 from kdeep.models import blocks
-from kdeep.models.registry import Family, check, choose, finish, register_model
+from kdeep.models.registry import (Family, InputShape, Weights, check, choose, family_builder, finish,
+                                   register_model)
 from kdeep.models.resnet import Block, basic_block, stages
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)  # the paper's Table 6; any 6n+2 builds
 CIFAR_FILTERS = (16, 32, 64)
-SHORTCUTS = ("A", "B")
+SHORTCUTS = ("A", "B", None)  # None: no shortcut, the plain net
 CIFAR_RESNET = Family("cifar_resnet", input_shape=(32, 32, 3), small_input_shape=(28, 28, 1), num_classes=10,
-                      min_size=4, parent="resnet")
-PLAIN = Family("plain", input_shape=(32, 32, 3), small_input_shape=(28, 28, 1), num_classes=10, min_size=4)
+                      min_size=4, parent="resnet", variant_args=("depth",))
+PLAIN = Family("plain", input_shape=(32, 32, 3), small_input_shape=(28, 28, 1), num_classes=10, min_size=4,
+               variant_args=("depth", "shortcut"))
 BLOCK_NAMES = ("stem", "stage1", "stage2", "stage3")
 
 
@@ -54,16 +55,42 @@ def blocks_per_stage(name: str, depth: Any) -> int:
     return (int(depth) - 2) // 6
 
 
-def _cifar_net(family: Family, block: Block, input_shape: tuple[int, int, int] | None, num_classes: int | None,
-               depth: int, weights: str | os.PathLike | None, include_top: bool, pooling: str | None,
-               classifier_activation: str | None, width: float, name: str) -> keras.Model:
-    """The layers both families share: stem, three stages of `block`, the classifier head; checked first."""
+@family_builder(CIFAR_RESNET, PLAIN)
+def cifar_resnet(input_shape: InputShape | None = None, num_classes: int | None = None, *, depth: int = 20,
+                 shortcut: str | None = "A", weights: Weights = None, include_top: bool = True,
+                 pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
+                 name: str | None = None) -> keras.Model:
+    """Builds a CIFAR ResNet, or its plain twin, of any depth 6n+2 (the family builder `resnet20` ... `plain110`
+    call).
+
+    Args:
+        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
+        num_classes: output classes; default 10.
+        depth: 6n+2 with n >= 1 (the paper's 20, 32, 44, 56, 110).
+        shortcut: "A" (zero-padded identity, the paper's CIFAR choice), "B" (1x1 projection), or None for the
+            plain net (no shortcuts; family "plain").
+        weights: None, or a `.weights.h5` file to load after building.
+        include_top: with the pooled fc classifier; False returns the last stage's features.
+        pooling: None, "avg" or "max" when include_top is False.
+        classifier_activation: "softmax" or None for logits.
+        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
+        name: the model name; default "resnet{depth}" ("plain{depth}" without shortcuts).
+
+    Returns:
+        The Keras model, its contract declared.
+
+    Raises:
+        ModelError: an argument out of range (one line naming the valid values).
+    """
+    name = name or f"{'resnet' if shortcut else 'plain'}{depth}"
+    choose(name, "shortcut", shortcut, SHORTCUTS)
     n = blocks_per_stage(name, depth)
-    checked = check(family, name, input_shape, num_classes, weights=weights, pooling=pooling,
-                    classifier_activation=classifier_activation, width=width)
+    checked = check(CIFAR_RESNET if shortcut else PLAIN, name, input_shape, num_classes, weights=weights,
+                    pooling=pooling, classifier_activation=classifier_activation, width=width)
     filters = tuple(blocks.scaled(f, width) for f in CIFAR_FILTERS)
     inputs = keras.Input(checked.input_shape, name="input")
     x = blocks.conv_bn_relu(inputs, filters[0], 3, "stem_conv")
+    block = functools.partial(basic_block, shortcut=shortcut) if shortcut else plain_block
     x = stages(x, block, filters, (n,) * 3, first_stage=1)
     top = blocks.top(x, checked.num_classes, include_top=include_top, pooling=pooling,
                      activation=classifier_activation)
@@ -71,344 +98,110 @@ def _cifar_net(family: Family, block: Block, input_shape: tuple[int, int, int] |
     return finish(model, checked, top, first_conv="stem_conv", blocks=BLOCK_NAMES, width=width)
 
 
-def cifar_resnet(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-                 depth: int = 20, shortcut: str = "A", weights: str | os.PathLike | None = None,
-                 include_top: bool = True, pooling: str | None = None,
-                 classifier_activation: str | None = "softmax", width: float = 1.0,
-                 name: str | None = None) -> keras.Model:
-    """Builds a CIFAR ResNet of any depth 6n+2 (the family builder `resnet20` ... `resnet110` call).
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        depth: 6n+2 with n >= 1 (the paper's 20, 32, 44, 56, 110).
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name; default "resnet{depth}".
-
-    Returns:
-        The Keras model, its contract declared.
-
-    Raises:
-        ModelError: an argument out of range (one line naming the valid values).
-    """
-    name = name or f"resnet{depth}"
-    block = functools.partial(basic_block, shortcut=choose(name, "shortcut", shortcut, SHORTCUTS))
-    return _cifar_net(CIFAR_RESNET, block, input_shape, num_classes, depth, weights, include_top, pooling,
-                      classifier_activation, width, name)
-
-
-def plain_net(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *, depth: int = 20,
-              weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-              classifier_activation: str | None = "softmax", width: float = 1.0,
-              name: str | None = None) -> keras.Model:
-    """Builds the plain twin of a CIFAR ResNet of depth 6n+2 (the family builder `plain20` ... `plain110` call).
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        depth: 6n+2 with n >= 1 (the paper's 20, 32, 44, 56, 110).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name; default "plain{depth}".
-
-    Returns:
-        The Keras model, its contract declared.
-
-    Raises:
-        ModelError: an argument out of range (one line naming the valid values).
-    """
-    return _cifar_net(PLAIN, plain_block, input_shape, num_classes, depth, weights, include_top, pooling,
-                      classifier_activation, width, name or f"plain{depth}")
-
-
 @register_model(CIFAR_RESNET, params=269_722)
-def resnet20(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             shortcut: str = "A", weights: str | os.PathLike | None = None, include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet20") -> keras.Model:
-    """CIFAR ResNet-20 (He et al. 2015, "Deep Residual Learning", section 4.2).
+def resnet20(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-20 for CIFAR (He et al. 2015, section 4.2): three stages of 3 basic blocks, 16/32/64 filters.
 
-    Three stages of 3 basic blocks (16, 32, 64 filters), option A shortcuts (zero-padded identities,
-    no parameters): 269,722 parameters at 32x32x3 with 10 classes, 41 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Option A shortcuts (zero-padded identities) add no weights: 269,722 parameters at 32x32x3 with 10 classes,
+    41 M MACs. Arguments: input_shape (default 32x32x3), num_classes (10), weights, and `cifar_resnet`'s
+    options (shortcut, include_top, pooling, classifier_activation, width, name).
     """
-    return cifar_resnet(input_shape, num_classes, depth=20, shortcut=shortcut, weights=weights,
-                        include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                        width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=20, weights=weights, **options)
 
 
 @register_model(CIFAR_RESNET, params=464_154)
-def resnet32(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             shortcut: str = "A", weights: str | os.PathLike | None = None, include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet32") -> keras.Model:
-    """CIFAR ResNet-32 (He et al. 2015, "Deep Residual Learning", section 4.2).
+def resnet32(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-32 (He et al. 2015, CIFAR-10 table 6): 5 blocks per stage.
 
-    Three stages of 5 basic blocks (16, 32, 64 filters), option A shortcuts (zero-padded identities,
-    no parameters): 464,154 parameters at 32x32x3 with 10 classes, 69 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    464,154 parameters at 32x32x3 with 10 classes (the paper's 0.46M), 69 M MACs; the arguments of `resnet20`.
     """
-    return cifar_resnet(input_shape, num_classes, depth=32, shortcut=shortcut, weights=weights,
-                        include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                        width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=32, weights=weights, **options)
 
 
 @register_model(CIFAR_RESNET, params=658_586)
-def resnet44(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             shortcut: str = "A", weights: str | os.PathLike | None = None, include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet44") -> keras.Model:
-    """CIFAR ResNet-44 (He et al. 2015, "Deep Residual Learning", section 4.2).
+def resnet44(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-44, CIFAR variant (He et al. 2015), 7 basic blocks in each of its three stages.
 
-    Three stages of 7 basic blocks (16, 32, 64 filters), option A shortcuts (zero-padded identities,
-    no parameters): 658,586 parameters at 32x32x3 with 10 classes, 97 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    At the default 32x32x3 input and 10 classes it has 658,586 parameters and costs 97 M MACs. It is
+    `cifar_resnet(depth=44)`, with `resnet20`'s arguments.
     """
-    return cifar_resnet(input_shape, num_classes, depth=44, shortcut=shortcut, weights=weights,
-                        include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                        width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=44, weights=weights, **options)
 
 
 @register_model(CIFAR_RESNET, params=853_018)
-def resnet56(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             shortcut: str = "A", weights: str | os.PathLike | None = None, include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet56") -> keras.Model:
-    """CIFAR ResNet-56 (He et al. 2015, "Deep Residual Learning", section 4.2).
+def resnet56(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-56 (He et al. 2015): 9 blocks a stage, the depth where the paper's plain net trains worse.
 
-    Three stages of 9 basic blocks (16, 32, 64 filters), option A shortcuts (zero-padded identities,
-    no parameters): 853,018 parameters at 32x32x3 with 10 classes, 125 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Parameters: 853,018 (32x32x3, 10 classes; the paper's 0.85M). MACs: 125 M. Called as `resnet20` is.
     """
-    return cifar_resnet(input_shape, num_classes, depth=56, shortcut=shortcut, weights=weights,
-                        include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                        width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=56, weights=weights, **options)
 
 
 @register_model(CIFAR_RESNET, params=1_727_962)
-def resnet110(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-              shortcut: str = "A", weights: str | os.PathLike | None = None, include_top: bool = True,
-              pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-              name: str = "resnet110") -> keras.Model:
-    """CIFAR ResNet-110 (He et al. 2015, "Deep Residual Learning", section 4.2).
+def resnet110(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+              **options: Any) -> keras.Model:
+    """ResNet-110 of He et al. 2015, the deepest CIFAR ResNet in the paper's table: 18 blocks per stage.
 
-    Three stages of 18 basic blocks (16, 32, 64 filters), option A shortcuts (zero-padded identities,
-    no parameters): 1,727,962 parameters at 32x32x3 with 10 classes, 253 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    1,727,962 parameters with 10 classes at 32x32x3, 253 M MACs (the paper trains it with a 0.01 warm-up).
+    See `resnet20` for the arguments.
     """
-    return cifar_resnet(input_shape, num_classes, depth=110, shortcut=shortcut, weights=weights,
-                        include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                        width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=110, weights=weights, **options)
 
 
 @register_model(PLAIN, params=269_722)
-def plain20(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-            weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-            classifier_activation: str | None = "softmax", width: float = 1.0,
-            name: str = "plain20") -> keras.Model:
-    """Plain-20: ResNet-20 without its shortcuts (He et al. 2015, Fig. 6, the "plain" baseline).
+def plain20(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+            **options: Any) -> keras.Model:
+    """Plain-20: ResNet-20 with every shortcut removed (He et al. 2015, Fig. 6, the "plain" baseline).
 
-    Three stages of 3 two-conv blocks (16, 32, 64 filters) with no shortcut, the layers and names of
-    `resnet20` less its `_add` and `_shortcut*` layers: 269,722 parameters at 32x32x3 with 10
-    classes (exactly `resnet20`'s), 41 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Each block is conv3x3 -> BN -> ReLU -> conv3x3 -> BN -> ReLU, the layers and names of `resnet20` less its
+    `_add` and `_shortcut*` layers: 269,722 parameters at 32x32x3 with 10 classes (exactly `resnet20`'s),
+    41 M MACs. Arguments: input_shape (default 32x32x3), num_classes (10), weights, and `cifar_resnet`'s
+    options but shortcut (include_top, pooling, classifier_activation, width, name).
     """
-    return plain_net(input_shape, num_classes, depth=20, weights=weights, include_top=include_top,
-                     pooling=pooling, classifier_activation=classifier_activation, width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=20, shortcut=None, weights=weights, **options)
 
 
 @register_model(PLAIN, params=464_154)
-def plain32(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-            weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-            classifier_activation: str | None = "softmax", width: float = 1.0,
-            name: str = "plain32") -> keras.Model:
-    """Plain-32: ResNet-32 without its shortcuts (He et al. 2015, Fig. 6, the "plain" baseline).
+def plain32(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+            **options: Any) -> keras.Model:
+    """Plain-32, the shortcut-free twin of ResNet-32 (He et al. 2015).
 
-    Three stages of 5 two-conv blocks (16, 32, 64 filters) with no shortcut, the layers and names of
-    `resnet32` less its `_add` and `_shortcut*` layers: 464,154 parameters at 32x32x3 with 10
-    classes (exactly `resnet32`'s), 69 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    464,154 parameters, 69 M MACs, as `resnet32` (32x32x3, 10 classes); `plain20`'s arguments.
     """
-    return plain_net(input_shape, num_classes, depth=32, weights=weights, include_top=include_top,
-                     pooling=pooling, classifier_activation=classifier_activation, width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=32, shortcut=None, weights=weights, **options)
 
 
 @register_model(PLAIN, params=658_586)
-def plain44(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-            weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-            classifier_activation: str | None = "softmax", width: float = 1.0,
-            name: str = "plain44") -> keras.Model:
-    """Plain-44: ResNet-44 without its shortcuts (He et al. 2015, Fig. 6, the "plain" baseline).
+def plain44(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+            **options: Any) -> keras.Model:
+    """Plain-44 (He et al. 2015): `resnet44` without its 21 shortcuts.
 
-    Three stages of 7 two-conv blocks (16, 32, 64 filters) with no shortcut, the layers and names of
-    `resnet44` less its `_add` and `_shortcut*` layers: 658,586 parameters at 32x32x3 with 10
-    classes (exactly `resnet44`'s), 97 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    658,586 parameters at 32x32x3 with 10 classes and 97 M MACs, the same as the ResNet. It takes what
+    `plain20` takes.
     """
-    return plain_net(input_shape, num_classes, depth=44, weights=weights, include_top=include_top,
-                     pooling=pooling, classifier_activation=classifier_activation, width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=44, shortcut=None, weights=weights, **options)
 
 
 @register_model(PLAIN, params=853_018)
-def plain56(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-            weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-            classifier_activation: str | None = "softmax", width: float = 1.0,
-            name: str = "plain56") -> keras.Model:
-    """Plain-56: ResNet-56 without its shortcuts (He et al. 2015, Fig. 6, the "plain" baseline).
+def plain56(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+            **options: Any) -> keras.Model:
+    """Plain-56, the net of He et al. 2015's Fig. 1: deeper than Plain-20, yet a higher training error.
 
-    Three stages of 9 two-conv blocks (16, 32, 64 filters) with no shortcut, the layers and names of
-    `resnet56` less its `_add` and `_shortcut*` layers: 853,018 parameters at 32x32x3 with 10
-    classes (exactly `resnet56`'s), 125 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Its 853,018 parameters (32x32x3, 10 classes) and 125 M MACs equal `resnet56`'s; only the shortcuts differ.
+    Arguments as `plain20`.
     """
-    return plain_net(input_shape, num_classes, depth=56, weights=weights, include_top=include_top,
-                     pooling=pooling, classifier_activation=classifier_activation, width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=56, shortcut=None, weights=weights, **options)
 
 
 @register_model(PLAIN, params=1_727_962)
-def plain110(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-             classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "plain110") -> keras.Model:
-    """Plain-110: ResNet-110 without its shortcuts (He et al. 2015, Fig. 6, the "plain" baseline).
+def plain110(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """Plain-110: ResNet-110 without shortcuts, 54 conv pairs in a row (He et al. 2015).
 
-    Three stages of 18 two-conv blocks (16, 32, 64 filters) with no shortcut, the layers and names of
-    `resnet110` less its `_add` and `_shortcut*` layers: 1,727,962 parameters at 32x32x3 with 10
-    classes (exactly `resnet110`'s), 253 M MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the paper's (32, 32, 3).
-        num_classes: output classes; default 10.
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    With 10 classes at 32x32x3: 1,727,962 parameters, 253 M MACs. Same arguments as `plain20`.
     """
-    return plain_net(input_shape, num_classes, depth=110, weights=weights, include_top=include_top,
-                     pooling=pooling, classifier_activation=classifier_activation, width=width, name=name)
+    return cifar_resnet(input_shape, num_classes, depth=110, shortcut=None, weights=weights, **options)

@@ -29,23 +29,25 @@ Options that depart from the book (all off by default): `batchnorm=True` (conv w
 """
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import keras
 from keras import layers
 
 from kdeep.models import blocks
-from kdeep.models.registry import Family, check, choose, finish, register_model
+from kdeep.models.registry import (Family, InputShape, Weights, check, choose, family_builder, finish,
+                                   register_model)
 
 # (filters, padding) per conv, two convs per block, a 2x2 max-pool after each block: the book's table.
 BOOK_CONVS = (((16, 1), (16, 1)), ((32, 1), (32, 2)), ((64, 1), (64, 1)))
 DEEPCONVNET = Family("deepconvnet", input_shape=(28, 28, 1), small_input_shape=(32, 32, 3), num_classes=10,
-                     min_size=4)
+                     min_size=4, variant_args=("dropout_scaling",))
 
 
 @register_model(DEEPCONVNET, params=123_552)
-def deepconvnet(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-                weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
+@family_builder(DEEPCONVNET)
+def deepconvnet(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+                weights: Weights = None, include_top: bool = True, pooling: str | None = None,
                 classifier_activation: str | None = "softmax", dropout: float = 0.5, dropout_scaling: str = "train",
                 hidden_units: int = 50, batchnorm: bool = False, name: str = "deepconvnet") -> keras.Model:
     """The book's DeepConvNet (Saito 2016, Deep Learning from Scratch, ch. 8) with Keras's inverted dropout.
@@ -95,31 +97,13 @@ def deepconvnet(input_shape: tuple[int, int, int] | None = None, num_classes: in
 
 
 @register_model(DEEPCONVNET, params=123_552)
-def deepconvnet_book(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-                     weights: str | os.PathLike | None = None, include_top: bool = True, pooling: str | None = None,
-                     classifier_activation: str | None = "softmax", dropout: float = 0.5, hidden_units: int = 50,
-                     batchnorm: bool = False, name: str = "deepconvnet_book") -> keras.Model:
+def deepconvnet_book(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+                     weights: Weights = None, **options: Any) -> keras.Model:
     """The book's DeepConvNet (Saito 2016) with the book's dropout, scaled at test time, not while training.
 
     `deepconvnet(dropout_scaling="test")`: each dropout is Dropout -> Rescaling(1 - rate), so kept units are
-    unscaled while training and x (1 - rate) at test time, as the book's `Dropout.forward`. Same layers and
-    weights as `deepconvnet`: 123,552 parameters at 28x28x1 with 10 classes.
-
-    Args:
-        input_shape: (H, W, C), at least 4x4; default the book's (28, 28, 1).
-        num_classes: output classes; default the book's 10.
-        weights: None, or a `.weights.h5` file to load after building.
-        include_top: with the affine layers; False returns the last pooled feature map (or vector).
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" (the book's) or None for logits.
-        dropout: rate of both dropout layers (the book's 0.5; 0 removes them).
-        hidden_units: width of the hidden affine layer (the book's 50).
-        batchnorm: add BatchNorm after each conv, whose bias it replaces (not in the book).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    unscaled while training and x (1 - rate) at test time, as the book's `Dropout.forward`. The same layers and
+    weights as `deepconvnet` (123,552 parameters at 28x28x1 with 10 classes), and its arguments but
+    dropout_scaling.
     """
-    return deepconvnet(input_shape, num_classes, weights=weights, include_top=include_top, pooling=pooling,
-                       classifier_activation=classifier_activation, dropout=dropout, dropout_scaling="test",
-                       hidden_units=hidden_units, batchnorm=batchnorm, name=name)
+    return deepconvnet(input_shape, num_classes, weights=weights, dropout_scaling="test", **options)

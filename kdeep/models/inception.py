@@ -40,7 +40,6 @@ multiples of 8: at 28x28x1 GoogLeNet costs 1,194 M MACs at width 1.0 (docs/compa
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import keras
@@ -48,7 +47,8 @@ from keras import layers
 
 from kdeep.errors import ModelError
 from kdeep.models import blocks
-from kdeep.models.registry import Family, check, finish, register_model
+from kdeep.models.registry import (Family, InputShape, Weights, check, family_builder, finish,
+                                   register_model)
 
 # Table 1: module -> (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj). "poolN" = maxpool3x3/2.
 INCEPTION_TABLE = (
@@ -69,7 +69,7 @@ AUX_POOL = 5
 # The contract's blocks, bottom to top (the auxiliary heads are training-only classifiers, not blocks).
 BLOCKS = ("stem_conv1", "stem_conv2", *(f"inception{m}" for m, widths in INCEPTION_TABLE if widths))
 GOOGLENET = Family("googlenet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3), num_classes=1000,
-                   min_size=32, small_min_size=8)
+                   min_size=32, small_min_size=8, variant_args=("batchnorm",))
 
 
 def inception_module(x: Any, widths: tuple[int, ...], name: str, bn: bool) -> Any:
@@ -97,8 +97,9 @@ def aux_classifier(x: Any, num_classes: int, activation: str | None, name: str, 
 
 
 @register_model(GOOGLENET, params=6_998_552)
-def googlenet(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-              weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
+@family_builder(GOOGLENET)
+def googlenet(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+              weights: Weights = None, stem: str = "auto", include_top: bool = True,
               pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.4,
               aux_logits: bool = False, batchnorm: bool = False, width: float = 1.0,
               name: str = "googlenet") -> keras.Model:
@@ -165,33 +166,12 @@ def googlenet(input_shape: tuple[int, int, int] | None = None, num_classes: int 
 
 
 @register_model(GOOGLENET, params=7_005_832)
-def googlenet_bn(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-                 weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-                 pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.4,
-                 aux_logits: bool = False, width: float = 1.0, name: str = "googlenet_bn") -> keras.Model:
-    """GoogLeNet / Inception v1 with BatchNorm (Szegedy et al. 2014; BatchNorm of Ioffe & Szegedy 2015).
+def googlenet_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+                 weights: Weights = None, **options: Any) -> keras.Model:
+    """GoogLeNet with BatchNorm after every conv (Szegedy et al. 2014; BatchNorm: Ioffe & Szegedy 2015).
 
-    `googlenet(batchnorm=True)`: BatchNorm after every conv, in place of its bias: 7,005,832 trainable
-    parameters at 224x224x3 with 1000 classes, 1.58 G MACs. Trains from scratch where plain GoogLeNet stays at
-    chance (docs/compare.md).
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (stride 1, no max-pools
-            before 3a).
-        include_top: with the pooled classifier; False returns the 5b features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate before the classifier (the paper's 0.4).
-        aux_logits: add the two auxiliary classifiers as outputs 2 and 3 (for training).
-        width: multiplier of every conv's (and the auxiliary heads') channels, rounded to multiples of 8.
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    `googlenet(batchnorm=True)`: each conv's bias gives way to BatchNorm, 7,005,832 trainable parameters at
+    224x224x3 with 1000 classes, 1.58 G MACs. It trains from scratch where plain GoogLeNet stays at chance
+    (docs/compare.md). Arguments: `googlenet`'s, but batchnorm.
     """
-    return googlenet(input_shape, num_classes, weights=weights, stem=stem, include_top=include_top, pooling=pooling,
-                     classifier_activation=classifier_activation, dropout=dropout, aux_logits=aux_logits,
-                     batchnorm=True, width=width, name=name)
+    return googlenet(input_shape, num_classes, weights=weights, batchnorm=True, **options)

@@ -30,6 +30,8 @@ MAX_WIDTH = 4.0
 INPUT_RANGE = (0.0, 1.0)
 
 Builder = TypeVar("Builder", bound=Callable[..., Any])
+InputShape = tuple[int, int, int]
+Weights = str | os.PathLike | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Family:
         small_min_size: smallest side with the small-input stem; None when the family has no stem option.
         parent: a wider family its models are also listed under (`list_models("resnet")` includes the CIFAR
             ResNets), or None.
+        variant_args: the family builder's arguments a model fixes (depth, ...): not options of its models.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Family:
     min_size: int
     small_min_size: int | None = None
     parent: str | None = None
+    variant_args: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +97,8 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+_FAMILY_BUILDERS: dict[str, Callable[..., Any]] = {}
+_FAMILIES: dict[str, Family] = {}
 
 
 def register_model(family: Family, *, params: int) -> Callable[[Builder], Builder]:
@@ -121,6 +127,32 @@ def register_model(family: Family, *, params: int) -> Callable[[Builder], Builde
         return builder
 
     return decorator
+
+
+def family_builder(*families_built: Family) -> Callable[[Builder], Builder]:
+    """Marks the decorated function as the generic builder of `families_built`: the function a model's
+    `**options` go to (`resnet50(**options)` calls `resnet(depth=50, **options)`). Returns it unchanged."""
+
+    def decorator(builder: Builder) -> Builder:
+        for family in families_built:
+            _FAMILY_BUILDERS[family.name] = builder
+            _FAMILIES[family.name] = family
+        return builder
+
+    return decorator
+
+
+def options_of(name: str) -> list[str]:
+    """The keyword options model `name` takes: its own, and for `**options` its family builder's, less the
+    arguments its family's models fix (`variant_args`) and input_shape/num_classes."""
+    entry = info(name)
+    own = inspect.signature(entry.builder).parameters
+    names = [p for p, parameter in own.items() if parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+    if len(names) < len(own):
+        fixed = _FAMILIES[entry.family].variant_args
+        names += [p for p in inspect.signature(_FAMILY_BUILDERS[entry.family]).parameters
+                  if p not in names and p not in fixed]
+    return [p for p in names if p not in ("input_shape", "num_classes")]
 
 
 def families() -> list[str]:
@@ -187,12 +219,12 @@ def build(name: str, /, *, input_shape: tuple[int, ...] | None = None, num_class
 
 def takes_width(name: str) -> bool:
     """Whether model `name` has the width multiplier (VGG, GoogLeNet and the ResNets do)."""
-    return "width" in inspect.signature(info(name).builder).parameters
+    return "width" in options_of(name)
 
 
 def _check_options(entry: ModelInfo, options: dict[str, Any]) -> None:
     """Unknown options; `width=1.0` is dropped (and any other width refused) for models without a width."""
-    parameters = [p for p in inspect.signature(entry.builder).parameters if p not in ("input_shape", "num_classes")]
+    parameters = options_of(entry.name)
     if "width" in options and "width" not in parameters:
         if check_width(entry.name, options.pop("width")) != 1.0:
             raise ModelError(f"{entry.name}: has no width option (VGG, GoogLeNet and the ResNets have one); "
@@ -226,7 +258,7 @@ class Checked:
 
 
 def check(family: Family, name: str, input_shape: tuple[int, ...] | None, num_classes: int | None, *,
-          weights: str | os.PathLike | None = None, stem: str | None = None, pooling: str | None = None,
+          weights: Weights = None, stem: str | None = None, pooling: str | None = None,
           classifier_activation: str | None = "softmax", dropout: float | None = None,
           width: float = 1.0) -> Checked:
     """Checks the arguments every builder shares, before any layer is made; one-line ModelErrors naming the fix.
@@ -280,7 +312,7 @@ def check_width(name: str, width: Any) -> float:
     return float(width)
 
 
-def resolve_weights(name: str, weights: str | os.PathLike | None) -> str | None:
+def resolve_weights(name: str, weights: Weights) -> str | None:
     """The one place where a builder's `weights=` argument is interpreted: None, or a `.weights.h5` file.
 
     Named presets (e.g. `weights="fashion_mnist"`) would resolve to their file here.

@@ -25,14 +25,14 @@ paper's network, with the counts above.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import keras
 from keras import layers
 
 from kdeep.models import blocks
-from kdeep.models.registry import Family, check, choose, finish, register_model
+from kdeep.models.registry import (Family, InputShape, Weights, check, choose, family_builder, finish,
+                                   register_model)
 
 # depth: (block kind, blocks per stage). ImageNet stages have 64, 128, 256, 512 base filters.
 IMAGENET_DEPTHS = {
@@ -46,7 +46,7 @@ IMAGENET_DEPTHS = {
 DEPTHS = {1: IMAGENET_DEPTHS, 2: {d: spec for d, spec in IMAGENET_DEPTHS.items() if spec[0] == "bottleneck"}}
 IMAGENET_FILTERS = (64, 128, 256, 512)
 RESNET = Family("resnet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3), num_classes=1000, min_size=32,
-                small_min_size=8)
+                small_min_size=8, variant_args=("depth", "version"))
 
 
 def _projection(x: Any, filters: int, stride: int, name: str) -> Any:
@@ -123,8 +123,9 @@ def stages(x: Any, block: Block, filters: tuple[int, ...], counts: tuple[int, ..
     return x
 
 
-def resnet(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *, depth: int = 50,
-           version: int = 1, weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
+@family_builder(RESNET)
+def resnet(input_shape: InputShape | None = None, num_classes: int | None = None, *, depth: int = 50,
+           version: int = 1, weights: Weights = None, stem: str = "auto", include_top: bool = True,
            pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
            name: str | None = None) -> keras.Model:
     """Builds an ImageNet ResNet of any depth in the table (the family builder `resnet18` ... `resnet152v2` call).
@@ -176,240 +177,87 @@ def resnet(input_shape: tuple[int, int, int] | None = None, num_classes: int | N
 
 
 @register_model(RESNET, params=11_689_512)
-def resnet18(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet18") -> keras.Model:
-    """ResNet-18 v1 (He et al. 2015, "Deep Residual Learning for Image Recognition").
+def resnet18(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-18 (He et al. 2015, "Deep Residual Learning"), the smallest: two basic blocks per stage.
 
-    Basic blocks in four stages of 2, 2, 2, 2 (two 3x3 convs each),
-    projection shortcuts where the shape changes: 11,689,512 parameters at 224x224x3 with 1000 classes
-    (torchvision's count), 1.81 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    11,689,512 parameters at 224x224x3 with 1000 classes (torchvision's count), 1.81 G MACs. Arguments:
+    input_shape (default 224x224x3), num_classes (1000), weights, and the options of `resnet` (stem,
+    include_top, pooling, classifier_activation, width, name).
     """
-    return resnet(input_shape, num_classes, depth=18, version=1, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=18, weights=weights, **options)
 
 
 @register_model(RESNET, params=21_797_672)
-def resnet34(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet34") -> keras.Model:
-    """ResNet-34 v1 (He et al. 2015, "Deep Residual Learning for Image Recognition").
+def resnet34(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-34 (He et al. 2015): basic blocks of two 3x3 convs, 3, 4, 6 and 3 per stage.
 
-    Basic blocks in four stages of 3, 4, 6, 3 (two 3x3 convs each),
-    projection shortcuts where the shape changes: 21,797,672 parameters at 224x224x3 with 1000 classes
-    (torchvision's count), 3.66 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    At 224x224x3 with 1000 classes: 21,797,672 parameters, as torchvision, and 3.66 G MACs. Same arguments as
+    `resnet18`.
     """
-    return resnet(input_shape, num_classes, depth=34, version=1, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=34, weights=weights, **options)
 
 
 @register_model(RESNET, params=25_557_032)
-def resnet50(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-             name: str = "resnet50") -> keras.Model:
-    """ResNet-50 v1 (He et al. 2015, "Deep Residual Learning for Image Recognition").
+def resnet50(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-50 v1 (He et al. 2015), the first with bottleneck blocks (1x1, 3x3, 1x1; 3-4-6-3).
 
-    Bottleneck blocks in four stages of 3, 4, 6, 3 (1x1, 3x3, 1x1 with 4x expansion),
-    projection shortcuts where the shape changes: 25,557,032 parameters at 224x224x3 with 1000 classes
-    (torchvision's count), 4.09 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    25,557,032 parameters (224x224x3, 1000 classes; torchvision's "v1.5" count, stride on the 3x3), 4.09 G
+    MACs. This is `resnet(depth=50)`; see `resnet18` for the arguments.
     """
-    return resnet(input_shape, num_classes, depth=50, version=1, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=50, weights=weights, **options)
 
 
 @register_model(RESNET, params=44_549_160)
-def resnet101(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-              weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-              pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-              name: str = "resnet101") -> keras.Model:
-    """ResNet-101 v1 (He et al. 2015, "Deep Residual Learning for Image Recognition").
+def resnet101(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+              **options: Any) -> keras.Model:
+    """ResNet-101 v1 (He et al. 2015): bottlenecks, 23 of them in stage 4.
 
-    Bottleneck blocks in four stages of 3, 4, 23, 3 (1x1, 3x3, 1x1 with 4x expansion),
-    projection shortcuts where the shape changes: 44,549,160 parameters at 224x224x3 with 1000 classes
-    (torchvision's count), 7.80 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Parameters: 44,549,160 at 224x224x3 with 1000 classes. MACs: 7.80 G. It takes what `resnet18` takes.
     """
-    return resnet(input_shape, num_classes, depth=101, version=1, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=101, weights=weights, **options)
 
 
 @register_model(RESNET, params=60_192_808)
-def resnet152(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-              weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-              pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-              name: str = "resnet152") -> keras.Model:
-    """ResNet-152 v1 (He et al. 2015, "Deep Residual Learning for Image Recognition").
+def resnet152(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+              **options: Any) -> keras.Model:
+    """ResNet-152 v1, the deepest ImageNet ResNet of He et al. 2015: 3, 8, 36, 3 bottlenecks.
 
-    Bottleneck blocks in four stages of 3, 8, 36, 3 (1x1, 3x3, 1x1 with 4x expansion),
-    projection shortcuts where the shape changes: 60,192,808 parameters at 224x224x3 with 1000 classes
-    (torchvision's count), 11.51 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    With 1000 classes and 224x224x3 inputs it has 60,192,808 parameters and costs 11.51 G MACs; called as
+    `resnet18` is.
     """
-    return resnet(input_shape, num_classes, depth=152, version=1, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=152, weights=weights, **options)
 
 
 @register_model(RESNET, params=25_549_352)
-def resnet50v2(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-               weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-               pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-               name: str = "resnet50v2") -> keras.Model:
-    """ResNet-50 v2, pre-activation (He et al. 2016, "Identity Mappings in Deep Residual Networks").
+def resnet50v2(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+               **options: Any) -> keras.Model:
+    """ResNet-50 v2: pre-activation bottlenecks, BN -> ReLU -> conv (He et al. 2016, "Identity Mappings").
 
-    Pre-activation bottlenecks (BN -> ReLU -> conv) in four stages of 3, 4, 6, 3, a final BN -> ReLU:
-    25,549,352 trainable parameters at 224x224x3 with 1000 classes (keras.applications'
-    ResNet50V2 count), 4.09 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    A final BN -> ReLU before the pool; 25,549,352 trainable parameters at 224x224x3 with 1000 classes
+    (keras.applications' ResNet50V2), 4.09 G MACs. `resnet(depth=50, version=2)`, arguments as `resnet18`.
     """
-    return resnet(input_shape, num_classes, depth=50, version=2, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=50, version=2, weights=weights, **options)
 
 
 @register_model(RESNET, params=44_541_480)
-def resnet101v2(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-                weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-                pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-                name: str = "resnet101v2") -> keras.Model:
-    """ResNet-101 v2, pre-activation (He et al. 2016, "Identity Mappings in Deep Residual Networks").
+def resnet101v2(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+                **options: Any) -> keras.Model:
+    """ResNet-101 v2 (He et al. 2016), pre-activation: 3, 4, 23, 3 bottleneck units.
 
-    Pre-activation bottlenecks (BN -> ReLU -> conv) in four stages of 3, 4, 23, 3, a final BN -> ReLU:
-    44,541,480 trainable parameters at 224x224x3 with 1000 classes (keras.applications'
-    ResNet101V2 count), 7.80 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    44,541,480 trainable parameters, 7.80 G MACs (224x224x3, 1000 classes). Arguments: `resnet18`'s.
     """
-    return resnet(input_shape, num_classes, depth=101, version=2, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=101, version=2, weights=weights, **options)
 
 
 @register_model(RESNET, params=60_185_128)
-def resnet152v2(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-                weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-                pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
-                name: str = "resnet152v2") -> keras.Model:
-    """ResNet-152 v2, pre-activation (He et al. 2016, "Identity Mappings in Deep Residual Networks").
+def resnet152v2(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+                **options: Any) -> keras.Model:
+    """ResNet-152 v2, the pre-activation ResNet-152 of He et al. 2016.
 
-    Pre-activation bottlenecks (BN -> ReLU -> conv) in four stages of 3, 8, 36, 3, a final BN -> ReLU:
-    60,185,128 trainable parameters at 224x224x3 with 1000 classes (keras.applications'
-    ResNet152V2 count), 11.51 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Trainable parameters at 224x224x3 with 1000 classes: 60,185,128; multiply-accumulates: 11.51 G. The
+    arguments are those of `resnet18`.
     """
-    return resnet(input_shape, num_classes, depth=152, version=2, weights=weights, stem=stem,
-                  include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-                  width=width, name=name)
+    return resnet(input_shape, num_classes, depth=152, version=2, weights=weights, **options)

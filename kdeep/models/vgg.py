@@ -12,26 +12,31 @@ torchvision's vgg*_bn, which keeps the bias.
 
 `width` scales every conv's filters and the fc width (rounded to multiples of 8): at 28x28x1 VGG-11-BN costs
 467 M MACs at width 1.0 and about 30 M at width 0.25 (docs/compare.md).
+
+One family builder (`vgg`), the table CONVS_PER_BLOCK, and one registered function per model, whose options
+are `vgg`'s.
 """
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import keras
 from keras import layers
 
 from kdeep.models import blocks
-from kdeep.models.registry import Family, check, choose, finish, register_model
+from kdeep.models.registry import (Family, InputShape, Weights, check, choose, family_builder, finish,
+                                   register_model)
 
 FILTERS = (64, 128, 256, 512, 512)
 # Convs per block for each depth: the paper's configurations A (11), B (13), D (16), E (19).
 CONVS_PER_BLOCK = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 VGG = Family("vgg", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3), num_classes=1000, min_size=32,
-             small_min_size=16)
+             small_min_size=16, variant_args=("depth", "batchnorm"))
 
 
-def vgg(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *, depth: int = 16,
-        batchnorm: bool = False, weights: str | os.PathLike | None = None, stem: str = "auto",
+@family_builder(VGG)
+def vgg(input_shape: InputShape | None = None, num_classes: int | None = None, *, depth: int = 16,
+        batchnorm: bool = False, weights: Weights = None, stem: str = "auto",
         include_top: bool = True, pooling: str | None = None, classifier_activation: str | None = "softmax",
         dropout: float = 0.5, fc_units: int = 4096, width: float = 1.0, name: str | None = None) -> keras.Model:
     """Builds a VGG network of any depth in CONVS_PER_BLOCK (the family builder `vgg11` ... `vgg19_bn` call).
@@ -78,252 +83,89 @@ def vgg(input_shape: tuple[int, int, int] | None = None, num_classes: int | None
 
 
 @register_model(VGG, params=132_863_336)
-def vgg11(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-          weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-          pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-          fc_units: int = 4096, width: float = 1.0, name: str = "vgg11") -> keras.Model:
-    """VGG-11 (Simonyan & Zisserman 2014, configuration A).
+def vgg11(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+          **options: Any) -> keras.Model:
+    """VGG-11, configuration A of Simonyan & Zisserman 2014: eight 3x3 convs, the shallowest VGG.
 
-    1+1+2+2+2 3x3 convs in five blocks, each closed by a 2x2 max-pool, then fc4096-fc4096-fc:
-    132,863,336 parameters at 224x224x3 with 1000 classes (the published count), 7.61 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    132,863,336 parameters at 224x224x3 with 1000 classes (the published count), 7.61 G MACs. Arguments:
+    input_shape (default 224x224x3), num_classes (1000), weights and `vgg`'s options (stem, include_top,
+    pooling, classifier_activation, dropout, fc_units, width, name).
     """
-    return vgg(input_shape, num_classes, depth=11, batchnorm=False, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=11, batchnorm=False, weights=weights, **options)
 
 
 @register_model(VGG, params=132_866_088)
-def vgg11_bn(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-             fc_units: int = 4096, width: float = 1.0, name: str = "vgg11_bn") -> keras.Model:
-    """VGG-11 with BatchNorm (Simonyan & Zisserman 2014, configuration A).
+def vgg11_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """VGG-11 with BatchNorm after each conv (Simonyan & Zisserman 2014, A; Ioffe & Szegedy 2015).
 
-    Configuration A with BatchNorm after each of its 8 convs, which then carry no bias:
-    132,866,088 trainable parameters at 224x224x3 with 1000 classes (torchvision's
-    vgg11_bn keeps the conv biases), 7.61 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Conv biases give way to BatchNorm: 132,866,088 trainable parameters at 224x224x3, 1000 classes
+    (torchvision's vgg11_bn keeps the biases), 7.61 G MACs. Takes what `vgg11` takes.
     """
-    return vgg(input_shape, num_classes, depth=11, batchnorm=True, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=11, batchnorm=True, weights=weights, **options)
 
 
 @register_model(VGG, params=133_047_848)
-def vgg13(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-          weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-          pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-          fc_units: int = 4096, width: float = 1.0, name: str = "vgg13") -> keras.Model:
-    """VGG-13 (Simonyan & Zisserman 2014, configuration B).
+def vgg13(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+          **options: Any) -> keras.Model:
+    """VGG-13 (Simonyan & Zisserman 2014, configuration B): two convs in every block.
 
-    2+2+2+2+2 3x3 convs in five blocks, each closed by a 2x2 max-pool, then fc4096-fc4096-fc:
-    133,047,848 parameters at 224x224x3 with 1000 classes (the published count), 11.31 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    At the default 224x224x3 input and 1000 classes it has 133,047,848 parameters (the paper's count) and costs
+    11.31 G MACs. Same arguments as `vgg11` (the options of `vgg`).
     """
-    return vgg(input_shape, num_classes, depth=13, batchnorm=False, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=13, batchnorm=False, weights=weights, **options)
 
 
 @register_model(VGG, params=133_050_792)
-def vgg13_bn(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-             fc_units: int = 4096, width: float = 1.0, name: str = "vgg13_bn") -> keras.Model:
-    """VGG-13 with BatchNorm (Simonyan & Zisserman 2014, configuration B).
+def vgg13_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """VGG-13 with BatchNorm: configuration B (Simonyan & Zisserman 2014), conv -> BN -> ReLU.
 
-    Configuration B with BatchNorm after each of its 10 convs, which then carry no bias:
-    133,050,792 trainable parameters at 224x224x3 with 1000 classes (torchvision's
-    vgg13_bn keeps the conv biases), 11.31 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    133,050,792 trainable parameters at 224x224x3 with 1000 classes; 11.31 G MACs. `vgg(depth=13,
+    batchnorm=True)`; input_shape, num_classes, weights and the options of `vgg`, as `vgg11`.
     """
-    return vgg(input_shape, num_classes, depth=13, batchnorm=True, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=13, batchnorm=True, weights=weights, **options)
 
 
 @register_model(VGG, params=138_357_544)
-def vgg16(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-          weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-          pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-          fc_units: int = 4096, width: float = 1.0, name: str = "vgg16") -> keras.Model:
-    """VGG-16 (Simonyan & Zisserman 2014, configuration D).
+def vgg16(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+          **options: Any) -> keras.Model:
+    """VGG-16, configuration D (Simonyan & Zisserman 2014), the best-known VGG: 13 convs, 3 fc.
 
-    2+2+3+3+3 3x3 convs in five blocks, each closed by a 2x2 max-pool, then fc4096-fc4096-fc:
-    138,357,544 parameters at 224x224x3 with 1000 classes (the published count), 15.47 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    With 1000 classes at 224x224x3: 138,357,544 parameters, exactly keras.applications' and torchvision's,
+    and 15.47 G MACs. The arguments are `vgg11`'s.
     """
-    return vgg(input_shape, num_classes, depth=16, batchnorm=False, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=16, batchnorm=False, weights=weights, **options)
 
 
 @register_model(VGG, params=138_361_768)
-def vgg16_bn(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-             fc_units: int = 4096, width: float = 1.0, name: str = "vgg16_bn") -> keras.Model:
-    """VGG-16 with BatchNorm (Simonyan & Zisserman 2014, configuration D).
+def vgg16_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """VGG-16 with BatchNorm (configuration D, Simonyan & Zisserman 2014, batch-normalized).
 
-    Configuration D with BatchNorm after each of its 13 convs, which then carry no bias:
-    138,361,768 trainable parameters at 224x224x3 with 1000 classes (torchvision's
-    vgg16_bn keeps the conv biases), 15.47 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    138,361,768 trainable parameters (224x224x3, 1000 classes; conv biases replaced by BN's beta), 15.47 G
+    MACs. This is `vgg(depth=16, batchnorm=True)`: see `vgg11` for the arguments.
     """
-    return vgg(input_shape, num_classes, depth=16, batchnorm=True, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=16, batchnorm=True, weights=weights, **options)
 
 
 @register_model(VGG, params=143_667_240)
-def vgg19(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-          weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-          pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-          fc_units: int = 4096, width: float = 1.0, name: str = "vgg19") -> keras.Model:
-    """VGG-19 (Simonyan & Zisserman 2014, configuration E).
+def vgg19(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+          **options: Any) -> keras.Model:
+    """VGG-19 (Simonyan & Zisserman 2014, configuration E): four convs in blocks 3, 4 and 5.
 
-    2+2+4+4+4 3x3 convs in five blocks, each closed by a 2x2 max-pool, then fc4096-fc4096-fc:
-    143,667,240 parameters at 224x224x3 with 1000 classes (the published count), 19.63 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    143,667,240 parameters, the published count for 224x224x3 inputs and 1000 classes; 19.63 G MACs. It takes
+    the arguments of `vgg11`.
     """
-    return vgg(input_shape, num_classes, depth=19, batchnorm=False, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=19, batchnorm=False, weights=weights, **options)
 
 
 @register_model(VGG, params=143_672_744)
-def vgg19_bn(input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None, *,
-             weights: str | os.PathLike | None = None, stem: str = "auto", include_top: bool = True,
-             pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.5,
-             fc_units: int = 4096, width: float = 1.0, name: str = "vgg19_bn") -> keras.Model:
-    """VGG-19 with BatchNorm (Simonyan & Zisserman 2014, configuration E).
+def vgg19_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """VGG-19 with BatchNorm, the deepest VGG here (configuration E of Simonyan & Zisserman 2014).
 
-    Configuration E with BatchNorm after each of its 16 convs, which then carry no bias:
-    143,672,744 trainable parameters at 224x224x3 with 1000 classes (torchvision's
-    vgg19_bn keeps the conv biases), 19.63 G MACs.
-
-    Args:
-        input_shape: (H, W, C), at least 32x32 (16x16 with the small stem); default (224, 224, 3).
-        num_classes: output classes; default 1000.
-        weights: None, or a `.weights.h5` file to load after building.
-        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (no max-pool after block 1).
-        include_top: with the three fully connected layers; False returns the block-5 features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        dropout: rate after fc1 and fc2 (the paper's 0.5).
-        fc_units: width of fc1 and fc2 at width 1.0 (the paper's 4096).
-        width: multiplier of every conv's filters and of fc_units (rounded to multiples of 8; 1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model, its contract declared.
+    Trainable parameters: 143,672,744 at 224x224x3 with 1000 classes. MACs: 19.63 G. Called as `vgg11` is:
+    input_shape, num_classes, weights, and `vgg`'s options.
     """
-    return vgg(input_shape, num_classes, depth=19, batchnorm=True, weights=weights, stem=stem,
-               include_top=include_top, pooling=pooling, classifier_activation=classifier_activation,
-               dropout=dropout, fc_units=fc_units, width=width, name=name)
+    return vgg(input_shape, num_classes, depth=19, batchnorm=True, weights=weights, **options)
