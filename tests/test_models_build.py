@@ -91,6 +91,7 @@ def check_declared_contract(name, model):
 @pytest.mark.parametrize(("name", "shape"), list(small_cases()))
 def test_small_input_predicts(name, shape):
     model = models.build(name, input_shape=shape, num_classes=7)
+    assert model.name == name
     x = images(shape, 2)
     probs = np.asarray(model(x, training=False))
     assert probs.shape == (2, 7)

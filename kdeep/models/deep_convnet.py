@@ -49,7 +49,7 @@ DEEPCONVNET = Family("deepconvnet", input_shape=(28, 28, 1), small_input_shape=(
 def deepconvnet(input_shape: InputShape | None = None, num_classes: int | None = None, *,
                 weights: Weights = None, include_top: bool = True, pooling: str | None = None,
                 classifier_activation: str | None = "softmax", dropout: float = 0.5, dropout_scaling: str = "train",
-                hidden_units: int = 50, batchnorm: bool = False, name: str = "deepconvnet") -> keras.Model:
+                hidden_units: int = 50, batchnorm: bool = False, name: str | None = None) -> keras.Model:
     """The book's DeepConvNet (Saito 2016, Deep Learning from Scratch, ch. 8) with Keras's inverted dropout.
 
     Six 3x3 convs (16, 16, 32, 32, 64, 64; the fourth padded by 2), three 2x2 max-pools, affine(50) ReLU
@@ -66,7 +66,7 @@ def deepconvnet(input_shape: InputShape | None = None, num_classes: int | None =
         dropout_scaling: "train" (Keras's inverted dropout) or "test" (the book's: x (1 - rate) at test time).
         hidden_units: width of the hidden affine layer (the book's 50).
         batchnorm: add BatchNorm after each conv, whose bias it replaces (not in the book).
-        name: the model name.
+        name: the model name; default "deepconvnet" ("deepconvnet_book" with the book's dropout scaling).
 
     Returns:
         The Keras model, its contract declared.
@@ -74,6 +74,7 @@ def deepconvnet(input_shape: InputShape | None = None, num_classes: int | None =
     Raises:
         ModelError: an argument out of range (one line naming the valid values).
     """
+    name = name or ("deepconvnet_book" if dropout_scaling == "test" else "deepconvnet")
     checked = check(DEEPCONVNET, name, input_shape, num_classes, weights=weights, pooling=pooling,
                     classifier_activation=classifier_activation, dropout=dropout)
     choose(name, "dropout_scaling", dropout_scaling, blocks.DROPOUT_SCALINGS)

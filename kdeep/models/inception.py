@@ -102,7 +102,7 @@ def googlenet(input_shape: InputShape | None = None, num_classes: int | None = N
               weights: Weights = None, stem: str = "auto", include_top: bool = True,
               pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.4,
               aux_logits: bool = False, batchnorm: bool = False, width: float = 1.0,
-              name: str = "googlenet") -> keras.Model:
+              name: str | None = None) -> keras.Model:
     """GoogLeNet / Inception v1 (Szegedy et al. 2014, "Going deeper with convolutions", Table 1).
 
     Stem, nine Inception modules (3a-5b) with max-pools between 3b/4a and 4e/5a, global average pool, dropout
@@ -123,7 +123,7 @@ def googlenet(input_shape: InputShape | None = None, num_classes: int | None = N
         batchnorm: BatchNorm after every conv, in place of its bias (not in the paper).
         width: multiplier of every conv's (and the auxiliary heads') channels, rounded to multiples of 8;
             1.0 is the paper's table.
-        name: the model name.
+        name: the model name; default "googlenet" ("googlenet_bn" with batchnorm).
 
     Returns:
         The Keras model, its contract declared; with aux_logits its outputs are [predictions, aux1, aux2].
@@ -132,6 +132,7 @@ def googlenet(input_shape: InputShape | None = None, num_classes: int | None = N
         ModelError: an argument out of range, aux_logits without the top, or an input too small for the
             auxiliary pooling.
     """
+    name = name or ("googlenet_bn" if batchnorm else "googlenet")
     checked = check(GOOGLENET, name, input_shape, num_classes, weights=weights, stem=stem, pooling=pooling,
                     classifier_activation=classifier_activation, dropout=dropout, width=width)
     if aux_logits and not include_top:
