@@ -129,3 +129,11 @@ def test_unknown_names_get_one_line_with_the_closest_ones(capsys, argv, message)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("kdeep: error: ")
+
+
+def test_models_help_names_every_family():
+    from kdeep.cli import build_parser
+
+    models_parser = build_parser()._subparsers._group_actions[0].choices["models"]
+    family_help = next(action.help for action in models_parser._actions if "--family" in action.option_strings)
+    assert all(family in family_help for family in models.families())
