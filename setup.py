@@ -21,6 +21,7 @@ setup(
         "numpy>=1.26",
         "matplotlib>=3.8",
     ],
-    extras_require={"test": ["pytest>=8", "pillow>=10"]},
+    # jax: tests/test_models_backend.py builds the models under KERAS_BACKEND=jax on the CPU
+    extras_require={"test": ["pytest>=8", "pillow>=10", "jax>=0.4.30"]},
     entry_points={"console_scripts": ["kdeep=kdeep.cli:main"]},
 )

@@ -157,6 +157,74 @@ def format_summary(summary: Summary) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelRow:
+    """One model of the registry as `kdeep models` lists it.
+
+    Attributes:
+        name: the registry name.
+        family: its family ("cifar_resnet", ...).
+        input_shape: the default input (H, W, C).
+        num_classes: the default classes.
+        params: trainable parameters at the default input (the registry's declared count, or measured with costs).
+        description: the one-line description (the first line of the builder's docstring).
+        macs: multiply-accumulates for one image at the default input; None unless measured (`costs=True`).
+        all_params: parameters including BatchNorm's moving statistics; None unless measured.
+    """
+
+    name: str
+    family: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    params: int
+    description: str
+    macs: int | None = None
+    all_params: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-ready dict (the shape as a list; macs and all_params only when measured)."""
+        row = dataclasses.asdict(self) | {"input_shape": list(self.input_shape)}
+        return {key: value for key, value in row.items() if value is not None}
+
+
+def model_rows(family: str | None = None, *, costs: bool = False) -> list[ModelRow]:
+    """The registered models (of one family) from the registry alone, or with `costs` built and measured.
+
+    Args:
+        family: a family name (`kdeep.models.families()`); "resnet" includes the CIFAR ResNets.
+        costs: build each model at its default input to measure MACs and all parameters (slow: every VGG holds
+            over 130 M weights; the whole zoo takes about a minute).
+
+    Returns:
+        One row per model, in registration order.
+
+    Raises:
+        ModelError: an unknown family.
+    """
+    import kdeep.models as models
+
+    rows = []
+    for name in models.list_models(family):
+        entry = models.info(name)
+        row = ModelRow(name, entry.family, entry.input_shape, entry.num_classes, entry.params, entry.description)
+        if costs:
+            summary = summarize(models.build(name))
+            row = dataclasses.replace(row, params=summary.trainable_params, macs=summary.macs,
+                                      all_params=summary.params)
+            keras.backend.clear_session()  # frees each model before the next (VGGs hold ~0.5 GiB of weights)
+        rows.append(row)
+    return rows
+
+
+def format_model_rows(rows: Sequence[ModelRow]) -> str:
+    """Returns model rows as a text table (with a MACs column when they were measured)."""
+    measured = any(r.macs is not None for r in rows)
+    header = ("model", "family", "input", "classes", "params", *(("MACs",) if measured else ()), "description")
+    body = [(r.name, r.family, "x".join(map(str, r.input_shape)), str(r.num_classes), f"{r.params:,}",
+             *((f"{(r.macs or 0) / 1e6:,.1f}M",) if measured else ()), r.description) for r in rows]
+    return text_table(header, body, right=(3, 4, 5) if measured else (3, 4))
+
+
+@dataclasses.dataclass(frozen=True)
 class WhyDeeperRow:
     """One kxk conv against the stack of 3x3 convs with the same receptive field.
 

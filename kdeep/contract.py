@@ -1,8 +1,9 @@
 """A model's contract, carried with it (as timm's default_cfg): input range, output kind, classifier and blocks.
 
-Training, evaluation, transfer and quantization read the contract instead of guessing. kdeep's builders attach
-it (`kdeep.models.build`), `kdeep.io.save_model` stores it inside the `.keras` file and `kdeep.io.load_model`
-brings it back; a model from elsewhere gets one inferred from its layers (`contract_of`).
+Training, evaluation, transfer and quantization read the contract instead of guessing. kdeep's builders declare
+it (every builder in `kdeep.models` knows its classifier, first convolution and blocks, and attaches them),
+`kdeep.io.save_model` stores it inside the `.keras` file and `kdeep.io.load_model` brings it back. Only a model
+kdeep did not build (a Keras application, a user's model) gets one inferred from its layers (`infer`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-OUTPUTS = ("probabilities", "logits")
+from kdeep.errors import ModelError
+
+OUTPUTS = ("probabilities", "logits", "features")
 _ATTRIBUTE = "_kdeep_contract"
 
 
@@ -23,9 +26,11 @@ class Contract:
 
     Attributes:
         input_range: (low, high) the model's input pixels span; uint8 images are mapped 0 -> low, 255 -> high.
-        output: "probabilities" (ends in a softmax) or "logits".
+        output: "probabilities" (ends in a softmax), "logits", or "features" (a model built without its
+            classifier, `include_top=False`).
         classifier: names of the classifier's layers (Dense and its activation), bottom to top; transfer
             learning replaces them.
+        first_conv: name of the first convolution, the layer that sees the pixels ("" when there is none).
         blocks: the block names of the layers with weights, bottom to top (the groups `--unfreeze-blocks` counts).
         family: the registry family ("resnet", ...) or "" for a model kdeep did not build.
         width: the width multiplier the model was built with.
@@ -34,6 +39,7 @@ class Contract:
     input_range: tuple[float, float] = (0.0, 1.0)
     output: str = "probabilities"
     classifier: tuple[str, ...] = ()
+    first_conv: str = ""
     blocks: tuple[str, ...] = ()
     family: str = ""
     width: float = 1.0
@@ -63,8 +69,9 @@ def block_of(layer_name: str) -> str:
 
 
 def infer(model: Any, **known: Any) -> Contract:
-    """The contract read off a model's layers: the output kind from its last activation, the trailing Dense
-    layers (and what follows them) as the classifier, and the blocks of the other layers with weights.
+    """The contract read off the layers of a model kdeep did not build: the output kind from its last activation,
+    the trailing Dense layers (and what follows them) as the classifier, the first convolution, and the blocks of
+    the other layers with weights. kdeep's own builders declare their contract instead.
 
     Args:
         model: a Keras model.
@@ -83,8 +90,9 @@ def infer(model: Any, **known: Any) -> Contract:
         head_start -= 1
     head = with_weights[head_start:]
     classifier = layers[layers.index(head[0]):] if head else []
+    first_conv = next((layer.name for layer in layers if "Conv" in type(layer).__name__), "")
     fields = dict(output="probabilities" if softmax else "logits",
-                  classifier=tuple(layer.name for layer in classifier),
+                  classifier=tuple(layer.name for layer in classifier), first_conv=first_conv,
                   blocks=tuple(dict.fromkeys(block_of(layer.name) for layer in with_weights[:head_start])))
     return Contract(**{**fields, **known})
 
@@ -110,7 +118,13 @@ def probabilities(outputs: Any, output: str) -> np.ndarray:
 
     Returns:
         Float32 probabilities.
+
+    Raises:
+        ModelError: the output kind is "features" (a model without its classifier gives no class scores).
     """
+    if output == "features":
+        raise ModelError("the model outputs features, not class scores (it was built with include_top=False): "
+                         "give a model with its classifier")
     outputs = np.asarray(outputs, np.float32)
     if output == "probabilities":
         return outputs

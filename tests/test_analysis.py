@@ -87,13 +87,53 @@ def test_cli_summary_why_deeper_and_models(capsys):
     assert main(["why-deeper", "--c-in", "1", "--c-out", "1"]) == 0
     out = capsys.readouterr().out
     assert "25 vs 18" in out and "49 vs 27" in out
-    assert main(["models", "--family", "deepconvnet", "--json"]) == 0
+    assert main(["models", "--family", "deepconvnet", "--costs", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["params"], r["input_shape"]) for r in rows] == [("deepconvnet", 123_552, [28, 28, 1]),
                                                                           ("deepconvnet_book", 123_552, [28, 28, 1])]
     assert rows[0]["macs"] == rows[1]["macs"] == analysis.summarize("deepconvnet").macs
-    assert main(["models", "--family", "alexnet"]) == 2
-    assert "valid: cifar_resnet, deepconvnet" in capsys.readouterr().err
     assert main(["summary", "resnet18", "--input-shape", "8,8,3", "--json"]) == 0
     assert main(["summary", "resnet18", "--input-shape", "4,4,3"]) == 2
     assert "needs at least 8x8" in capsys.readouterr().err
+
+
+def test_models_lists_the_registry_without_building_a_model(capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("`kdeep models` built a model")
+
+    monkeypatch.setattr(models, "build", refuse)
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:6] == ["model", "family", "input", "classes", "params", "description"]
+    assert len(table) == 2 + len(models.list_models()) == 32
+    plain = next(line for line in table if line.startswith("plain56 "))
+    assert plain.split()[1:5] == ["plain", "32x32x3", "10", "853,018"] and "He et al. 2015" in plain
+    assert main(["models", "--family", "resnet", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows][-5:] == ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
+    assert {r["family"] for r in rows} == {"resnet", "cifar_resnet"} and "macs" not in rows[0]
+    assert rows[2] == {"name": "resnet50", "family": "resnet", "input_shape": [224, 224, 3], "num_classes": 1000,
+                       "params": 25_557_032, "description": "ResNet-50 v1 (He et al. 2015), the first with "
+                                                            "bottleneck blocks (1x1, 3x3, 1x1; 3-4-6-3)"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["models", "--family", "resnt"], "unknown family 'resnt'; did you mean resnet? (valid: deepconvnet, vgg, "),
+    (["models", "--family", "alexnet"], "unknown family 'alexnet'; valid: deepconvnet, vgg, googlenet, resnet, "
+                                        "cifar_resnet, plain"),
+    (["summary", "resnt20"], "unknown model 'resnt20'; did you mean resnet20"),
+    (["summary", "plain21"], "unknown model 'plain21'; did you mean plain32, plain20, plain110? (`kdeep models` "
+                             "lists all 30 models)"),
+])
+def test_unknown_names_get_one_line_with_the_closest_ones(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("kdeep: error: ")
+
+
+def test_models_help_names_every_family():
+    from kdeep.cli import build_parser
+
+    models_parser = build_parser()._subparsers._group_actions[0].choices["models"]
+    family_help = next(action.help for action in models_parser._actions if "--family" in action.option_strings)
+    assert all(family in family_help for family in models.families())

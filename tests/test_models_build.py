@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import kdeep.models as models
+from kdeep.contract import contract_of, infer
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +31,7 @@ PUBLISHED_PARAMS = {
 }
 # CIFAR ResNets of He et al. 2015 (table 6): ~0.27M, ~0.46M, ~0.66M, ~0.85M, ~1.7M with option A shortcuts.
 CIFAR_PARAMS_M = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85, "resnet110": 1.7}
+CIFAR_PARAMS_M |= {name.replace("resnet", "plain"): count for name, count in CIFAR_PARAMS_M.items()}  # the same nets
 SMALL_FAMILIES = ("vgg", "googlenet", "resnet")  # the families with a small-input stem
 # The cases that take under ~2 s on the 2-core machine (one per builder module); the rest are marked slow.
 FAST_DEFAULT = ("deepconvnet", "deepconvnet_book", "googlenet", "resnet18", "resnet20")
@@ -60,6 +62,7 @@ def test_default_input_builds_predicts_and_counts(name):
     assert probs.shape == (1, info.num_classes)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert np.all(probs >= 0)
+    assert trainable(model) == info.params  # the count the registry declares and the docstring states
     if name in PUBLISHED_PARAMS:
         assert trainable(model) == PUBLISHED_PARAMS[name]
     if name in CIFAR_PARAMS_M:
@@ -75,13 +78,25 @@ def small_cases():
             yield case(name, (28, 28, 1), ident=f"{name}-28x28x1", fast=FAST_SMALL)  # the other small geometry
 
 
+def check_declared_contract(name, model):
+    """The contract the builder declares names the model's own layers: what a layer scan finds, without the scan."""
+    declared, scanned = contract_of(model), infer(model)
+    assert (declared.family, declared.width, declared.input_range) == (models.info(name).family, 1.0, (0.0, 1.0))
+    assert declared.classifier == scanned.classifier and declared.classifier[-1] == "predictions"
+    assert declared.blocks == scanned.blocks and declared.output == scanned.output == "probabilities"
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert declared.first_conv == scanned.first_conv == first.name
+
+
 @pytest.mark.parametrize(("name", "shape"), list(small_cases()))
 def test_small_input_predicts(name, shape):
     model = models.build(name, input_shape=shape, num_classes=7)
+    assert model.name == name
     x = images(shape, 2)
     probs = np.asarray(model(x, training=False))
     assert probs.shape == (2, 7)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    check_declared_contract(name, model)
     if shape != models.info(name).small_input_shape:
         return  # one training step per model, at its own small input
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", run_eagerly=True)

@@ -9,8 +9,11 @@ from kdeep.errors import ModelError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the `models`, `summary` and `why-deeper` commands."""
-    p = subparsers.add_parser("models", help="list every model with its parameters and MACs at its default input")
-    p.add_argument("--family", help="only this family (deepconvnet, vgg, googlenet, resnet, cifar_resnet)")
+    p = subparsers.add_parser("models", help="list the models: family, default input, parameters, description")
+    p.add_argument("--family", help="only this family: deepconvnet, vgg, googlenet, resnet (with the CIFAR "
+                                    "ResNets), cifar_resnet or plain")
+    p.add_argument("--costs", action="store_true",
+                   help="build each model at its default input and add MACs (about a minute for all of them)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=list_command)
 
@@ -44,30 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    """Builds every (or every `--family`) model at its default input and prints params and MACs."""
-    import keras
+    """Prints the registry's models (of `--family`); with `--costs`, builds each and adds its MACs."""
+    from kdeep import analysis
 
-    from kdeep import analysis, models
-
-    names = models.list_models(args.family)
-    if not names:
-        families = sorted({models.info(n).family for n in models.list_models()})
-        raise ModelError(f"unknown family {args.family!r}; valid: {', '.join(families)}")
-    rows = []
-    for name in names:
-        info = models.info(name)
-        summary = analysis.summarize(models.build(name))
-        rows.append({"name": name, "family": info.family, "input_shape": list(info.input_shape),
-                     "num_classes": info.num_classes, "params": summary.params,
-                     "trainable_params": summary.trainable_params, "macs": summary.macs,
-                     "description": info.description})
-        keras.backend.clear_session()  # frees each model before the next (VGGs hold ~0.5 GiB of weights)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    table = [(r["name"], r["family"], "x".join(map(str, r["input_shape"])), str(r["num_classes"]),
-              f"{r['params']:,}", f"{r['macs'] / 1e6:,.1f}M") for r in rows]
-    print(analysis.text_table(("model", "family", "input", "classes", "params", "MACs"), table, right=(3, 4, 5)))
+    rows = analysis.model_rows(args.family, costs=args.costs)
+    print(json.dumps([row.to_dict() for row in rows], indent=2) if args.json else analysis.format_model_rows(rows))
     return 0
 
 

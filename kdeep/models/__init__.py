@@ -1,12 +1,28 @@
-"""Model zoo: the book's DeepConvNet, VGG, GoogLeNet and ResNet as Keras 3 functional models, by name.
+"""Model zoo: the book's DeepConvNet, VGG, GoogLeNet, the ResNets and their plain twins as Keras 3 models, by name.
 
-`build("resnet50")`, `list_models()`, `info(name)`, and one plain function per model
-(`deepconvnet(...)`, `resnet20(...)`, ...) with the same arguments as `build`. Keras only, no TensorFlow.
+Every model is one registered, documented function (`kdeep.models.resnet50(...)`, defined in
+`kdeep/models/resnet.py`) that forwards its options to its family builder (`kdeep.models.resnet.resnet`);
+`build("resnet50", ...)` calls the same function by name. `list_models()`, `info(name)`, `families()` and
+`options_of(name)` read the registry. Keras only, no TensorFlow.
 """
-from kdeep.models import deepconvnet, vgg, googlenet, resnet  # noqa: F401, I001  (registers them, in this order)
-from kdeep.models.registry import ModelInfo, build, info, list_models, load_weights, model_function, takes_width
+# The family modules register their models on import, in this order (the order `list_models()` gives).
+from kdeep.models.deep_convnet import deepconvnet, deepconvnet_book
+from kdeep.models.vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
+from kdeep.models.inception import googlenet, googlenet_bn
+from kdeep.models.resnet import (resnet18, resnet34, resnet50, resnet101, resnet152, resnet50v2, resnet101v2,
+                                 resnet152v2)
+from kdeep.models.cifar import (plain20, plain32, plain44, plain56, plain110, resnet20, resnet32, resnet44, resnet56,
+                                resnet110)
+from kdeep.models.registry import (Family, ModelInfo, build, families, info, list_models, load_weights,
+                                   options_of, resolve_weights, takes_width)
 
-__all__ = ["ModelInfo", "build", "info", "list_models", "load_weights", "takes_width", *list_models()]
-# The public functions; `deepconvnet` and `googlenet` replace their same-named submodules as attributes
-# (import those modules as `from kdeep.models.googlenet import ...`).
-globals().update({name: model_function(name) for name in list_models()})
+__all__ = [
+    "Family", "ModelInfo", "build", "families", "info", "list_models", "load_weights", "options_of",
+    "resolve_weights", "takes_width",
+    "deepconvnet", "deepconvnet_book",
+    "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "googlenet", "googlenet_bn",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2",
+    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+    "plain20", "plain32", "plain44", "plain56", "plain110",
+]

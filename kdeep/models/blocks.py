@@ -1,6 +1,7 @@
-"""Layer blocks shared by every family: He-normal init, conv-BN-ReLU, the input and the classifier head."""
+"""Layer blocks shared by every family: He-normal init, conv-BN-ReLU, the width rounding and the classifier head."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
@@ -66,45 +67,56 @@ def conv_bn_relu(x: Any, filters: int, kernel: int, name: str, *, strides: int =
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+def dense_layer(units: int, name: str) -> layers.Dense:
+    """A fully connected layer with He-normal weights and zero bias (not yet called)."""
+    return layers.Dense(units, kernel_initializer=he_normal(), name=name)
+
+
 def dense(x: Any, units: int, name: str) -> Any:
-    """A fully connected layer with He-normal weights and zero bias."""
-    return layers.Dense(units, kernel_initializer=he_normal(), name=name)(x)
+    """A fully connected layer with He-normal weights and zero bias, applied to `x`."""
+    return dense_layer(units, name)(x)
 
 
 DROPOUT_SCALINGS = ("train", "test")
 
 
-def dropout(x: Any, rate: float, name: str, scaling: str = "train") -> Any:
-    """Dropout named `{name}_dropout`, scaled the Keras way or the book's way.
+def dropout_layers(rate: float, name: str, scaling: str = "train") -> list[layers.Layer]:
+    """Dropout named `name`, scaled the Keras way or the book's way (not yet called).
 
     Args:
-        x: the input tensor.
         rate: the fraction of units dropped while training.
-        name: the layer-name prefix.
+        name: the Dropout layer's name.
         scaling: "train" is Keras's inverted dropout (kept units x 1/(1 - rate) while training, identity at
             test). "test" is the book's `Dropout` layer (kept units unscaled while training, x (1 - rate) at
-            test), built from standard layers as Dropout -> Rescaling(1 - rate) "{name}_dropout_scale".
+            test), built from standard layers as Dropout -> Rescaling(1 - rate) "{name}_scale".
 
     Returns:
-        The output tensor.
+        The layers, in order.
     """
-    x = layers.Dropout(rate, name=f"{name}_dropout")(x)
+    dropped = [layers.Dropout(rate, name=name)]
     if scaling == "test":
-        x = layers.Rescaling(1.0 - rate, name=f"{name}_dropout_scale")(x)
-    return x
+        dropped.append(layers.Rescaling(1.0 - rate, name=f"{name}_scale"))
+    return dropped
 
 
-def predictions(x: Any, num_classes: int, activation: str | None, *, dropout_rate: float = 0.0,
-                dropout_scaling: str = "train") -> Any:
-    """The classifier output: Dense(num_classes) "logits" -> [dropout] -> Activation "predictions".
+def classify_layers(num_classes: int, activation: str | None, *, prefix: str = "", dropout_rate: float = 0.0,
+                    dropout_scaling: str = "train") -> list[layers.Layer]:
+    """The class scores: Dense(num_classes) "{prefix}logits" -> [dropout] -> Activation "{prefix}predictions".
 
-    The final activation runs in float32, so under a mixed_float16 policy the model still returns
-    float32 probabilities (or logits when `activation` is None).
+    The final activation runs in float32, so under a mixed_float16 policy the model still returns float32
+    probabilities (or logits when `activation` is None).
     """
-    x = dense(x, num_classes, "logits")
+    scores: list[layers.Layer] = [dense_layer(num_classes, f"{prefix}logits")]
     if dropout_rate:
-        x = dropout(x, dropout_rate, "logits", dropout_scaling)
-    return layers.Activation(activation or "linear", dtype="float32", name="predictions")(x)
+        scores += dropout_layers(dropout_rate, f"{prefix}logits_dropout", dropout_scaling)
+    return [*scores, layers.Activation(activation or "linear", dtype="float32", name=f"{prefix}predictions")]
+
+
+def apply(x: Any, sequence: list[layers.Layer]) -> Any:
+    """Calls the layers one after the other on `x`."""
+    for layer in sequence:
+        x = layer(x)
+    return x
 
 
 def global_pool(x: Any, pooling: str | None, name: str = "pool") -> Any:
@@ -115,3 +127,63 @@ def global_pool(x: Any, pooling: str | None, name: str = "pool") -> Any:
         return layers.GlobalMaxPooling2D(name=f"{name}_max")(x)
     return x
 
+
+@dataclasses.dataclass(frozen=True)
+class Top:
+    """What `top` built: the model's output tensor, the classifier's layer names and the output kind.
+
+    Attributes:
+        outputs: the output tensor.
+        classifier: the layers transfer learning replaces (the first Dense and all after it), bottom to top;
+            empty without a classifier.
+        output: "probabilities" (softmax), "logits" (any other activation) or "features" (no classifier).
+    """
+
+    outputs: Any
+    classifier: tuple[str, ...]
+    output: str
+
+
+DROPOUT_PLACES = ("features", "hidden", "logits")
+
+
+def top(x: Any, num_classes: int, *, include_top: bool = True, pooling: str | None = None,
+        activation: str | None = "softmax", flatten: bool = False, hidden: tuple[int, ...] = (),
+        dropout_rate: float = 0.0, dropout_at: tuple[str, ...] = (), dropout_scaling: str = "train") -> Top:
+    """The classifier head every family ends in: pool -> [hidden fc] -> dropout -> Dense -> activation.
+
+    With `include_top`: GlobalAveragePooling2D "avg_pool" (or Flatten "flatten"), then each hidden width as
+    Dense "fc{i}" -> ReLU "fc{i}_relu", then Dense "logits" -> Activation "predictions" (`classify_layers`).
+    Without it: the features, globally pooled as `pooling` says ("pool_avg", "pool_max") or left as a map.
+
+    Args:
+        x: the last feature map.
+        num_classes: classes.
+        include_top: build the classifier; False returns the features.
+        pooling: None, "avg" or "max" when include_top is False.
+        activation: the final activation ("softmax"), or None for logits.
+        flatten: flatten the map (VGG, DeepConvNet) instead of average-pooling it (GoogLeNet, ResNet).
+        hidden: widths of the hidden fully connected layers (VGG: two 4096s; DeepConvNet: one 50).
+        dropout_rate: the rate of every dropout of the head (0: none).
+        dropout_at: where the dropouts go (a subset of DROPOUT_PLACES): "features" (after the pool, "dropout"),
+            "hidden" (after each hidden layer, "fc{i}_dropout"), "logits" (between the logits and the activation,
+            "logits_dropout").
+        dropout_scaling: "train" (Keras's) or "test" (the book's), see `dropout_layers`.
+
+    Returns:
+        The Top (outputs, classifier layer names, output kind).
+    """
+    if not include_top:
+        return Top(global_pool(x, pooling), (), "features")
+    x = layers.Flatten(name="flatten")(x) if flatten else layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout_rate and "features" in dropout_at:
+        x = apply(x, dropout_layers(dropout_rate, "dropout", dropout_scaling))
+    head: list[layers.Layer] = []
+    for i, units in enumerate(hidden, start=1):
+        head += [dense_layer(units, f"fc{i}"), layers.Activation("relu", name=f"fc{i}_relu")]
+        if dropout_rate and "hidden" in dropout_at:
+            head += dropout_layers(dropout_rate, f"fc{i}_dropout", dropout_scaling)
+    head += classify_layers(num_classes, activation, dropout_rate=dropout_rate if "logits" in dropout_at else 0.0,
+                            dropout_scaling=dropout_scaling)
+    return Top(apply(x, head), tuple(layer.name for layer in head),
+               "probabilities" if activation == "softmax" else "logits")

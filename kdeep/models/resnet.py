@@ -1,7 +1,9 @@
-"""ResNets: ImageNet v1 (He et al. 2015), pre-activation v2 (He et al. 2016) and the CIFAR ResNets.
+"""ImageNet ResNets: v1 (He et al. 2015) and pre-activation v2 (He et al. 2016), and the residual blocks.
 
 A residual block learns F(x) and outputs F(x) + x: the identity path lets gradients skip the block, which
-is what makes 50 to 152 layers trainable. One generic builder, one table per variant:
+is what makes 50 to 152 layers trainable. One family builder (`resnet`), one table of depths, the blocks as
+plain functions (the CIFAR ResNets of `kdeep.models.cifar` reuse `basic_block` and `stages`), and one
+registered function per model:
 
 - v1 (`resnet18/34/50/101/152`): stem conv7x7/2 -> BN -> ReLU -> maxpool3x3/2, four stages (64, 128, 256,
   512 filters; "conv2_x".."conv5_x" in the paper, `stage2`..`stage5` here), global average pool, fc.
@@ -14,27 +16,23 @@ is what makes 50 to 152 layers trainable. One generic builder, one table per var
   (BN -> ReLU -> conv), projections taken from the pre-activated input, and a final BN -> ReLU before the
   pool (He et al. 2016, "Identity Mappings"). The stride is in the first block of a stage, as in v1
   (keras.applications' v2 puts it in the last block; the parameter count is the same).
-- CIFAR (`resnet20/32/44/56/110`, depth 6n+2, He et al. 2015 section 4.2): conv3x3(16) stem, no max-pool,
-  three stages of n basic blocks with 16/32/64 filters. Shortcuts use the paper's option A: the identity,
-  subsampled by 2 and zero-padded with the extra channels, so they add no parameters (0.27M for
-  ResNet-20, 0.86M for ResNet-56, 1.7M for ResNet-110). `shortcut="B"` uses 1x1 projections instead.
 
 Small-input stem for v1/v2 (`stem="small"`, picked automatically below 64 pixels): one conv3x3/1 instead
 of conv7x7/2 + max-pool, so 32x32 reaches the last stage at 4x4 instead of 1x1.
 
-`width` (every family here) scales the stem's and every stage's filters, rounded to multiples of 8
-(`blocks.scaled`); 1.0 is the paper's network, with the counts above.
+`width` scales the stem's and every stage's filters, rounded to multiples of 8 (`blocks.scaled`); 1.0 is the
+paper's network, with the counts above.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import keras
 from keras import layers
 
-from kdeep.errors import ModelError
 from kdeep.models import blocks
-from kdeep.models.registry import register
+from kdeep.models.registry import (Family, InputShape, Weights, check, choose, family_builder, finish,
+                                   register_model)
 
 # depth: (block kind, blocks per stage). ImageNet stages have 64, 128, 256, 512 base filters.
 IMAGENET_DEPTHS = {
@@ -44,10 +42,11 @@ IMAGENET_DEPTHS = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
+# v2 (pre-activation) exists with bottlenecks only.
+DEPTHS = {1: IMAGENET_DEPTHS, 2: {d: spec for d, spec in IMAGENET_DEPTHS.items() if spec[0] == "bottleneck"}}
 IMAGENET_FILTERS = (64, 128, 256, 512)
-CIFAR_DEPTHS = (20, 32, 44, 56, 110)
-CIFAR_FILTERS = (16, 32, 64)
-EXPANSION = {"basic": 1, "bottleneck": 4}
+RESNET = Family("resnet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3), num_classes=1000, min_size=32,
+                small_min_size=8, variant_args=("depth", "version"))
 
 
 def _projection(x: Any, filters: int, stride: int, name: str) -> Any:
@@ -109,109 +108,156 @@ def preact_bottleneck_block(x: Any, filters: int, stride: int, name: str, shortc
     return layers.Add(name=f"{name}_add")([short, x])
 
 
+# (block kind, version) -> the block function.
 BLOCKS = {("basic", 1): basic_block, ("bottleneck", 1): bottleneck_block, ("bottleneck", 2): preact_bottleneck_block}
+Block = Callable[[Any, int, int, str], Any]
 
 
-def _stages(x: Any, kind: str, version: int, filters: tuple[int, ...], counts: tuple[int, ...],
-            first_stage: int, shortcut: str) -> Any:
-    """Stacks the residual stages; every stage but the first halves the resolution in its first block."""
-    block = BLOCKS[(kind, version)]
+def stages(x: Any, block: Block, filters: tuple[int, ...], counts: tuple[int, ...], first_stage: int) -> Any:
+    """Stacks stages of `block(x, filters, stride, name)`; every stage but the first halves the resolution in its
+    first block. Blocks are named `stage{s}_block{b}`, stages numbered from `first_stage`."""
     for s, (stage_filters, count) in enumerate(zip(filters, counts)):
         for b in range(count):
             stride = 2 if s > 0 and b == 0 else 1
-            x = block(x, stage_filters, stride, f"stage{first_stage + s}_block{b + 1}", shortcut)
+            x = block(x, stage_filters, stride, f"stage{first_stage + s}_block{b + 1}")
     return x
 
 
-def _top(inputs: Any, x: Any, num_classes: int, include_top: bool, pooling: str | None,
-         classifier_activation: str | None, name: str) -> keras.Model:
-    """Global average pool + fc classifier, or the features when include_top is False."""
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = blocks.predictions(x, num_classes, classifier_activation)
-    else:
-        x = blocks.global_pool(x, pooling)
-    return keras.Model(inputs, x, name=name)
-
-
-def resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: int, version: int = 1,
-           stem: str = "imagenet", include_top: bool = True, pooling: str | None = None,
-           classifier_activation: str | None = "softmax", width: float = 1.0, name: str = "resnet") -> keras.Model:
-    """Builds an ImageNet-style ResNet (v1 or pre-activation v2).
+@family_builder(RESNET)
+def resnet(input_shape: InputShape | None = None, num_classes: int | None = None, *, depth: int = 50,
+           version: int = 1, weights: Weights = None, stem: str = "auto", include_top: bool = True,
+           pooling: str | None = None, classifier_activation: str | None = "softmax", width: float = 1.0,
+           name: str | None = None) -> keras.Model:
+    """Builds an ImageNet ResNet of any depth in the table (the family builder `resnet18` ... `resnet152v2` call).
 
     Args:
-        input_shape: (H, W, C).
-        num_classes: output classes.
+        input_shape: (H, W, C); default (224, 224, 3).
+        num_classes: output classes; default 1000.
         depth: 18, 34, 50, 101 or 152 (v2: 50, 101, 152).
         version: 1 (post-activation) or 2 (pre-activation).
-        stem: "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1, no max-pool).
+        weights: None, or a `.weights.h5` file to load after building.
+        stem: "auto" (small below 64 pixels), "imagenet" (conv7x7/2 + maxpool3x3/2) or "small" (conv3x3/1,
+            no max-pool).
         include_top: with the pooled fc classifier; False returns the last stage's features.
         pooling: None, "avg" or "max" when include_top is False.
         classifier_activation: "softmax" or None for logits.
         width: multiplier of the stem's and every stage's filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
+        name: the model name; default "resnet{depth}" (+ "v2").
 
     Returns:
-        The Keras model.
+        The Keras model, its contract declared.
+
+    Raises:
+        ModelError: an argument out of range (one line naming the valid values).
     """
-    kind, counts = IMAGENET_DEPTHS[depth]
+    name = name or f"resnet{depth}{'v2' if version == 2 else ''}"
+    kind, counts = choose(name, "depth", depth, choose(name, "version", version, DEPTHS))
+    checked = check(RESNET, name, input_shape, num_classes, weights=weights, stem=stem, pooling=pooling,
+                    classifier_activation=classifier_activation, width=width)
     filters = tuple(blocks.scaled(f, width) for f in IMAGENET_FILTERS)
-    inputs = keras.Input(input_shape, name="input")
-    if stem == "small":
+    inputs = keras.Input(checked.input_shape, name="input")
+    if checked.stem == "small":
         x = blocks.conv(inputs, filters[0], 3, "stem_conv")
     else:
         x = layers.ZeroPadding2D(3, name="stem_pad")(inputs)
         x = blocks.conv(x, filters[0], 7, "stem_conv", strides=2, padding="valid")
     if version == 1:  # v2 normalizes inside the first block instead
         x = layers.Activation("relu", name="stem_relu")(blocks.batchnorm(x, "stem_bn"))
-    if stem != "small":
+    if checked.stem != "small":
         x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
-    x = _stages(x, kind, version, filters, counts, first_stage=2, shortcut="B")
+    x = stages(x, BLOCKS[(kind, version)], filters, counts, first_stage=2)
     if version == 2:
         x = layers.Activation("relu", name="post_relu")(blocks.batchnorm(x, "post_bn"))
-    return _top(inputs, x, num_classes, include_top, pooling, classifier_activation, name)
+    top = blocks.top(x, checked.num_classes, include_top=include_top, pooling=pooling,
+                     activation=classifier_activation)
+    model = keras.Model(inputs, top.outputs, name=name)
+    names = ("stem", *(f"stage{s}" for s in range(2, 2 + len(counts))), *(("post",) if version == 2 else ()))
+    return finish(model, checked, top, first_conv="stem_conv", blocks=names, width=width)
 
 
-def cifar_resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: int, shortcut: str = "A",
-                 include_top: bool = True, pooling: str | None = None,
-                 classifier_activation: str | None = "softmax", width: float = 1.0,
-                 name: str = "cifar_resnet") -> keras.Model:
-    """Builds a CIFAR ResNet of depth 6n+2 (He et al. 2015, section 4.2).
+@register_model(RESNET, params=11_689_512)
+def resnet18(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-18 (He et al. 2015, "Deep Residual Learning"), the smallest: two basic blocks per stage.
 
-    Args:
-        input_shape: (H, W, C), the paper's is (32, 32, 3).
-        num_classes: output classes.
-        depth: 20, 32, 44, 56 or 110 (any 6n+2 works).
-        shortcut: "A" (zero-padded identity, the paper's CIFAR choice) or "B" (1x1 projection).
-        include_top: with the pooled fc classifier; False returns the last stage's features.
-        pooling: None, "avg" or "max" when include_top is False.
-        classifier_activation: "softmax" or None for logits.
-        width: multiplier of the 16/32/64 filters, rounded to multiples of 8 (1.0: the paper's).
-        name: the model name.
-
-    Returns:
-        The Keras model.
+    11,689,512 parameters at 224x224x3 with 1000 classes (torchvision's count), 1.81 G MACs. Arguments:
+    input_shape (default 224x224x3), num_classes (1000), weights, and the options of `resnet` (stem,
+    include_top, pooling, classifier_activation, width, name).
     """
-    if shortcut not in ("A", "B"):
-        raise ModelError(f"{name}: shortcut must be 'A' (zero-padded identity) or 'B' (projection), got {shortcut!r}")
-    blocks_per_stage = (depth - 2) // 6
-    filters = tuple(blocks.scaled(f, width) for f in CIFAR_FILTERS)
-    inputs = keras.Input(input_shape, name="input")
-    x = blocks.conv_bn_relu(inputs, filters[0], 3, "stem_conv")
-    x = _stages(x, "basic", 1, filters, (blocks_per_stage,) * 3, first_stage=1, shortcut=shortcut)
-    return _top(inputs, x, num_classes, include_top, pooling, classifier_activation, name)
+    return resnet(input_shape, num_classes, depth=18, weights=weights, **options)
 
 
-for _depth in IMAGENET_DEPTHS:
-    register(f"resnet{_depth}", family="resnet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3),
-             num_classes=1000, min_size=32, small_min_size=8, depth=_depth, version=1,
-             description=f"ResNet-{_depth} v1 (He et al. 2015)")(resnet)
-for _depth in (50, 101, 152):
-    register(f"resnet{_depth}v2", family="resnet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3),
-             num_classes=1000, min_size=32, small_min_size=8, depth=_depth, version=2,
-             description=f"ResNet-{_depth} v2, pre-activation (He et al. 2016)")(resnet)
-for _depth in CIFAR_DEPTHS:
-    register(f"resnet{_depth}", family="cifar_resnet", input_shape=(32, 32, 3), small_input_shape=(28, 28, 1),
-             num_classes=10, min_size=4, depth=_depth,
-             description=f"CIFAR ResNet-{_depth}, option A shortcuts (He et al. 2015)")(cifar_resnet)
+@register_model(RESNET, params=21_797_672)
+def resnet34(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-34 (He et al. 2015): basic blocks of two 3x3 convs, 3, 4, 6 and 3 per stage.
+
+    At 224x224x3 with 1000 classes: 21,797,672 parameters, as torchvision, and 3.66 G MACs. Same arguments as
+    `resnet18`.
+    """
+    return resnet(input_shape, num_classes, depth=34, weights=weights, **options)
+
+
+@register_model(RESNET, params=25_557_032)
+def resnet50(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+             **options: Any) -> keras.Model:
+    """ResNet-50 v1 (He et al. 2015), the first with bottleneck blocks (1x1, 3x3, 1x1; 3-4-6-3).
+
+    25,557,032 parameters (224x224x3, 1000 classes; torchvision's "v1.5" count, stride on the 3x3), 4.09 G
+    MACs. This is `resnet(depth=50)`; see `resnet18` for the arguments.
+    """
+    return resnet(input_shape, num_classes, depth=50, weights=weights, **options)
+
+
+@register_model(RESNET, params=44_549_160)
+def resnet101(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+              **options: Any) -> keras.Model:
+    """ResNet-101 v1 (He et al. 2015): bottlenecks, 23 of them in stage 4.
+
+    Parameters: 44,549,160 at 224x224x3 with 1000 classes. MACs: 7.80 G. It takes what `resnet18` takes.
+    """
+    return resnet(input_shape, num_classes, depth=101, weights=weights, **options)
+
+
+@register_model(RESNET, params=60_192_808)
+def resnet152(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+              **options: Any) -> keras.Model:
+    """ResNet-152 v1, the deepest ImageNet ResNet of He et al. 2015: 3, 8, 36, 3 bottlenecks.
+
+    With 1000 classes and 224x224x3 inputs it has 60,192,808 parameters and costs 11.51 G MACs; called as
+    `resnet18` is.
+    """
+    return resnet(input_shape, num_classes, depth=152, weights=weights, **options)
+
+
+@register_model(RESNET, params=25_549_352)
+def resnet50v2(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+               **options: Any) -> keras.Model:
+    """ResNet-50 v2: pre-activation bottlenecks, BN -> ReLU -> conv (He et al. 2016, "Identity Mappings").
+
+    A final BN -> ReLU before the pool; 25,549,352 trainable parameters at 224x224x3 with 1000 classes
+    (keras.applications' ResNet50V2), 4.09 G MACs. `resnet(depth=50, version=2)`, arguments as `resnet18`.
+    """
+    return resnet(input_shape, num_classes, depth=50, version=2, weights=weights, **options)
+
+
+@register_model(RESNET, params=44_541_480)
+def resnet101v2(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+                **options: Any) -> keras.Model:
+    """ResNet-101 v2 (He et al. 2016), pre-activation: 3, 4, 23, 3 bottleneck units.
+
+    44,541,480 trainable parameters, 7.80 G MACs (224x224x3, 1000 classes). Arguments: `resnet18`'s.
+    """
+    return resnet(input_shape, num_classes, depth=101, version=2, weights=weights, **options)
+
+
+@register_model(RESNET, params=60_185_128)
+def resnet152v2(input_shape: InputShape | None = None, num_classes: int | None = None, *, weights: Weights = None,
+                **options: Any) -> keras.Model:
+    """ResNet-152 v2, the pre-activation ResNet-152 of He et al. 2016.
+
+    Trainable parameters at 224x224x3 with 1000 classes: 60,185,128; multiply-accumulates: 11.51 G. The
+    arguments are those of `resnet18`.
+    """
+    return resnet(input_shape, num_classes, depth=152, version=2, weights=weights, **options)

@@ -25,8 +25,7 @@ def _net(input_shape: tuple[int, int, int], num_classes: int, kernels: tuple[int
         for c, kernel in enumerate(kernels, start=1):
             x = blocks.conv_bn_relu(x, channels, kernel, f"stage{s}_conv{c}", bn=False)
         x = layers.MaxPooling2D(2, name=f"stage{s}_pool")(x)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return keras.Model(inputs, blocks.predictions(x, num_classes, "softmax"), name=name)
+    return keras.Model(inputs, blocks.top(x, num_classes).outputs, name=name)
 
 
 def _params(c_in: int, kernels: tuple[int, ...], channels: int, stages: int, num_classes: int) -> int:

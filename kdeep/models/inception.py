@@ -47,7 +47,8 @@ from keras import layers
 
 from kdeep.errors import ModelError
 from kdeep.models import blocks
-from kdeep.models.registry import register
+from kdeep.models.registry import (Family, InputShape, Weights, check, family_builder, finish,
+                                   register_model)
 
 # Table 1: module -> (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj). "poolN" = maxpool3x3/2.
 INCEPTION_TABLE = (
@@ -65,6 +66,10 @@ INCEPTION_TABLE = (
 )
 AUX_AFTER = ("4a", "4d")
 AUX_POOL = 5
+# The contract's blocks, bottom to top (the auxiliary heads are training-only classifiers, not blocks).
+BLOCKS = ("stem_conv1", "stem_conv2", *(f"inception{m}" for m, widths in INCEPTION_TABLE if widths))
+GOOGLENET = Family("googlenet", input_shape=(224, 224, 3), small_input_shape=(32, 32, 3), num_classes=1000,
+                   min_size=32, small_min_size=8, variant_args=("batchnorm",))
 
 
 def inception_module(x: Any, widths: tuple[int, ...], name: str, bn: bool) -> Any:
@@ -88,48 +93,60 @@ def aux_classifier(x: Any, num_classes: int, activation: str | None, name: str, 
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Activation("relu", name=f"{name}_fc_relu")(blocks.dense(x, blocks.scaled(1024, width), f"{name}_fc"))
     x = layers.Dropout(0.7, name=f"{name}_dropout")(x)
-    x = blocks.dense(x, num_classes, f"{name}_logits")
-    return layers.Activation(activation or "linear", dtype="float32", name=f"{name}_predictions")(x)
+    return blocks.apply(x, blocks.classify_layers(num_classes, activation, prefix=f"{name}_"))
 
 
-def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str = "imagenet",
-              include_top: bool = True, pooling: str | None = None,
-              classifier_activation: str | None = "softmax", dropout: float = 0.4, aux_logits: bool = False,
-              batchnorm: bool = False, width: float = 1.0, name: str = "googlenet") -> keras.Model:
-    """Builds GoogLeNet (Inception v1).
+@register_model(GOOGLENET, params=6_998_552)
+@family_builder(GOOGLENET)
+def googlenet(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+              weights: Weights = None, stem: str = "auto", include_top: bool = True,
+              pooling: str | None = None, classifier_activation: str | None = "softmax", dropout: float = 0.4,
+              aux_logits: bool = False, batchnorm: bool = False, width: float = 1.0,
+              name: str | None = None) -> keras.Model:
+    """GoogLeNet / Inception v1 (Szegedy et al. 2014, "Going deeper with convolutions", Table 1).
+
+    Stem, nine Inception modules (3a-5b) with max-pools between 3b/4a and 4e/5a, global average pool, dropout
+    0.4, fc: 6,998,552 parameters at 224x224x3 with 1000 classes (Table 1 with biases), 1.58 G MACs. No local
+    response normalization; `batchnorm=True` is `googlenet_bn`.
 
     Args:
-        input_shape: (H, W, C).
-        num_classes: output classes.
-        stem: "imagenet" (the paper's) or "small" (stride 1, no max-pools before 3a).
+        input_shape: (H, W, C), at least 32x32 (8x8 with the small stem); default (224, 224, 3).
+        num_classes: output classes; default 1000.
+        weights: None, or a `.weights.h5` file to load after building.
+        stem: "auto" (small below 64 pixels), "imagenet" (the paper's) or "small" (stride 1, no max-pools
+            before 3a).
         include_top: with the pooled classifier; False returns the 5b features.
         pooling: None, "avg" or "max" when include_top is False.
         classifier_activation: "softmax" or None for logits.
         dropout: rate before the classifier (the paper's 0.4).
         aux_logits: add the two auxiliary classifiers as outputs 2 and 3 (for training).
-        batchnorm: BatchNorm after every conv (not in the paper).
+        batchnorm: BatchNorm after every conv, in place of its bias (not in the paper).
         width: multiplier of every conv's (and the auxiliary heads') channels, rounded to multiples of 8;
             1.0 is the paper's table.
-        name: the model name.
+        name: the model name; default "googlenet" ("googlenet_bn" with batchnorm).
 
     Returns:
-        The Keras model; with aux_logits its outputs are [predictions, aux1, aux2].
+        The Keras model, its contract declared; with aux_logits its outputs are [predictions, aux1, aux2].
 
     Raises:
-        ModelError: aux_logits without the top, or an input too small for the auxiliary pooling.
+        ModelError: an argument out of range, aux_logits without the top, or an input too small for the
+            auxiliary pooling.
     """
+    name = name or ("googlenet_bn" if batchnorm else "googlenet")
+    checked = check(GOOGLENET, name, input_shape, num_classes, weights=weights, stem=stem, pooling=pooling,
+                    classifier_activation=classifier_activation, dropout=dropout, width=width)
     if aux_logits and not include_top:
         raise ModelError(f"{name}: aux_logits=True needs include_top=True")
-    inputs = keras.Input(input_shape, name="input")
+    inputs = keras.Input(checked.input_shape, name="input")
     stem_1, stem_2 = blocks.scaled(64, width), blocks.scaled(192, width)
-    if stem == "small":
+    if checked.stem == "small":
         x = blocks.conv_bn_relu(inputs, stem_1, 3, "stem_conv1", bn=batchnorm)
     else:
         x = blocks.conv_bn_relu(inputs, stem_1, 7, "stem_conv1", strides=2, bn=batchnorm)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool1")(x)
     x = blocks.conv_bn_relu(x, stem_1, 1, "stem_conv2_reduce", bn=batchnorm)
     x = blocks.conv_bn_relu(x, stem_2, 3, "stem_conv2", bn=batchnorm)
-    if stem != "small":
+    if checked.stem != "small":
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool2")(x)
     aux = []
     for module, widths in INCEPTION_TABLE:
@@ -141,18 +158,21 @@ def googlenet(input_shape: tuple[int, int, int], num_classes: int, *, stem: str 
             if min(x.shape[1:3]) < AUX_POOL:
                 raise ModelError(f"{name}: aux_logits needs the 4a map to be at least {AUX_POOL}x{AUX_POOL}, "
                                  f"got {x.shape[1]}x{x.shape[2]}; use a larger input or stem='small'")
-            aux.append(aux_classifier(x, num_classes, classifier_activation, f"aux{len(aux) + 1}", batchnorm, width))
-    if not include_top:
-        return keras.Model(inputs, blocks.global_pool(x, pooling), name=name)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = blocks.predictions(x, num_classes, classifier_activation)
-    return keras.Model(inputs, [outputs, *aux] if aux else outputs, name=name)
+            aux.append(aux_classifier(x, checked.num_classes, classifier_activation, f"aux{len(aux) + 1}",
+                                      batchnorm, width))
+    top = blocks.top(x, checked.num_classes, include_top=include_top, pooling=pooling,
+                     activation=classifier_activation, dropout_rate=dropout, dropout_at=("features",))
+    model = keras.Model(inputs, [top.outputs, *aux] if aux else top.outputs, name=name)
+    return finish(model, checked, top, first_conv="stem_conv1", blocks=BLOCKS, width=width)
 
 
-for _bn in (False, True):
-    register(f"googlenet{'_bn' if _bn else ''}", family="googlenet", input_shape=(224, 224, 3),
-             small_input_shape=(32, 32, 3), num_classes=1000, min_size=32, small_min_size=8,
-             description=f"GoogLeNet / Inception v1{' with BatchNorm' if _bn else ''} (Szegedy et al. 2014)",
-             batchnorm=_bn)(googlenet)
+@register_model(GOOGLENET, params=7_005_832)
+def googlenet_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+                 weights: Weights = None, **options: Any) -> keras.Model:
+    """GoogLeNet with BatchNorm after every conv (Szegedy et al. 2014; BatchNorm: Ioffe & Szegedy 2015).
+
+    `googlenet(batchnorm=True)`: each conv's bias gives way to BatchNorm, 7,005,832 trainable parameters at
+    224x224x3 with 1000 classes, 1.58 G MACs. It trains from scratch where plain GoogLeNet stays at chance
+    (docs/compare.md). Arguments: `googlenet`'s, but batchnorm.
+    """
+    return googlenet(input_shape, num_classes, weights=weights, batchnorm=True, **options)
