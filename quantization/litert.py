@@ -47,9 +47,10 @@ class Latency:
 
 def quantize_input(x: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
     """Float model inputs -> the input tensor's dtype: float32 as they are; uint8, int8 or int16 through the
-    tensor's scale and zero point (rounded, clipped to the type's range)."""
+    tensor's scale and zero point (rounded, clipped to the type's range). An array already of the input's integer
+    dtype holds the tensor's values (a deployable file's uint8 pixels) and is taken as it is."""
     dtype = detail["dtype"]
-    if not np.issubdtype(dtype, np.integer):
+    if not np.issubdtype(dtype, np.integer) or np.asarray(x).dtype == dtype:
         return np.asarray(x).astype(dtype, copy=False)
     scale, zero_point = detail["quantization"]
     limits = np.iinfo(dtype)
@@ -183,7 +184,15 @@ def predict(source: Source, images: np.ndarray, *, input_range: tuple[float, flo
     Returns:
         Float32 outputs, one row per image (dequantized for an integer output).
     """
-    x = scale_pixels(np.asarray(images), input_range)
+    return predict_inputs(source, scale_pixels(np.asarray(images), input_range), batch_size=batch_size,
+                          num_threads=num_threads)
+
+
+def predict_inputs(source: Source, inputs: np.ndarray, *, batch_size: int = SCORING_BATCH,
+                   num_threads: int = 2) -> np.ndarray:
+    """Runs the model on prepared inputs (float model inputs, or the input tensor's own integer values, as
+    `quantize_input` takes them), `batch_size` per invoke (the last batch zero-padded); float32 outputs."""
+    x = np.asarray(inputs)
     runner = open_model(source, num_threads=num_threads)
     batch = min(batch_size, len(x))
     outputs = []
@@ -205,8 +214,15 @@ def latency(source: Source, image: np.ndarray, *, input_range: tuple[float, floa
         num_threads: interpreter threads.
         runs, warmup: timed and untimed invokes.
     """
+    return input_latency(source, scale_pixels(np.asarray(image)[None], input_range), num_threads=num_threads,
+                         runs=runs, warmup=warmup)
+
+
+def input_latency(source: Source, inputs: np.ndarray, *, num_threads: int = 1, runs: int = LATENCY_RUNS,
+                  warmup: int = LATENCY_WARMUP) -> Latency:
+    """Latency of one invoke on prepared inputs (a batch of one, as `predict_inputs` takes inputs)."""
     runner = open_model(source, num_threads=num_threads)
-    runner.set_input(scale_pixels(np.asarray(image)[None], input_range))
+    runner.set_input(np.asarray(inputs))
     timings = time_calls(runner.invoke, runs=runs, warmup=warmup)
     return Latency(median_us=timings.median * 1e6, p90_us=timings.p90 * 1e6)
 

@@ -57,8 +57,8 @@ def _widths(variant: Variant, model: Any) -> dict[str, int]:
             else variant.weight_bits for layer in model.layers if getattr(layer, "kernel", None) is not None}
 
 
-def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite: Path,
-                   folder: Path) -> tuple[Any, Path]:
+def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite: Path, folder: Path,
+                   graph: convert.ModelGraph = convert.MODEL_GRAPH) -> tuple[Any, Path]:
     """The model ai-edge-quantizer quantizes at these widths, and its float32 .tflite.
 
     Layers quantized below 5 bits are clipped first (`quantization.clipping`); with none, that is `model` and
@@ -68,34 +68,36 @@ def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite:
     if source is model:
         return model, float_tflite
     key = hashlib.sha1(repr(sorted(weight_bits.items())).encode()).hexdigest()[:12]
-    return source, _float_tflite(source, folder / f"clipped_{key}.tflite")
+    return source, _float_tflite(source, folder / f"clipped_{key}.tflite", graph)
 
 
 def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path,
-            folder: Path) -> Path:
+            folder: Path, graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Path:
     """Makes an ai-edge-quantizer variant from `model` and its float32 .tflite (clipped copies go to `folder`)."""
     widths = _widths(variant, model)
     source, source_tflite = (model, float_tflite) if variant.qat else _clipped_float(model, widths, float_tflite,
-                                                                                      folder)
+                                                                                      folder, graph)
     activation_bits = None if variant.activation_bits == 32 else variant.activation_bits
     return aiedge.quantize_tflite(source_tflite, path, weight_bits=widths, default_bits=variant.weight_bits,
                                   activation_bits=activation_bits, model=source, dynamic=variant.dynamic,
-                                  calibration=representative if variant.representative else None)
+                                  calibration=representative if variant.representative else None,
+                                  float_io=graph.float_io)
 
 
-def _float_tflite(model_or_export: Any, path: Path) -> Path:
+def _float_tflite(model_or_export: Any, path: Path, graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Path:
     """The `float32` variant of a model (or of its SavedModel folder) at `path`, made once."""
     if path.is_file():
         return path
     if isinstance(model_or_export, Path):
         return convert.convert(model_or_export, VARIANTS["float32"], None, path)
-    with convert.saved_model(model_or_export) as folder:
+    with graph.saved_model(model_or_export) as folder:
         return convert.convert(folder, VARIANTS["float32"], None, path)
 
 
 def quantize(model: Any, variants: str | Sequence[str] | None, representative_data: np.ndarray,
              out_dir: str | os.PathLike, *, train_data: tuple[np.ndarray, np.ndarray] | None = None,
-             qat_epochs: int = 1, layer_errors: bool = False) -> Conversions:
+             qat_epochs: int = 1, layer_errors: bool = False,
+             graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Conversions:
     """Converts `model` to each variant as `<out_dir>/<variant>.tflite`.
 
     Converter variants come from one SavedModel export; ai-edge-quantizer variants from the float32 .tflite
@@ -106,11 +108,13 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
     Args:
         model: a Keras 3 model.
         variants: names from `VARIANTS` (list or comma-separated), None for all.
-        representative_data: float calibration images (training data) shaped like the model input.
+        representative_data: float calibration images (training data) shaped like the graph's input.
         out_dir: where the .tflite files go.
         train_data: (float images, labels) for QAT fine-tuning; required for qat_int8 and qat_int4.
         qat_epochs: QAT fine-tuning epochs.
         layer_errors: also run the int8 QuantizationDebugger (into `.layer_errors`).
+        graph: the graph converted: the model's own (`convert.MODEL_GRAPH`), or the deployable one
+            (`quantization.export.Deployment`, which also finishes each file).
 
     Returns:
         `Conversions`: {variant: path}, with `.failed`, `.seconds` and `.layer_errors`.
@@ -119,7 +123,7 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
         QuantizationError: unknown variant, bad representative data, or a QAT variant without train_data.
     """
     chosen = resolve(variants)
-    representative = convert.check_representative(representative_data, model.input_shape)
+    representative = convert.check_representative(representative_data, graph.input_shape(model))
     if any(v.qat for v in chosen):
         if train_data is None:
             raise QuantizationError(f"{', '.join(v.name for v in chosen if v.qat)} need(s) train_data=(images, labels) "
@@ -127,25 +131,26 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
         train_x = convert.check_representative(train_data[0], model.input_shape)
     out = Path(out_dir)
     conversions = Conversions()
-    with convert.saved_model(model) as exported, tempfile.TemporaryDirectory(prefix="kdeep_aiedge_") as scratch:
+    with graph.saved_model(model) as exported, tempfile.TemporaryDirectory(prefix="kdeep_aiedge_") as scratch:
         for variant in chosen:
             start = time.perf_counter()
             path = variant_path(out, variant.name)
             try:
                 tuned = (qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs,
                                        weight_bits=variant.weight_bits) if variant.qat else None)
-                if variant.backend == "converter":
-                    source = exported if tuned is None else tuned
-                    conversions[variant.name] = convert.convert(source, variant, representative, path)
+                if variant.backend == "converter" and tuned is None:
+                    convert.convert(exported, graph.variant(variant), representative, path)
+                elif variant.backend == "converter":
+                    with graph.saved_model(tuned) as source:
+                        convert.convert(source, graph.variant(variant), representative, path)
                 elif tuned is None:
                     float_tflite = _float_tflite(exported, Path(scratch) / "float32.tflite")
-                    conversions[variant.name] = _aiedge(variant, model, float_tflite, representative, path,
-                                                        Path(scratch))
+                    _aiedge(variant, model, float_tflite, representative, path, Path(scratch), graph)
                 else:  # QAT trained the weights on the max-scaled grid: exported unclipped
                     source = qat.float_weights(model, tuned)
-                    float_tflite = _float_tflite(source, Path(scratch) / f"{variant.name}_float32.tflite")
-                    conversions[variant.name] = _aiedge(variant, source, float_tflite, representative, path,
-                                                        Path(scratch))
+                    float_tflite = _float_tflite(source, Path(scratch) / f"{variant.name}_float32.tflite", graph)
+                    _aiedge(variant, source, float_tflite, representative, path, Path(scratch), graph)
+                conversions[variant.name] = graph.finish(path, variant)
                 conversions.seconds[variant.name] = time.perf_counter() - start
             except QuantizationError as error:
                 conversions.failed[variant.name] = str(error)
