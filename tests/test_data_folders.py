@@ -77,7 +77,7 @@ def test_a_png_folder_trains_evaluates_from_its_run_and_quantizes(mnist, tmp_pat
     capsys.readouterr()
     assert main(["evaluate", run, "--json"]) == 0  # the dataset comes from the run's config.json
     evaluated = json.loads(capsys.readouterr().out)
-    assert evaluated["num_examples"] == 200 and evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert evaluated["n"] == 200 and evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert main(["quantize", run, "--variants", "float32", "--out", str(tmp_path / "q")]) == 0
     report = json.loads((tmp_path / "q" / "report.json").read_text())
     assert report["dataset"] == folder and report["n_test"] == 200
