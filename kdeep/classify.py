@@ -2,7 +2,7 @@
 
 Files are decoded with Pillow (PNG, JPEG, ... of any size and channel count), resized to the model's input and
 converted to its channels, then fed as uint8 pixels to a `Classifier`: a Keras model scales them as its contract
-says, a LiteRT file as its input tensor and metadata say (`quantization.export.input_values`). Decoding runs on
+says, a LiteRT file as its input tensor and metadata say (`quantization.litert.pixel_inputs`). Decoding runs on
 one thread, one batch ahead of the model. A file that is not a readable image is skipped and reported; the others
 are still classified.
 """
@@ -97,8 +97,7 @@ class LiteRTClassifier:
                                     "([1, height, width, 1 or 3] uint8, int8 or float32): give an image classifier, "
                                     "e.g. one written by `kdeep export`")
         self.image_size, self.channels = shape[1:3], shape[3]
-        self.normalization = metadata.input_normalization(data)
-        if dtype == np.float32 and self.normalization is None:
+        if dtype == np.float32 and self.runner.normalization is None:
             raise QuantizationError(f"{path} has a float input without NormalizationOptions metadata, so how "
                                     "pixels map onto it is unknown: export the model with `kdeep export`")
         classes = int(output["shape"][-1])
@@ -106,9 +105,9 @@ class LiteRTClassifier:
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, classes) float32 probabilities of uint8 (N, H, W, C) images."""
-        from quantization.export import input_values
+        from quantization.litert import pixel_inputs
 
-        return self.runner.run(input_values(pixels, self.detail, self.normalization))
+        return self.runner.run(pixel_inputs(pixels, self.detail, self.runner.normalization))
 
 
 def open_classifier(model_path: str | os.PathLike, dataset: str | None = None) -> Any:

@@ -87,7 +87,7 @@ def saved_model(model: Any) -> Iterator[Path]:
 class ModelGraph:
     """The graph a variant is converted from: the model's own input and output, as `kdeep quantize` scores them.
 
-    `quantization.export.Deployment` has the same methods for the deployable graph (a camera image in,
+    `quantization.deploy.Deployment` has the same methods for the deployable graph (a camera image in,
     probabilities out, TFLite Metadata); `quantization.pipeline.quantize` converts through either.
     """
 

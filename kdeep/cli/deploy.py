@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export_flags(export: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from quantization.export import CHANNELS, INTEGER_IO
+    from quantization.deploy import CHANNELS, INTEGER_IO
     from quantization.variants import VARIANTS
 
     export.add_argument("model", metavar="RUN_DIR|MODEL.keras", help="a kdeep run directory or a .keras file")
