@@ -1,4 +1,4 @@
-"""A model's contract, carried with it (as timm's default_cfg): input range, output kind, classifier and blocks.
+"""A model's contract, carried with it (as timm's default_cfg): input range, output kind, classifier, blocks, labels.
 
 Training, evaluation, transfer and quantization read the contract instead of guessing. kdeep's builders declare
 it (every builder in `kdeep.models` knows its classifier, first convolution and blocks, and attaches them),
@@ -34,6 +34,8 @@ class Contract:
         blocks: the block names of the layers with weights, bottom to top (the groups `--unfreeze-blocks` counts).
         family: the registry family ("resnet", ...) or "" for a model kdeep did not build.
         width: the width multiplier the model was built with.
+        labels: the class names, one per output, set when the model is trained (a named dataset's classes or an
+            image folder's subfolders); empty when unknown. Exported LiteRT files carry them as their labels file.
     """
 
     input_range: tuple[float, float] = (0.0, 1.0)
@@ -43,6 +45,7 @@ class Contract:
     blocks: tuple[str, ...] = ()
     family: str = ""
     width: float = 1.0
+    labels: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """The contract as a JSON object (what a `.keras` file stores)."""

@@ -1,7 +1,7 @@
-"""Quantization: LiteRT variants by bit width, QAT, scoring on real data and accuracy-vs-bits reports.
+"""Quantization: LiteRT variants by bit width, QAT, scoring on real data, accuracy-vs-bits reports, deployable files.
 
 `quantize`, `score_variant`, `write_report`, `run_pipeline` (returning the report directory; report.json holds
-`PipelineResults`) and the `VARIANTS` table; TensorFlow, tfmot and LiteRT load on first use, so importing the
+`PipelineResults`), `export` (deployable files and a model card) and the `VARIANTS` table; TensorFlow, tfmot and LiteRT load on first use, so importing the
 package is cheap. `quantization.litert` is the one module that opens LiteRT files.
 """
 from quantization.variants import VARIANTS, Variant  # noqa: I001
@@ -9,6 +9,7 @@ from quantization.evaluate import VariantScore, score_variant
 from quantization.results import PipelineResults
 from quantization.pipeline import quantize, run_pipeline
 from quantization.report import write_report
+from quantization.export import export
 
-__all__ = ["VARIANTS", "PipelineResults", "Variant", "VariantScore", "quantize", "run_pipeline", "score_variant",
-           "write_report"]
+__all__ = ["VARIANTS", "PipelineResults", "Variant", "VariantScore", "export", "quantize", "run_pipeline",
+           "score_variant", "write_report"]

@@ -185,8 +185,10 @@ def _op_bits(ops: list[LayerOp], weight_bits: dict[str, int | None], default_bit
     return [(op, names.get(op, op.output), weight_bits.get(names.get(op), default_bits)) for op in ops]
 
 
-def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | None, dynamic: bool) -> Any:
-    """Builds the ai-edge-quantizer recipe, one rule per weighted op.
+def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | None, dynamic: bool,
+            float_io: bool = False) -> Any:
+    """Builds the ai-edge-quantizer recipe, one rule per weighted op (`float_io`: the model's input and output
+    stay float32, with QUANTIZE and DEQUANTIZE ops at the edges).
 
     Raises:
         QuantizationError: ai-edge-quantizer has no config for a requested width on an op (its policy check).
@@ -197,6 +199,8 @@ def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | 
     manager = recipe_manager.RecipeManager()
     if activation_bits is not None:  # every other supported op (pooling, reshape, softmax) runs on integers too
         manager.add_static_config(".*", names.ALL_SUPPORTED, activation_bits, 8)
+        for edge in (names.INPUT, names.OUTPUT) if float_io else ():
+            manager.add_quantization_config(".*", edge, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
     for op, label, bits in plan:
         operation = names(op.op)
         if bits == 2 and op.op not in TWO_BIT_OPS:
@@ -222,7 +226,7 @@ def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | 
 
 def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bits: dict[str, int | None],
                     default_bits: int | None, activation_bits: int | None = None, model: Any = None,
-                    calibration: np.ndarray | None = None, dynamic: bool = False) -> Path:
+                    calibration: np.ndarray | None = None, dynamic: bool = False, float_io: bool = False) -> Path:
     """Quantizes a float .tflite with ai-edge-quantizer, with a weight width per Keras layer.
 
     Args:
@@ -234,6 +238,8 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
         model: the Keras model the .tflite came from (required when `weight_bits` names layers).
         calibration: float images shaped like the model input, for static activations.
         dynamic: with float activations, dynamic range (True) or weight-only (False) for 4- and 8-bit layers.
+        float_io: with integer activations, keep a float32 input and output (QUANTIZE and DEQUANTIZE at the edges)
+            instead of integer ones.
 
     Returns:
         `out_path`.
@@ -247,7 +253,7 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
     if activation_bits is not None and (calibration is None or len(calibration) == 0):
         raise QuantizationError(f"{activation_bits}-bit activations need calibration images (training data)")
     plan = _op_bits(weighted_ops(float_tflite), weight_bits, default_bits, model, float_tflite)
-    recipe = _recipe(plan, activation_bits, dynamic)
+    recipe = _recipe(plan, activation_bits, dynamic, float_io)
     from ai_edge_quantizer import quantizer
 
     try:

@@ -84,6 +84,43 @@ def saved_model(model: Any) -> Iterator[Path]:
         yield Path(folder)
 
 
+class ModelGraph:
+    """The graph a variant is converted from: the model's own input and output, as `kdeep quantize` scores them.
+
+    `quantization.deploy.Deployment` has the same methods for the deployable graph (a camera image in,
+    probabilities out, TFLite Metadata); `quantization.pipeline.quantize` converts through either.
+    """
+
+    float_io = False  # ai-edge-quantizer's static variants keep their integer input and output
+
+    def input_shape(self, model: Any) -> tuple:
+        """The converted graph's input shape, batch first (what calibration images must match)."""
+        return tuple(model.input_shape)
+
+    @contextlib.contextmanager
+    def saved_model(self, model: Any) -> Iterator[Any]:
+        """What `convert` converts for `model`: a Keras 3 model's SavedModel (`saved_model`), a tf_keras (QAT)
+        model as it is."""
+        import keras
+
+        if not isinstance(model, keras.Model):
+            yield model
+            return
+        with saved_model(model) as folder:
+            yield folder
+
+    def variant(self, variant: Variant) -> Variant:
+        """The converter settings for a variant of this graph: the table's."""
+        return variant
+
+    def finish(self, path: Path, variant: Variant) -> Path:
+        """Nothing to add to a converted file of this graph."""
+        return path
+
+
+MODEL_GRAPH = ModelGraph()
+
+
 def _converter(source: Any, variant: Variant, representative: np.ndarray | None) -> Any:
     """Builds a `tf.lite.TFLiteConverter` for a SavedModel folder or a Keras model, with the variant's settings."""
     import tensorflow as tf

@@ -1,5 +1,6 @@
 """LiteRT in one place: the only module that opens `ai_edge_litert` models. Batched predict (each tensor's own
-quantization applied), intermediate tensors, batch-1 latency, and the check that a new file runs.
+quantization applied; a deployable file fed pixels as its metadata says), intermediate tensors, batch-1 latency,
+and the check that a new file runs.
 
 A `Runner` wraps one opened model; `predict`, `latency` and `tensors` open one for a file. Files that are
 missing, truncated or not LiteRT models raise `kdeep.errors.ArtifactError` in one line. The runner is built on
@@ -47,9 +48,10 @@ class Latency:
 
 def quantize_input(x: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
     """Float model inputs -> the input tensor's dtype: float32 as they are; uint8, int8 or int16 through the
-    tensor's scale and zero point (rounded, clipped to the type's range)."""
+    tensor's scale and zero point (rounded, clipped to the type's range). An array already of the input's integer
+    dtype holds the tensor's values (a deployable file's uint8 pixels) and is taken as it is."""
     dtype = detail["dtype"]
-    if not np.issubdtype(dtype, np.integer):
+    if not np.issubdtype(dtype, np.integer) or np.asarray(x).dtype == dtype:
         return np.asarray(x).astype(dtype, copy=False)
     scale, zero_point = detail["quantization"]
     limits = np.iinfo(dtype)
@@ -64,18 +66,60 @@ def dequantize(y: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
     return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+def pixel_inputs(pixels: np.ndarray, detail: Mapping[str, Any],
+                 normalization: tuple[tuple[float, ...], tuple[float, ...]] | None) -> np.ndarray:
+    """uint8 pixels (N, H, W, C) as an image classifier's input takes them (what `kdeep export` files and edge
+    runtimes agree on): grey repeated when the input is RGB; a uint8 input the pixels as they are, an int8 one
+    pixel - 128, a float32 one (pixel - mean) / std of its NormalizationOptions (TFLite Metadata).
+
+    Raises:
+        QuantizationError: a float input without NormalizationOptions (how pixels map onto it is unknown).
+    """
+    pixels = np.asarray(pixels)
+    if pixels.shape[-1] == 1 and detail["shape"][-1] == 3:
+        pixels = np.repeat(pixels, 3, axis=-1)  # the luma of grey as RGB is the grey value again
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.uint8:
+        return pixels.astype(np.uint8, copy=False)
+    if dtype == np.int8:
+        return (pixels.astype(np.int16) - 128).astype(np.int8)
+    if normalization is None:
+        raise QuantizationError("the model's float input has no NormalizationOptions metadata, so how pixels map "
+                                "onto it is unknown: export the model with `kdeep export`")
+    mean, std = (np.asarray(v, np.float32) for v in normalization)
+    return (pixels.astype(np.float32) - mean) / std
+
+
 class Runner:
-    """An opened LiteRT model fed float model inputs (already scaled as the Keras model takes them).
+    """An opened LiteRT model fed float model inputs (already scaled as the Keras model takes them), or, through
+    `feed`, images as the file takes them.
 
     Attributes:
         interpreter: the `ai_edge_litert.interpreter.Interpreter`.
         name: the file's path, or "flatbuffer" for one opened from memory.
+        deployable: the file carries TFLite Metadata (`kdeep export` and `kdeep quantize` files): it takes pixels
+            its own way (`pixel_inputs`).
+        normalization: its input's NormalizationOptions (mean, std), None without.
     """
 
-    def __init__(self, interpreter: Any, name: str) -> None:
+    def __init__(self, interpreter: Any, name: str, flatbuffer: bytes = b"") -> None:
+        from quantization import metadata
+
         self.interpreter = interpreter
         self.name = name
         self._allocated = False
+        self.deployable = bool(flatbuffer) and metadata.metadata_buffer(flatbuffer) is not None
+        self.normalization = metadata.input_normalization(flatbuffer) if self.deployable else None
+
+    def feed(self, images: np.ndarray, input_range: tuple[float, float] = UNIT_RANGE) -> np.ndarray:
+        """Images (uint8 pixels, or floats in [0, 1]) as this file takes them: a deployable file through
+        `pixel_inputs`, any other scaled into `input_range` (the Keras model's, `kdeep.data.scale_pixels`)."""
+        images = np.asarray(images)
+        if not self.deployable:
+            return scale_pixels(images, input_range)
+        if np.issubdtype(images.dtype, np.floating):
+            images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+        return pixel_inputs(images, self.input_detail(), self.normalization)
 
     def input_detail(self) -> dict:
         """The (first) input tensor's details: index, shape, dtype, quantization."""
@@ -158,13 +202,14 @@ def open_model(source: Source, *, num_threads: int | None = None, keep_tensors: 
                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     if isinstance(source, bytes):
         with silenced():
-            return Runner(Interpreter(model_content=source, **options), "flatbuffer")
+            return Runner(Interpreter(model_content=source, **options), "flatbuffer", source)
     path = io.resolve_tflite(source)
     try:
         with silenced():
-            return Runner(Interpreter(model_path=str(path), **options), str(path))
+            interpreter = Interpreter(model_path=str(path), **options)
     except (ValueError, RuntimeError) as error:
         raise io.unreadable_tflite(path, error) from None
+    return Runner(interpreter, str(path), path.read_bytes())
 
 
 def predict(source: Source, images: np.ndarray, *, input_range: tuple[float, float] = UNIT_RANGE,
@@ -175,7 +220,8 @@ def predict(source: Source, images: np.ndarray, *, input_range: tuple[float, flo
         source: the .tflite file (or flatbuffer bytes).
         images: uint8 pixels (N, H, W, C), scaled into `input_range` (the Keras model's contract range); float
             images are taken as in [0, 1] and mapped the same way, so with the default range they are passed as
-            they are (`kdeep.data.scale_pixels`).
+            they are (`kdeep.data.scale_pixels`). A deployable file (TFLite Metadata) takes them as its metadata
+            says (`pixel_inputs`).
         input_range: the (low, high) the model's input spans.
         batch_size: images per invoke.
         num_threads: interpreter threads.
@@ -183,8 +229,8 @@ def predict(source: Source, images: np.ndarray, *, input_range: tuple[float, flo
     Returns:
         Float32 outputs, one row per image (dequantized for an integer output).
     """
-    x = scale_pixels(np.asarray(images), input_range)
     runner = open_model(source, num_threads=num_threads)
+    x = runner.feed(images, input_range)
     batch = min(batch_size, len(x))
     outputs = []
     for start in range(0, len(x), batch):
@@ -206,7 +252,7 @@ def latency(source: Source, image: np.ndarray, *, input_range: tuple[float, floa
         runs, warmup: timed and untimed invokes.
     """
     runner = open_model(source, num_threads=num_threads)
-    runner.set_input(scale_pixels(np.asarray(image)[None], input_range))
+    runner.set_input(runner.feed(np.asarray(image)[None], input_range))
     timings = time_calls(runner.invoke, runs=runs, warmup=warmup)
     return Latency(median_us=timings.median * 1e6, p90_us=timings.p90 * 1e6)
 
@@ -217,16 +263,18 @@ def latencies(source: Source, image: np.ndarray, *, input_range: tuple[float, fl
     return {str(t): latency(source, image, input_range=input_range, num_threads=t, runs=runs) for t in THREADS}
 
 
-def tensors(source: Source, inputs: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+def tensors(source: Source, images: np.ndarray, names: Sequence[str], *,
+            input_range: tuple[float, float] = UNIT_RANGE) -> dict[str, np.ndarray]:
     """Float values of the named tensors after one invoke on a whole batch, on LiteRT's builtin kernels.
 
     Args:
         source: the .tflite file (or flatbuffer bytes).
-        inputs: float model inputs (already scaled as the model takes them), one batch.
+        images: one batch, as `predict` takes images (uint8 pixels, or floats in [0, 1]).
         names: tensor names; those the model does not hold are left out of the result.
+        input_range: the model's input range.
     """
     runner = open_model(source, keep_tensors=True)
-    runner.run(np.asarray(inputs, np.float32))
+    runner.run(runner.feed(images, input_range))
     return runner.tensors(names)
 
 

@@ -59,7 +59,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("float32", "plain conversion", 32, 32),
         Variant("float16", "float16 weights", 16, 32, optimize=True, supported_types=("float16",)),
         Variant("dynamic", "dynamic range: int8 weights, float activations", 8, 32, optimize=True),
-        Variant("int8", "full integer, calibrated on training images; int8 input/output", 8, 8, **_FULL_INT8),
+        Variant("int8", "full integer, calibrated on training images", 8, 8, **_FULL_INT8),
         Variant(
             "int16x8",
             "int16 activations, int8 weights",

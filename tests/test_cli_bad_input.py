@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kdeep import io
@@ -52,6 +53,7 @@ CASES = [
     ("train-corrupt-config", [*TRAIN, "--out", "{tmp}/badconfig"], {}),
     ("train-corrupt-state", [*TRAIN, "--out", "{tmp}/badstate"], {}),
     ("train-corrupt-last", [*TRAIN, "--out", "{tmp}/badlast"], {}),
+    ("train-folder-one-class", [*TRAIN[:4], "{tmp}/oneclass", *TRAIN[5:], "--out", "{tmp}/new"], {}),
     ("train-tf-config-not-json", [*TRAIN, "--strategy", "multi-worker", "--out", "{tmp}/new"], {"TF_CONFIG": "{bad"}),
     ("train-tf-config-no-task", [*TRAIN, "--strategy", "multi-worker", "--out", "{tmp}/new"],
      {"TF_CONFIG": json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}})}),
@@ -65,6 +67,11 @@ CASES = [
     ("evaluate-wrong-dataset", ["evaluate", "{tmp}/rgb.keras", "--dataset", "mnist", "--limit", "10"], {}),
     ("evaluate-limit-zero", ["evaluate", "{tmp}/good.keras", "--dataset", "mnist", "--limit", "0"], {}),
     ("evaluate-unknown-dataset", ["evaluate", "{tmp}/good.keras", "--dataset", "imagenet"], {}),
+    ("evaluate-no-dataset", ["evaluate", "{tmp}/good.keras"], {}),
+    ("evaluate-run-other-dataset", ["evaluate", RUN, "--dataset", "fashion_mnist"], {}),
+    ("evaluate-folder-one-class", ["evaluate", "{tmp}/good.keras", "--dataset", "{tmp}/oneclass"], {}),
+    ("evaluate-folder-no-images", ["evaluate", "{tmp}/good.keras", "--dataset", "{tmp}/noimages"], {}),
+    ("evaluate-folder-corrupt-image", ["evaluate", "{tmp}/good.keras", "--dataset", "{tmp}/corruptimage"], {}),
     # finetune
     ("finetune-missing", ["finetune", "{tmp}/nothing", "--dataset", "fashion_mnist", "--out", "{tmp}/new"], {}),
     ("finetune-truncated", ["finetune", "{tmp}/truncated.keras", "--dataset", "fashion_mnist", "--out", "{tmp}/new"],
@@ -87,6 +94,18 @@ CASES = [
                                  "--out", "{tmp}/new"], {}),
     ("quantize-qat-epochs-negative", ["quantize", "{tmp}/good.keras", "--dataset", "mnist", "--qat-epochs", "-1",
                                       "--out", "{tmp}/new"], {}),
+    ("quantize-run-other-dataset", ["quantize", RUN, "--dataset", "cifar10", "--out", "{tmp}/new"], {}),
+    # export and predict
+    ("export-unknown-variant", ["export", "{tmp}/good.keras", "--variants", "float32,int3", "--out", "{tmp}/new"], {}),
+    ("export-integer-without-data", ["export", "{tmp}/good.keras", "--variants", "int8", "--out", "{tmp}/new"], {}),
+    ("export-unknown-channels", ["export", "{tmp}/good.keras", "--channels", "bgr", "--out", "{tmp}/new"], {}),
+    ("export-labels-do-not-match", ["export", "{tmp}/good.keras", "--variants", "int8", "--dataset",
+                                    "{tmp}/corruptimage", "--out", "{tmp}/new"], {}),  # 2 classes, 10 outputs
+    ("predict-tflite-not-an-image-model", ["predict", "{tmp}/dense.tflite", "{tmp}/digit.png"], {}),
+    ("predict-corrupt-tflite", ["predict", "{tmp}/corrupt.tflite", "{tmp}/digit.png"], {}),
+    ("predict-missing-image", ["predict", "{tmp}/good.keras", "{tmp}/nothing.png"], {}),
+    ("predict-empty-folder", ["predict", "{tmp}/good.keras", "{tmp}/emptyfolder"], {}),
+    ("predict-top-k-zero", ["predict", "{tmp}/good.keras", "{tmp}/digit.png", "--top-k", "0"], {}),
     # compare
     ("compare-unknown-model", ["compare", "--models", "deepconvnet,resnet7", "--out", "{tmp}/new"], {}),
     ("compare-width-zero", ["compare", "--models", "vgg11_bn@0", "--out", "{tmp}/new"], {}),
@@ -96,6 +115,8 @@ CASES = [
     ("compare-other-settings", ["compare", "--models", "deepconvnet", "--epochs", "1", "--out", "{tmp}/cmpdir"], {}),
     ("compare-unknown-dataset", ["compare", "--models", "deepconvnet", "--dataset", "imagenet", "--out", "{tmp}/new"],
      {}),
+    ("compare-folder-no-images", ["compare", "--models", "deepconvnet", "--dataset", "{tmp}/noimages",
+                                  "--out", "{tmp}/new"], {}),
     # run and launch
     ("run-epochs-zero", ["run", "--epochs", "0", "--out", "{tmp}/new"], {}),
     ("run-limit-zero", ["run", "--limit", "0", "--out", "{tmp}/new"], {}),
@@ -106,7 +127,12 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """The files the cases name: good and broken models, run directories with broken parts, a corrupt dataset."""
+    """The files the cases name: good and broken models, run directories with broken parts, a corrupt dataset,
+    image folders with one class, with no images, with a corrupt image, a .tflite whose input is no image."""
+    import keras
+    import tensorflow as tf
+    from PIL import Image
+
     import kdeep.models
 
     tmp = tmp_path_factory.mktemp("bad_input")
@@ -115,6 +141,17 @@ def files(tmp_path_factory):
     (tmp / "truncated.keras").write_bytes(good.read_bytes()[:2000])
     (tmp / "corrupt.tflite").write_bytes(b"TFL3" + os.urandom(500))
     (tmp / "notes.txt").write_text("not a model")
+    dense = keras.Sequential([keras.Input((10,)), keras.layers.Dense(3)])
+    (tmp / "dense.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(dense).convert())
+    digit = Image.fromarray(np.zeros((28, 28), np.uint8))
+    digit.save(tmp / "digit.png")
+    (tmp / "emptyfolder").mkdir()
+    for folder, classes in (("oneclass", ("a",)), ("noimages", ("a", "b")), ("corruptimage", ("a", "b"))):
+        for name in classes:
+            (tmp / folder / name).mkdir(parents=True)
+            if folder != "noimages":
+                digit.save(tmp / folder / name / "0.png")
+    (tmp / "corruptimage" / "b" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
     config = TrainConfig(model="deepconvnet", dataset="mnist", epochs=1, limit=200)
     for name, extra in (("run", {}), ("badconfig", {"config.json": "{not json"}),
                         ("badstate", {"state.json": "{\"history\": [1, "}),

@@ -9,7 +9,7 @@ FLOORS = (
     {"data", "models", "distribute"},
     {"analysis", "scoring", "report", "train"},
     {"quantization"},
-    {"compare"},
+    {"compare", "classify"},
     {"cli", "__main__"},
 )
 

@@ -82,10 +82,11 @@ def test_accuracy_close_to_float(results, name):
 
 
 @pytest.mark.parametrize("name", ["int8", "qat_int8"])
-def test_full_integer_tensors_are_int8(report_dir, name):
-    runner = litert.open_model(report_dir / f"{name}.tflite")
-    assert runner.input_detail()["dtype"] == np.int8
-    assert runner.output_detail()["dtype"] == np.int8
+def test_full_integer_files_take_uint8_pixels_and_compute_on_int8(report_dir, name):
+    runner = litert.open_model(report_dir / f"{name}.tflite")  # deployable: uint8 pixels in, uint8 probabilities out
+    assert runner.input_detail()["dtype"] == np.uint8 and runner.output_detail()["dtype"] == np.uint8
+    assert runner.input_detail()["quantization"] == pytest.approx((1 / 255, 0))  # pixel p means p / 255
+    assert runner.deployable and list(runner.input_detail()["shape"]) == [1, 28, 28, 3]
     dtypes = {np.dtype(t["dtype"]) for t in runner.tensor_details()}
     assert np.dtype(np.float32) not in dtypes and np.dtype(np.int8) in dtypes
 

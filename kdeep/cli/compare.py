@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "command continues an interrupted comparison.")
     parser.add_argument("--models", default=",".join(FASHION_MNIST_MODELS),
                         help="comma-separated NAME or NAME@WIDTH (default: %(default)s)")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset name (default %(default)s)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset name or image folder (default %(default)s)")
     parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=tuple(RECIPES),
                         help="training recipe for every model (default %(default)s; flags override it)")
     parser.add_argument("--out", required=True, help="comparison directory (an existing one is continued)")

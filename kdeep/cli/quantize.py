@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Variants: " + "; ".join(f"{v.name} ({v.bits} bits, {v.what})" for v in VARIANTS.values()) + ".",
     )
     parser.add_argument("model", metavar="RUN_DIR|MODEL.keras", help="a kdeep run directory or a .keras file")
-    parser.add_argument("--dataset", required=True, help="dataset name for kdeep.data.load (e.g. mnist)")
+    parser.add_argument("--dataset", help="dataset name or image folder: calibration and scoring (a run directory's "
+                        "own dataset by default; another one is refused)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated variant names (default: all)")
     parser.add_argument("--qat-epochs", type=NON_NEGATIVE, default=1,
@@ -51,12 +52,14 @@ def quantize(args: argparse.Namespace) -> int:
     Returns:
         0 when every requested variant was produced, 1 when one failed (each failure on its own stderr line).
     """
+    from kdeep.train.run_dir import dataset_of
     from quantization.pipeline import run_pipeline
     from quantization.search import check_budget
 
     if args.max_drop is not None:
         check_budget(args.max_drop)  # before the model loads
-    out = run_pipeline(args.model, args.dataset, args.out or default_out(args.model), variants=args.variants,
+    dataset = dataset_of(args.model, args.dataset, required=True)
+    out = run_pipeline(args.model, dataset, args.out or default_out(args.model), variants=args.variants,
                        qat_epochs=args.qat_epochs, limit=args.limit, sweep_bits=args.sweep,
                        sweep_limit=args.sweep_limit or None, max_drop=args.max_drop)
     print((out / "report.md").read_text(encoding="utf-8"))

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train a model into a resumable run directory",
                                   description="Train a model; rerunning the same command resumes the run.")
     train.add_argument("--model", default="deepconvnet", help="registered model name (see `kdeep models`)")
-    train.add_argument("--dataset", default="mnist", help="dataset name")
+    train.add_argument("--dataset", default="mnist", help="dataset name, or a folder with one subfolder of images "
+                       "per class (its train/ and test/ subfolders, else every fifth image held out for testing)")
     train.add_argument("--recipe", choices=tuple(RECIPES), help="start from a named recipe (flags override it)")
     train.add_argument("--ensemble", type=POSITIVE, metavar="K", help="train K members (seeds seed..seed+K-1) and "
                                                                  "average them into ensemble.keras")
@@ -61,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="accuracy, loss, per-class accuracy, confusion matrix")
     evaluate.add_argument("model", help="run directory or .keras file")
-    evaluate.add_argument("--dataset", default="mnist", help="dataset name (its test split)")
+    evaluate.add_argument("--dataset", help="dataset name or image folder (its test split); a run directory's "
+                          "own dataset by default (another one is refused)")
     evaluate.add_argument("--limit", type=POSITIVE, help="only the first N test images")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(func=_evaluate)
@@ -70,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      description="New head on a trained model: train it with the backbone "
                                                  "frozen, then unfreeze the top blocks at a lower LR.")
     finetune.add_argument("source", help="run directory or .keras file of the trained model")
-    finetune.add_argument("--dataset", required=True, help="dataset name of the new task")
+    finetune.add_argument("--dataset", required=True, help="dataset name or image folder of the new task")
     finetune.add_argument("--num-classes", type=POSITIVE, help="classes of the new task (default: from the labels)")
     finetune.add_argument("--head-epochs", type=POSITIVE, help="epochs with the backbone frozen (default: --epochs)")
     finetune.add_argument("--unfreeze-blocks", type=NON_NEGATIVE, default=2, help="top blocks trained in phase 2")
@@ -132,8 +134,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from kdeep import scoring
+    from kdeep.train.run_dir import dataset_of
 
-    result = scoring.score(args.model, args.dataset, limit=args.limit)
+    dataset = dataset_of(args.model, args.dataset, required=True)
+    result = scoring.score(args.model, dataset, limit=args.limit)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -151,7 +155,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     started = time.time()
     config = _config(args, dataset=args.dataset, out=args.out)
-    num_classes = args.num_classes or kdeep.data.get_spec(args.dataset).num_classes
+    num_classes = args.num_classes or len(kdeep.data.class_names(args.dataset))
     run = kdeep.train.transfer(args.source, num_classes, args.dataset, config=config, head_epochs=args.head_epochs,
                                unfreeze_blocks=args.unfreeze_blocks, lr_factor=args.lr_factor, verbose=1)
     print(f"kdeep: head only (backbone frozen): test accuracy {100 * run.metrics['head_test_accuracy']:.2f}%; "

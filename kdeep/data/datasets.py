@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kdeep.data.folders import folder_classes, is_image_folder, load_folder
 from kdeep.errors import DataError
 from kdeep.io import atomic_path
 
@@ -137,8 +138,8 @@ def list_datasets() -> list[str]:
 def get_spec(name: str) -> DatasetSpec:
     """Returns the table entry of a dataset, or raises DataError listing the known names."""
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(list_datasets())} "
-                        "(or use kdeep.data.load_image_folder for a folder of images)")
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(list_datasets())}, or give a folder "
+                        "with one subfolder of images per class")
     return DATASETS[name]
 
 
@@ -474,74 +475,39 @@ def load_with_path(name: str, data_dir: str | os.PathLike | None = None, *, down
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Splits:
-    """Loads a named dataset as numpy arrays, downloading and caching it when no copy is found.
+    """Loads a named dataset, or a folder of class subfolders of images, as numpy arrays, downloading and caching
+    a named one when no copy is found.
 
     Looks in order in `data_dir` (or `data_dir/<name>`), `$KDEEP_DATA_DIR/<name>/` and the cache
     `~/.kdeep/datasets/<name>/` (`$KDEEP_CACHE_DIR` overrides the root). A folder may hold the four IDX
     files (gzipped or raw), Keras's `<name>.npz`, or for cifar10 `cifar-10-binary.tar.gz` or its `.bin` batches.
 
+    A name that is not a dataset's but an existing folder is read as a dataset folder
+    (`kdeep.data.folders.load_folder`: its train/ and test/ subfolders, else every fifth image of a class held
+    out for testing).
+
     Args:
-        name: "mnist", "fashion_mnist" or "cifar10".
+        name: "mnist", "fashion_mnist", "cifar10", or a folder path.
         data_dir: a folder to look in first.
         download: fetch from the mirrors when no copy is found (mirrors: `$KDEEP_DATA_MIRRORS` overrides).
 
     Returns:
         ((x_train, y_train), (x_test, y_test)): uint8 NHWC images, int64 labels.
     """
+    if name not in DATASETS and is_image_folder(name):
+        return load_folder(name)
     return load_with_path(name, data_dir, download=download)[0]
 
 
-# --------------------------------------------------------------------------------------------- image folders
+def class_names(dataset: str) -> tuple[str, ...]:
+    """The class names of a named dataset (its spec) or of a dataset folder (its sorted subfolders).
 
-IMAGE_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # what Pillow reads here
-
-
-def _read_image(path: Path, image_size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image as uint8 (H, W, channels), resized bilinearly to image_size when given."""
-    from PIL import Image  # Pillow: a dependency of matplotlib, which kdeep requires
-
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image_size is not None and image.size != (image_size[1], image_size[0]):
-                image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
-            return np.asarray(image, np.uint8).reshape(image.size[1], image.size[0], channels)
-    except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{path}: not a readable image ({error})") from error
-
-
-def load_image_folder(path: str | os.PathLike, image_size: tuple[int, int] | None = None, *,
-                      color_mode: str = "rgb") -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Loads a folder with one subfolder of images per class (class index = sorted subfolder order).
-
-    Reads PNG, JPEG, BMP, GIF, TIFF and WebP (via Pillow) and resizes bilinearly to `image_size`.
-
-    Args:
-        path: the folder; its subfolders are the classes.
-        image_size: (height, width) to resize to; None requires all images to share one size.
-        color_mode: "rgb" (3 channels) or "grayscale" (1 channel).
-
-    Returns:
-        (x, y, class_names): uint8 images (N, H, W, C), int64 labels, the class names.
+    Raises:
+        DataError: an unknown name that is no folder, or a folder with fewer than two classes.
     """
-    root = Path(path).expanduser()
-    if color_mode not in ("rgb", "grayscale"):
-        raise DataError(f"unknown color_mode {color_mode!r}: choose 'rgb' or 'grayscale'")
-    if not root.is_dir():
-        raise DataError(f"image folder {root} not found: give a folder with one subfolder of images per class")
-    class_names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files = [(f, label) for label, cls in enumerate(class_names) for f in sorted((root / cls).iterdir())
-             if f.suffix.lower() in IMAGE_FORMATS]
-    if not files:
-        raise DataError(f"{root}: no images found in class subfolders (formats: {', '.join(IMAGE_FORMATS)})")
-    channels = 3 if color_mode == "rgb" else 1
-    size = tuple(image_size) if image_size is not None else None
-    images = [_read_image(file, size, channels) for file, _label in files]
-    for image, (file, _label) in zip(images, files):
-        if image.shape != images[0].shape:
-            raise DataError(f"{file}: wrong image size {image.shape[:2]}, {files[0][0]} has "
-                            f"{images[0].shape[:2]}; pass image_size to resize")
-    return np.stack(images), np.array([label for _f, label in files], np.int64), class_names
+    if dataset not in DATASETS and is_image_folder(dataset):
+        return folder_classes(dataset)
+    return get_spec(dataset).class_names
 
 
 # ------------------------------------------------------------------------------------------------------ info

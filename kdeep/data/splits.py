@@ -8,7 +8,7 @@ from typing import Union
 
 import numpy as np
 
-from kdeep.data.datasets import Arrays, Splits, get_spec, load, search_dirs
+from kdeep.data.datasets import Arrays, Splits, class_names, load, search_dirs
 from kdeep.errors import ConfigError, DataError
 
 Dataset = Union[str, Splits]  # a kdeep.data name, or ((x_train, y_train), (x_test, y_test)) arrays
@@ -100,8 +100,9 @@ def run_splits(dataset: Dataset, *, val_split: int | None = None, limit: int | N
 
 
 def num_classes(dataset: Dataset) -> int:
-    """The classes of a named dataset (from its spec) or of arrays (the largest train or test label + 1)."""
+    """The classes of a named dataset (from its spec), of an image folder (its class subfolders) or of arrays (the
+    largest train or test label + 1)."""
     if isinstance(dataset, str):
-        return get_spec(dataset).num_classes
+        return len(class_names(dataset))
     (_, y_train), (_, y_test) = load_splits(dataset)
     return int(max(np.max(y_train), np.max(y_test))) + 1

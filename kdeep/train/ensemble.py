@@ -37,7 +37,8 @@ def build_ensemble(members: Sequence[keras.Model], name: str = "ensemble") -> ke
     averaged = keras.layers.Average(name="average", dtype="float32")(outputs) if len(outputs) > 1 else outputs[0]
     first = contract_of(members[0])
     return attach(keras.Model(inputs, averaged, name=name),
-                  Contract(input_range=first.input_range, output=first.output, family="ensemble"))
+                  Contract(input_range=first.input_range, output=first.output, family="ensemble",
+                           labels=first.labels))
 
 
 def fit_ensemble(model_name: str, dataset: Any, *, config: TrainConfig | None = None, members: int = 5,

@@ -97,3 +97,41 @@ def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise ArtifactError(f"{path} is not a kdeep run state: delete it and {Path(run_dir) / LAST} to restart the run")
     return state
+
+
+def run_of(model_path: str | os.PathLike) -> Path | None:
+    """The run directory a model path names (a folder holding config.json), else None (a model file)."""
+    path = Path(model_path)
+    return path if (path / CONFIG).is_file() else None
+
+
+def dataset_of(model_path: str | os.PathLike, given: str | None, *, required: bool = False) -> str | None:
+    """The dataset to use with a model: its run's (config.json), checked against the one given, else the one given.
+
+    Args:
+        model_path: a run directory, or a model file (its dataset is the one given).
+        given: the dataset the user named (a name or a folder), or None.
+        required: raise instead of returning None.
+
+    Returns:
+        The dataset (None when neither the run nor the user names one; a run trained on arrays names none).
+
+    Raises:
+        ConfigError: the run was trained on another dataset than `given`, its config.json is unreadable, or
+            `required` and no dataset is known.
+        ArtifactError: `required`, no dataset known, and no model at `model_path`.
+    """
+    run = run_of(model_path)
+    if run is None and given is None and required:
+        io.resolve_model(model_path)  # a missing or broken model is named first
+        raise ConfigError(f"{model_path} is not a run directory that names its dataset: give --dataset NAME or FOLDER")
+    if run is None:
+        return given
+    trained = io.read_json(run / CONFIG, f"repair {run / CONFIG} or give the model file").get("dataset")
+    trained = None if trained in (None, "arrays") else trained
+    if given is None or trained is None:
+        return trained or given
+    if given != trained and Path(given).expanduser().resolve() != Path(trained).expanduser().resolve():
+        raise ConfigError(f"{run} was trained on {trained!r}, not {given!r}: drop --dataset (the run's dataset is "
+                          f"used), or give {run / MODEL} to use it with another dataset of the same image shape")
+    return trained

@@ -18,6 +18,7 @@ import numpy as np
 from kdeep import io
 from kdeep import scoring
 from kdeep.contract import attach, contract_of
+from kdeep.data.datasets import class_names
 from kdeep.data.splits import num_classes as classes_of
 from kdeep.data.splits import run_splits
 from kdeep.errors import ArtifactError, ConfigError, TrainingError
@@ -80,6 +81,8 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     num_classes = classes_of(dataset)
     with strategy.scope():  # the model is built (and refused) before anything is written
         model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
+        if isinstance(dataset, str):  # the class names travel with the model (its labels file when exported)
+            attach(model, dataclasses.replace(contract_of(model), labels=class_names(dataset)))
         _compile(model, config, steps_per_epoch, jit_compile=config.jit_compile and xla_supported(strategy))
     run_dir = rd.prepare(out, config, write=is_chief(strategy))  # only the chief writes the run directory
     write_dir = worker_dir(run_dir, strategy)  # run_dir on the chief; other multi-worker tasks write a temp dir
