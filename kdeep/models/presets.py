@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import io
+import io as bytes_io
+import os
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from kdeep import io
 from kdeep.contract import attach, contract_of
 from kdeep.errors import ModelError
 
@@ -125,6 +127,14 @@ def for_model(model: str, tag: str) -> Preset:
     return get(f"{model}.{tag}")
 
 
+def as_model(model: Any) -> Any:
+    """The one place a model argument becomes a model: a Keras model as it is, a preset name (`resnet20.fashion_mnist`)
+    loaded with `load`, else a path (a run directory or a `.keras` file) loaded with `kdeep.io.load_model`."""
+    if isinstance(model, str) and is_preset_name(model) and not Path(model).exists():
+        return load(model)
+    return io.load_model(model) if isinstance(model, (str, os.PathLike)) else model
+
+
 def load(name: str) -> Any:
     """Builds the preset's model and loads its verified weights (as float32).
 
@@ -159,7 +169,7 @@ def read_weights(preset: Preset) -> dict[str, np.ndarray]:
     if digest != preset.sha256:
         raise ModelError(f"preset {preset.name!r}: {preset.weights_file.name} has sha256 {digest[:12]}..., its card "
                          f"says {preset.sha256[:12]}...: the file is damaged; reinstall kdeep")
-    with np.load(io.BytesIO(data)) as arrays:
+    with np.load(bytes_io.BytesIO(data)) as arrays:
         return {path: arrays[path] for path in arrays.files}
 
 

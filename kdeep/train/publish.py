@@ -1,7 +1,6 @@
 """Publishing a finished training run as a pretrained preset: its weights and model card inside kdeep."""
 from __future__ import annotations
 
-import datetime
 import hashlib
 import io as bytes_io
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 from kdeep import io
 from kdeep.errors import ConfigError
 from kdeep.models import presets
+from kdeep.report import describe_machine, timestamp
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
 
@@ -41,7 +41,7 @@ def publish(run: str | Path, name: str | None = None, *, storage: str = "float16
 
     import kdeep.data
     import kdeep.models
-    from kdeep.train.evaluate import evaluate
+    from kdeep.scoring import score
 
     run = Path(run)
     config = TrainConfig.from_dict(io.read_json(run / rd.CONFIG, "give a finished kdeep run directory"))
@@ -60,14 +60,13 @@ def publish(run: str | Path, name: str | None = None, *, storage: str = "float16
     card = presets.Preset(
         name=name, model=config.model, width=config.width, dataset=config.dataset,
         input_shape=tuple(int(d) for d in model.inputs[0].shape[1:]), labels=tuple(spec.class_names),
-        test_accuracy=round(evaluate(rebuilt, config.dataset)["accuracy"], 6),
+        test_accuracy=round(score(rebuilt, config.dataset).accuracy, 6),
         run_test_accuracy=round(metrics["test_accuracy"], 6), storage=storage,
         sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest(), params=int(rebuilt.count_params()),
         train_command=config.command(), publish_command=f"kdeep presets publish {run} --name {name} --storage {storage}",
         config=config.to_dict(), seed=config.seed, epochs=int(metrics["epochs_completed"]),
         train_seconds=float(metrics["train_seconds"]),
-        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=_machine(), data_license=spec.source,
+        date=timestamp(), machine=describe_machine(), data_license=spec.source,
         versions={**metrics.get("versions", {}), "keras_at_publish": keras.__version__})
     io.write_json(Path(folder) / f"{name}.json", card.to_dict())
     return card
@@ -85,9 +84,3 @@ def _check(config: TrainConfig, name: str, storage: str) -> None:
     if not name.startswith(f"{config.model}.") or not presets.is_preset_name(name) or name.count(".") != 1:
         raise ConfigError(f"preset name {name!r} must be '{config.model}.<tag>' (one dot, e.g. "
                           f"'{config.model}.{config.dataset}')")
-
-
-def _machine() -> str:
-    from kdeep.report import machine
-
-    return machine.describe()
