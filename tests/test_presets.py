@@ -30,12 +30,12 @@ def test_the_issue_s_presets_are_shipped_within_6_mb():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_preset_scores_its_card_on_the_test_set(name):
-    from kdeep.train.evaluate import evaluate
+    from kdeep.scoring import score
 
     preset = presets.get(name)
     model = presets.load(name)
     assert model.count_params() == preset.params
-    accuracy = evaluate(model, preset.dataset)["accuracy"]
+    accuracy = score(model, preset.dataset).accuracy
     assert abs(accuracy - preset.test_accuracy) <= 0.0005, (accuracy, preset.test_accuracy)
     assert len(preset.labels) == model.outputs[0].shape[-1]
 
