@@ -136,27 +136,46 @@ def as_model(model: Any) -> Any:
 
 
 def load(name: str) -> Any:
-    """Builds the preset's model and loads its verified weights (as float32).
-
-    Args:
-        name: a preset name from `list_presets()`.
-
-    Returns:
-        The Keras model, with its contract (labels included where the contract has them).
+    """The preset `name` as a Keras model (`kdeep.models.presets.load("resnet20.fashion_mnist")`).
 
     Raises:
         ModelError: unknown name, or a weights file whose checksum does not match its card (reinstall kdeep).
     """
-    import kdeep.models
-
     preset = get(name)
-    model = kdeep.models.build(preset.model, input_shape=preset.input_shape, num_classes=len(preset.labels),
-                               width=preset.width)
-    assign(model, read_weights(preset))
-    contract = contract_of(model)
+    return build(preset.model, preset.tag)
+
+
+def build(model: str, tag: str, input_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+          **options: Any) -> Any:
+    """Builds `model` with the verified weights of its preset `<model>.<tag>` (what `weights=tag` does).
+
+    The card fixes the input shape, the classes and the width; other options that keep the weights (e.g.
+    `classifier_activation=None` for logits, `name`) pass through.
+
+    Returns:
+        The Keras model (float32), its contract carrying the preset's class names where the contract has them.
+
+    Raises:
+        ModelError: unknown preset, an argument that contradicts the card, or a damaged weights file.
+    """
+    from kdeep.models.registry import info, takes_width
+
+    preset = for_model(model, tag)
+    given = dict(input_shape=input_shape and tuple(input_shape), num_classes=num_classes,
+                 width=options.get("width"))
+    fixed = dict(input_shape=preset.input_shape, num_classes=len(preset.labels), width=preset.width)
+    for what, value in given.items():
+        if value is not None and value != fixed[what]:
+            raise ModelError(f"preset {preset.name} was trained with {what}={fixed[what]!r}, not {value!r}: leave "
+                             f"{what} out (or build without weights= and train it)")
+    if takes_width(model):
+        options["width"] = preset.width
+    built = info(model).builder(preset.input_shape, len(preset.labels), **options)
+    assign(built, read_weights(preset))
+    contract = contract_of(built)
     if "labels" in {field.name for field in dataclasses.fields(contract)}:
-        attach(model, dataclasses.replace(contract, labels=preset.labels))
-    return model
+        attach(built, dataclasses.replace(contract, labels=preset.labels))
+    return built
 
 
 def read_weights(preset: Preset) -> dict[str, np.ndarray]:
