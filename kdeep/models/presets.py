@@ -122,6 +122,13 @@ def is_preset_name(text: str) -> bool:
     return "." in text and "/" not in text and not text.endswith((".keras", ".tflite", ".h5", ".npz", ".json"))
 
 
+def named(text: Any) -> Preset | None:
+    """The preset a command-line model argument names (`resnet20.fashion_mnist`), or None for a path or a model."""
+    if isinstance(text, str) and is_preset_name(text) and not Path(text).exists():
+        return get(text)
+    return None
+
+
 def for_model(model: str, tag: str) -> Preset:
     """The preset of `model` trained as `tag` (`build("resnet20", weights="fashion_mnist")`)."""
     return get(f"{model}.{tag}")
@@ -130,8 +137,9 @@ def for_model(model: str, tag: str) -> Preset:
 def as_model(model: Any) -> Any:
     """The one place a model argument becomes a model: a Keras model as it is, a preset name (`resnet20.fashion_mnist`)
     loaded with `load`, else a path (a run directory or a `.keras` file) loaded with `kdeep.io.load_model`."""
-    if isinstance(model, str) and is_preset_name(model) and not Path(model).exists():
-        return load(model)
+    preset = named(model)
+    if preset is not None:
+        return build(preset.model, preset.tag)
     return io.load_model(model) if isinstance(model, (str, os.PathLike)) else model
 
 
@@ -153,7 +161,7 @@ def build(model: str, tag: str, input_shape: tuple[int, ...] | None = None, num_
     `classifier_activation=None` for logits, `name`) pass through.
 
     Returns:
-        The Keras model (float32), its contract carrying the preset's class names where the contract has them.
+        The Keras model (float32), its contract carrying the preset's class names.
 
     Raises:
         ModelError: unknown preset, an argument that contradicts the card, or a damaged weights file.
@@ -172,10 +180,7 @@ def build(model: str, tag: str, input_shape: tuple[int, ...] | None = None, num_
         options["width"] = preset.width
     built = info(model).builder(preset.input_shape, len(preset.labels), **options)
     assign(built, read_weights(preset))
-    contract = contract_of(built)
-    if "labels" in {field.name for field in dataclasses.fields(contract)}:
-        attach(built, dataclasses.replace(contract, labels=preset.labels))
-    return built
+    return attach(built, dataclasses.replace(contract_of(built), labels=preset.labels))
 
 
 def read_weights(preset: Preset) -> dict[str, np.ndarray]:
