@@ -16,7 +16,6 @@ from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
 from kdeep.data.splits import DEFAULT_VAL_SPLIT, Dataset, load_splits
 from kdeep.errors import QuantizationError
-from kdeep.models import presets
 from kdeep.report import describe_machine, timestamp
 from quantization import aiedge, clipping, convert, litert, qat
 from quantization.deploy import Deployment, deployment
@@ -330,6 +329,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
                   sweep_limit=sweep_limit, validation=validation)
     chosen = _chosen(variants, max_drop)
+    from kdeep.models import presets  # not at the top: it imports Keras
+
     model = presets.as_model(model_or_path)
     out = Path(out_dir)
     data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=validation,

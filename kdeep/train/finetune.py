@@ -11,7 +11,6 @@ from kdeep import io
 from kdeep.contract import attach, block_of, contract_of, infer
 from kdeep.data.splits import load_split
 from kdeep.errors import ConfigError
-from kdeep.models import presets
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
@@ -118,6 +117,8 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     """
     if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
         raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
+    from kdeep.models import presets  # not at the top: it imports Keras
+
     backbone = presets.as_model(backbone_model_or_path)
     config = config or TrainConfig()
     if config.mixed_precision != "float32":
