@@ -10,6 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["kdeep", "kdeep.*", "quantization", "quantization.*"]),
+    package_data={"kdeep.models": ["weights/*.npz", "weights/*.json"]},  # the pretrained presets (kdeep presets)
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",

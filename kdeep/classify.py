@@ -111,7 +111,7 @@ class LiteRTClassifier:
 
 
 def open_classifier(model_path: str | os.PathLike, dataset: str | None = None) -> Any:
-    """The classifier a path names: a `.tflite` file, a `.keras` file or a run directory.
+    """The classifier a path names: a `.tflite` file, a `.keras` file, a run directory or a preset name.
 
     Labels: a `.tflite` file's packed labels file; a Keras model's contract labels, else those of its run's
     dataset (or `dataset`), else the class indices.
@@ -119,14 +119,14 @@ def open_classifier(model_path: str | os.PathLike, dataset: str | None = None) -
     Raises:
         ArtifactError: no model there; QuantizationError: a `.tflite` file that does not take images.
     """
-    path = io.resolve_model(model_path, tflite=True)
-    if path.suffix == ".tflite":
-        return LiteRTClassifier(path)
     from kdeep.contract import contract_of
     from kdeep.data import class_names
+    from kdeep.models import presets
     from kdeep.train.run_dir import dataset_of
 
-    model = io.load_model(path)
+    if presets.named(model_path) is None and io.resolve_model(model_path, tflite=True).suffix == ".tflite":
+        return LiteRTClassifier(io.resolve_model(model_path, tflite=True))
+    model = presets.as_model(model_path)
     dataset = dataset_of(model_path, dataset)
     classes = int(model.output_shape[-1])
     labels = contract_of(model).labels or (class_names(dataset) if dataset else tuple(str(i) for i in range(classes)))
@@ -139,7 +139,8 @@ def classify(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     """Classifies image files (and the files in folders, recursively) with a model.
 
     Args:
-        model_path: a `.keras` file, a run directory or a `.tflite` file (made by `kdeep export`).
+        model_path: a `.keras` file, a run directory, a preset name (`kdeep presets`) or a `.tflite` file (made by
+            `kdeep export`).
         inputs: image files and folders.
         top_k: classes reported per image.
         batch_size: images decoded and classified together.

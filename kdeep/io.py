@@ -23,12 +23,6 @@ MODEL, ENSEMBLE = "model.keras", "ensemble.keras"
 CONTRACT_ENTRY = "kdeep_contract.json"  # the contract inside a .keras zip (Keras ignores other entries)
 
 
-def as_model(model_or_path: Any) -> Any:
-    """The model itself, or the model a path (a run directory or a `.keras` file) means, loaded with `load_model`:
-    the one place a "model or path" argument is turned into a model."""
-    return load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

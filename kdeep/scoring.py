@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from kdeep import io
 from kdeep.contract import contract_of, probabilities
 from kdeep.data.splits import Arrays, Dataset, load_split
 from kdeep.errors import DataError
@@ -58,7 +57,9 @@ def predict(model_or_path: Any, images: np.ndarray, *, batch_size: int = BATCH) 
     """
     import kdeep.data
 
-    model = io.as_model(model_or_path)
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    model = presets.as_model(model_or_path)
     images = np.asarray(images)
     contract = contract_of(model)
     takes = tuple(model.inputs[0].shape[1:])
@@ -125,7 +126,9 @@ def score(model_or_path: Any | str | os.PathLike, dataset: Dataset | Arrays, *, 
         ArtifactError: no readable model at the path.
         DataError: images or labels the model cannot take.
     """
-    model = io.as_model(model_or_path)
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    model = presets.as_model(model_or_path)
     x, y = load_split(dataset, split)
     if limit:
         x, y = x[:limit], y[:limit]

@@ -50,7 +50,8 @@ def export(model_or_path: Any, out_dir: str | os.PathLike, *, variants: str | Se
     """Writes deployable LiteRT files of a model, one per variant, and the model card beside them.
 
     Args:
-        model_or_path: a Keras model, a `.keras` file or a kdeep run directory (its config.json names the dataset).
+        model_or_path: a Keras model, a `.keras` file, a kdeep run directory (its config.json names the dataset) or
+            a preset name (its card names it).
         out_dir: the folder for `<variant>.tflite`, model_card.md and model_card.json.
         variants: names from `VARIANTS` (list or comma-separated), None for all.
         dataset: a dataset name, an image folder or ((x_train, y_train), (x_test, y_test)): calibration images,
@@ -74,7 +75,9 @@ def export(model_or_path: Any, out_dir: str | os.PathLike, *, variants: str | Se
     source = str(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else "(a Keras model in memory)"
     if isinstance(model_or_path, (str, os.PathLike)):
         dataset = dataset_of(model_or_path, dataset)
-    model = io.as_model(model_or_path)
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    model = presets.as_model(model_or_path)
     deploy = deployment(model, dataset, channels=channels, integer_io=integer_io, author=author, license=license,
                         version=version)
     needs_data = [v.name for v in chosen if v.representative or v.qat]
@@ -136,10 +139,13 @@ def _recipe(source: str) -> dict[str, Any]:
     """The training settings of the run a model came from (empty for a model file)."""
     from kdeep.train.run_dir import CONFIG, run_of
 
-    run = run_of(source) if source and not source.startswith("(") else None
-    if run is None:
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    preset = presets.named(source)
+    run = run_of(source) if source and not source.startswith("(") and preset is None else None
+    if run is None and preset is None:
         return {}
-    config = io.read_json(run / CONFIG, f"repair {run / CONFIG}")
+    config = preset.config if preset else io.read_json(run / CONFIG, f"repair {run / CONFIG}")
     keys = ("recipe", "model", "width", "epochs", "batch_size", "optimizer", "lr", "schedule", "augment", "seed")
     return {key: config[key] for key in keys if config.get(key) is not None}
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kdeep import io, scoring
+from kdeep import scoring
 from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
 from kdeep.data.splits import DEFAULT_VAL_SPLIT, Dataset, load_splits
@@ -329,7 +329,9 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
                   sweep_limit=sweep_limit, validation=validation)
     chosen = _chosen(variants, max_drop)
-    model = io.as_model(model_or_path)
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    model = presets.as_model(model_or_path)
     out = Path(out_dir)
     data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=validation,
                    fine_tunes=any(v.qat for v in chosen), dataset_name=dataset_name)

@@ -69,6 +69,11 @@ CASES = [
     ("evaluate-unknown-dataset", ["evaluate", "{tmp}/good.keras", "--dataset", "imagenet"], {}),
     ("evaluate-no-dataset", ["evaluate", "{tmp}/good.keras"], {}),
     ("evaluate-run-other-dataset", ["evaluate", RUN, "--dataset", "fashion_mnist"], {}),
+    ("evaluate-preset-other-dataset", ["evaluate", "deepconvnet.mnist_book", "--dataset", "fashion_mnist"], {}),
+    ("evaluate-unknown-preset", ["evaluate", "deepconvnet.mnist_bok"], {}),
+    # presets
+    ("presets-show-unknown", ["presets", "show", "resnet7.mnist"], {}),
+    ("presets-publish-not-a-run", ["presets", "publish", "{tmp}/badstate", "--name", "deepconvnet.x"], {}),
     ("evaluate-folder-one-class", ["evaluate", "{tmp}/good.keras", "--dataset", "{tmp}/oneclass"], {}),
     ("evaluate-folder-no-images", ["evaluate", "{tmp}/good.keras", "--dataset", "{tmp}/noimages"], {}),
     ("evaluate-folder-corrupt-image", ["evaluate", "{tmp}/good.keras", "--dataset", "{tmp}/corruptimage"], {}),

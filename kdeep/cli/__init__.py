@@ -14,7 +14,7 @@ from kdeep import __version__
 from kdeep.errors import KdeepError
 from kdeep.quiet import native_stderr_filtered, set_verbosity
 
-COMMAND_MODULES = ("data", "models", "train", "quantize", "deploy", "launch", "compare")
+COMMAND_MODULES = ("data", "models", "presets", "train", "quantize", "deploy", "launch", "compare")
 VERBOSE_HELP = "show TensorFlow's, absl's and the converters' log lines (also KDEEP_VERBOSE=1)"
 
 

@@ -29,7 +29,7 @@ def _export_flags(export: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from quantization.deploy import CHANNELS, INTEGER_IO
     from quantization.variants import VARIANTS
 
-    export.add_argument("model", metavar="RUN_DIR|MODEL.keras", help="a kdeep run directory or a .keras file")
+    export.add_argument("model", metavar="RUN_DIR|MODEL.keras|PRESET", help="a kdeep run directory, a .keras file or a preset name (kdeep presets)")
     export.add_argument("--out", required=True, help="folder for the files and the model card")
     export.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated variants (default: all): {', '.join(VARIANTS)}")
@@ -49,7 +49,7 @@ def _export_flags(export: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _predict_flags(predict: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    predict.add_argument("model", metavar="MODEL", help="a .keras file, a run directory or a .tflite file")
+    predict.add_argument("model", metavar="MODEL", help="a .keras file, a run directory, a .tflite file or a preset name (kdeep presets)")
     predict.add_argument("inputs", metavar="IMAGE|FOLDER", nargs="+", help="image files and folders of them")
     predict.add_argument("--top-k", type=POSITIVE, default=3, help="classes shown per image (default 3)")
     predict.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch (default 256)")

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "exits 1 when a variant fails (the reason is printed and in the report), 2 on bad input. "
         "Variants: " + "; ".join(f"{v.name} ({v.bits} bits, {v.what})" for v in VARIANTS.values()) + ".",
     )
-    parser.add_argument("model", metavar="RUN_DIR|MODEL.keras", help="a kdeep run directory or a .keras file")
+    parser.add_argument("model", metavar="RUN_DIR|MODEL.keras|PRESET", help="a kdeep run directory, a .keras file or a preset name (kdeep presets)")
     parser.add_argument("--dataset", help="dataset name or image folder: calibration and scoring (a run directory's "
                         "own dataset by default; another one is refused)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
@@ -41,8 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_out(model: str) -> Path:
-    """RUN_DIR/quantization for a run directory, <model stem>_quantization/ beside a .keras file."""
+    """RUN_DIR/quantization for a run directory, <model stem>_quantization/ beside a .keras file, <preset>_quantization/
+    here for a preset."""
+    from kdeep.models import presets
+
     path = Path(model)
+    if presets.named(model):
+        return Path(f"{model}_quantization")
     return path / "quantization" if path.is_dir() else path.with_name(f"{path.stem}_quantization")
 
 

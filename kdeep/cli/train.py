@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
 
     evaluate = subparsers.add_parser("evaluate", help="accuracy, loss, per-class accuracy, confusion matrix")
-    evaluate.add_argument("model", help="run directory or .keras file")
+    evaluate.add_argument("model", help="run directory, .keras file or preset name (kdeep presets)")
     evaluate.add_argument("--dataset", help="dataset name or image folder (its test split); a run directory's "
                           "own dataset by default (another one is refused)")
     evaluate.add_argument("--limit", type=POSITIVE, help="only the first N test images")
@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune = subparsers.add_parser("finetune", help="transfer a trained model to a new dataset",
                                      description="New head on a trained model: train it with the backbone "
                                                  "frozen, then unfreeze the top blocks at a lower LR.")
-    finetune.add_argument("source", help="run directory or .keras file of the trained model")
+    finetune.add_argument("source", help="run directory, .keras file or preset name of the trained model")
     finetune.add_argument("--dataset", required=True, help="dataset name or image folder of the new task")
     finetune.add_argument("--num-classes", type=POSITIVE, help="classes of the new task (default: from the labels)")
     finetune.add_argument("--head-epochs", type=POSITIVE, help="epochs with the backbone frozen (default: --epochs)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import numbers
 import os
@@ -110,7 +111,8 @@ def register_model(family: Family, *, params: int) -> Callable[[Builder], Builde
             the same number (tests build every model and check both).
 
     Returns:
-        The decorator.
+        The decorator: the builder, taking also a pretrained preset's tag as `weights` (`weights="fashion_mnist"`
+        builds the preset `<name>.fashion_mnist` with its input shape, classes and width: `kdeep presets`).
     """
 
     def decorator(builder: Builder) -> Builder:
@@ -121,10 +123,20 @@ def register_model(family: Family, *, params: int) -> Callable[[Builder], Builde
         if not description:
             raise ModelError(f"model {name!r} has no docstring; its first line is the model's description")
         families = (family.name, family.parent) if family.parent else (family.name,)
+
+        @functools.wraps(builder)
+        def with_presets(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+                         weights: Weights = None, **options: Any) -> Any:
+            if is_preset_tag(weights):  # `resnet20(weights="fashion_mnist")`: the preset resnet20.fashion_mnist
+                from kdeep.models import presets
+
+                return presets.build(name, str(weights), input_shape, num_classes, **options)
+            return builder(input_shape, num_classes, weights=weights, **options)
+
         _REGISTRY[name] = ModelInfo(name, family.name, family.input_shape, family.small_input_shape,
-                                    family.num_classes, family.min_size, family.small_min_size, builder,
+                                    family.num_classes, family.min_size, family.small_min_size, with_presets,
                                     description[0].rstrip("."), params, families)
-        return builder
+        return with_presets  # type: ignore[return-value]
 
     return decorator
 
@@ -312,10 +324,14 @@ def check_width(name: str, width: Any) -> float:
     return float(width)
 
 
-def resolve_weights(name: str, weights: Weights) -> str | None:
-    """The one place where a builder's `weights=` argument is interpreted: None, or a `.weights.h5` file.
+def is_preset_tag(weights: Weights) -> bool:
+    """Whether a builder's `weights=` names a pretrained preset's tag (`"fashion_mnist"`), not a file."""
+    return isinstance(weights, str) and weights.isidentifier() and not os.path.exists(weights)
 
-    Named presets (e.g. `weights="fashion_mnist"`) would resolve to their file here.
+
+def resolve_weights(name: str, weights: Weights) -> str | None:
+    """Where a builder's `weights=` file is checked: None, or a `.weights.h5` file (a preset tag never gets here:
+    `register_model`'s wrapper builds the preset).
 
     Args:
         name: the model name, for messages.
@@ -331,7 +347,8 @@ def resolve_weights(name: str, weights: Weights) -> str | None:
         return None
     path = os.fspath(weights)
     if not path.endswith(".weights.h5"):
-        raise ModelError(f"{name}: weights must be None or a path to a '.weights.h5' file, got {path!r}")
+        raise ModelError(f"{name}: weights must be None, a preset tag (`kdeep presets`) or a path to a "
+                         f"'.weights.h5' file, got {path!r}")
     if not os.path.isfile(path):
         raise ModelError(f"{name}: weights file {path!r} does not exist; save one with model.save_weights(path)")
     return path

@@ -183,6 +183,18 @@ class TrainConfig:
         return [f"{name}: {mine[name]!r} -> {theirs[name]!r}" for name in mine
                 if name != "out" and mine[name] != theirs[name]]
 
+    def command(self) -> str:
+        """The `kdeep train` command line that makes this config: the recipe, then every field it changes."""
+        base = TrainConfig.from_recipe(self.recipe).to_dict()
+        words = ["kdeep", "train", "--model", self.model]
+        words += ["--dataset", self.dataset] + (["--recipe", self.recipe] if self.recipe else [])
+        for name, value in self.to_dict().items():
+            if name in ("model", "dataset", "recipe", "out") or value == base[name]:
+                continue
+            flag = "--" + name.replace("_", "-")
+            words += [flag] if value is True else [flag, str(value)]
+        return " ".join(words + (["--out", str(self.out)] if self.out else []))
+
     def dumps(self) -> str:
         """config.json text."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"

@@ -117,7 +117,9 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     """
     if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
         raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
-    backbone = io.as_model(backbone_model_or_path)
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    backbone = presets.as_model(backbone_model_or_path)
     config = config or TrainConfig()
     if config.mixed_precision != "float32":
         raise ConfigError("transfer trains an existing float32 model: use mixed_precision='float32'")

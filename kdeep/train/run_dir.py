@@ -106,10 +106,11 @@ def run_of(model_path: str | os.PathLike) -> Path | None:
 
 
 def dataset_of(model_path: str | os.PathLike, given: str | None, *, required: bool = False) -> str | None:
-    """The dataset to use with a model: its run's (config.json), checked against the one given, else the one given.
+    """The dataset to use with a model: its run's (config.json) or its preset's (the card), checked against the one
+    given, else the one given.
 
     Args:
-        model_path: a run directory, or a model file (its dataset is the one given).
+        model_path: a run directory, a preset name, or a model file (its dataset is the one given).
         given: the dataset the user named (a name or a folder), or None.
         required: raise instead of returning None.
 
@@ -121,17 +122,23 @@ def dataset_of(model_path: str | os.PathLike, given: str | None, *, required: bo
             `required` and no dataset is known.
         ArtifactError: `required`, no dataset known, and no model at `model_path`.
     """
-    run = run_of(model_path)
-    if run is None and given is None and required:
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    preset = presets.named(model_path)
+    run = None if preset else run_of(model_path)
+    if run is None and preset is None and given is None and required:
         io.resolve_model(model_path)  # a missing or broken model is named first
         raise ConfigError(f"{model_path} is not a run directory that names its dataset: give --dataset NAME or FOLDER")
-    if run is None:
+    if run is None and preset is None:
         return given
-    trained = io.read_json(run / CONFIG, f"repair {run / CONFIG} or give the model file").get("dataset")
-    trained = None if trained in (None, "arrays") else trained
+    if preset is not None:
+        trained, other = preset.dataset, "build it with kdeep.models.build(..., weights=...) in Python"
+    else:
+        trained = io.read_json(run / CONFIG, f"repair {run / CONFIG} or give the model file").get("dataset")
+        trained, other = (None if trained in (None, "arrays") else trained), f"give {run / MODEL}"
     if given is None or trained is None:
         return trained or given
     if given != trained and Path(given).expanduser().resolve() != Path(trained).expanduser().resolve():
-        raise ConfigError(f"{run} was trained on {trained!r}, not {given!r}: drop --dataset (the run's dataset is "
-                          f"used), or give {run / MODEL} to use it with another dataset of the same image shape")
+        raise ConfigError(f"{model_path} was trained on {trained!r}, not {given!r}: drop --dataset (the model's "
+                          f"dataset is used), or {other} to use it with another dataset of the same image shape")
     return trained

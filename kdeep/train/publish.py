@@ -1,0 +1,86 @@
+"""Publishing a finished training run as a pretrained preset: its weights and model card inside kdeep."""
+from __future__ import annotations
+
+import hashlib
+import io as bytes_io
+from pathlib import Path
+
+import numpy as np
+
+from kdeep import io
+from kdeep.errors import ConfigError
+from kdeep.models import presets
+from kdeep.report import describe_machine, timestamp
+from kdeep.train import run_dir as rd
+from kdeep.train.config import TrainConfig
+
+STORAGES = ("float16", "float32")
+
+
+def publish(run: str | Path, name: str | None = None, *, storage: str = "float16",
+            folder: str | Path = presets.FOLDER) -> presets.Preset:
+    """Stores a finished run's model as the preset `name`, scoring the stored weights on the test set.
+
+    Writes `<folder>/<name>.npz` (the weights, cast to `storage`) and then `<folder>/<name>.json` (the card), each
+    atomically; the card's test accuracy is that of a model rebuilt from the registry with the stored weights,
+    which is what `kdeep.models.presets.load` gives.
+
+    Args:
+        run: a finished kdeep run directory of a registered model (config.json, metrics.json, model.keras).
+        name: the preset name, `<model>.<tag>`; default `<model>.<dataset>`.
+        storage: "float16" (half the size) or "float32".
+        folder: where presets live (the package's own folder by default).
+
+    Returns:
+        The preset's card.
+
+    Raises:
+        ConfigError: the run is unfinished, of a model kdeep did not build, or the name or storage is wrong.
+    """
+    import keras
+
+    import kdeep.data
+    import kdeep.models
+    from kdeep.scoring import score
+
+    run = Path(run)
+    config = TrainConfig.from_dict(io.read_json(run / rd.CONFIG, "give a finished kdeep run directory"))
+    metrics = io.read_json(run / rd.METRICS, "finish the run first (rerun its command)")
+    name = name or f"{config.model}.{config.dataset}"
+    _check(config, name, storage)
+    model = io.load_model(run / io.MODEL)
+    spec = kdeep.data.get_spec(config.dataset)
+    rebuilt = kdeep.models.build(config.model, input_shape=tuple(model.inputs[0].shape[1:]),
+                                 num_classes=spec.num_classes, width=config.width)
+    arrays = presets.weight_arrays(model, storage)
+    presets.assign(rebuilt, arrays)  # refuses a model the registry does not rebuild with the same weights
+    buffer = bytes_io.BytesIO()
+    np.savez(buffer, **arrays)
+    weights_file = io.write_atomic(Path(folder) / f"{name}.npz", buffer.getvalue())
+    card = presets.Preset(
+        name=name, model=config.model, width=config.width, dataset=config.dataset,
+        input_shape=tuple(int(d) for d in model.inputs[0].shape[1:]), labels=tuple(spec.class_names),
+        test_accuracy=round(score(rebuilt, config.dataset).accuracy, 6),
+        run_test_accuracy=round(metrics["test_accuracy"], 6), storage=storage,
+        sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest(), params=int(rebuilt.count_params()),
+        train_command=config.command(), publish_command=f"kdeep presets publish {run} --name {name} --storage {storage}",
+        config=config.to_dict(), seed=config.seed, epochs=int(metrics["epochs_completed"]),
+        train_seconds=float(metrics["train_seconds"]),
+        date=timestamp(), machine=describe_machine(), data_license=spec.source,
+        versions={**metrics.get("versions", {}), "keras_at_publish": keras.__version__})
+    io.write_json(Path(folder) / f"{name}.json", card.to_dict())
+    return card
+
+
+def _check(config: TrainConfig, name: str, storage: str) -> None:
+    """Refuses names, models and storages a preset cannot have, in one line."""
+    import kdeep.models
+
+    if storage not in STORAGES:
+        raise ConfigError(f"storage {storage!r} is unknown: use one of {', '.join(STORAGES)}")
+    if config.model not in kdeep.models.list_models():
+        raise ConfigError(f"the run trained {config.model!r}, which is not a registered model: presets are rebuilt "
+                          f"from the registry")
+    if not name.startswith(f"{config.model}.") or not presets.is_preset_name(name) or name.count(".") != 1:
+        raise ConfigError(f"preset name {name!r} must be '{config.model}.<tag>' (one dot, e.g. "
+                          f"'{config.model}.{config.dataset}')")

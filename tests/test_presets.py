@@ -1,0 +1,92 @@
+"""Pretrained presets: every shipped preset scores what its card says, files are verified, names are checked."""
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kdeep.errors import ModelError
+from kdeep.models import presets
+
+SHIPPED = [preset.name for preset in presets.list_presets()]
+
+
+def kdeep(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kdeep", *args], capture_output=True, text=True, timeout=900,
+                          cwd=cwd)
+
+
+def test_presets_fit_in_6_mb():
+    assert SHIPPED
+    assert sum(path.stat().st_size for path in presets.FOLDER.iterdir()) <= 6 * 1024 * 1024
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_preset_scores_its_card_on_the_test_set(name):
+    from kdeep.scoring import score
+
+    preset = presets.get(name)
+    model = presets.load(name)
+    assert model.count_params() == preset.params
+    accuracy = score(model, preset.dataset).accuracy
+    assert abs(accuracy - preset.test_accuracy) <= 0.0005, (accuracy, preset.test_accuracy)
+    assert len(preset.labels) == model.outputs[0].shape[-1]
+
+
+def test_build_with_a_dataset_tag_is_the_preset():
+    name = "deepconvnet.mnist_book"
+    import kdeep.models
+
+    built = kdeep.models.build("deepconvnet", weights="mnist_book")
+    loaded = presets.load(name)
+    for a, b in zip(built.get_weights(), loaded.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_a_damaged_weights_file_is_refused_naming_the_fix(tmp_path, monkeypatch):
+    name = "deepconvnet.mnist_book"
+    for suffix in (".npz", ".json"):
+        shutil.copy(presets.FOLDER / f"{name}{suffix}", tmp_path)
+    data = bytearray((tmp_path / f"{name}.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / f"{name}.npz").write_bytes(bytes(data))
+    monkeypatch.setattr(presets, "FOLDER", tmp_path)
+    with pytest.raises(ModelError, match="damaged; reinstall kdeep"):
+        presets.load(name)
+
+
+def test_unknown_preset_is_one_line_with_the_valid_names_and_exit_2():
+    done = kdeep("presets", "show", "deepconvnet.mnist_bok")
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did you mean 'deepconvnet.mnist_book'" in lines[0]
+    assert all(name in lines[0] for name in SHIPPED)
+    with pytest.raises(ModelError, match="unknown preset"):
+        presets.load("resnet20.imagenet")
+
+
+def test_presets_lists_every_preset_with_its_accuracy():
+    done = kdeep("presets", "--json")
+    assert done.returncode == 0, done.stderr
+    cards = {card["name"]: card for card in json.loads(done.stdout)}
+    assert set(cards) == set(SHIPPED)
+    table = kdeep("presets").stdout
+    for name in SHIPPED:
+        assert f"{100 * cards[name]['test_accuracy']:.2f}%" in next(line for line in table.splitlines()
+                                                                    if line.startswith(name))
+
+
+@pytest.mark.slow
+def test_a_preset_s_recorded_command_still_trains(tmp_path):
+    """The card's own command, cut to a fraction of an epoch, runs and writes a model."""
+    preset = presets.get("deepconvnet.mnist_book")
+    words = shlex.split(preset.train_command)
+    assert words[:2] == ["kdeep", "train"]
+    words = words[2:words.index("--out")] if "--out" in words else words[2:]
+    done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "model.keras").is_file()
