@@ -17,7 +17,7 @@ setup(
         "tf-keras>=2.21,<2.22",
         "tensorflow-model-optimization>=0.8,<0.9",
         "ai-edge-litert>=2.0",
-        "ai-edge-quantizer==0.10.0",  # int4/int2 LiteRT variants and per-layer recipes; pins ai-edge-litert 2.3.0
+        "litert-quantizer==0.11.0",  # int4/int2 LiteRT variants and per-layer recipes (ai-edge-quantizer renamed); pins ai-edge-litert 2.3.0
         "tensorboard>=2.21,<2.22",  # `tensorboard --logdir runs/` on the event files every run writes
         "numpy>=1.26",
         "matplotlib>=3.8",

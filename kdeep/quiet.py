@@ -53,7 +53,7 @@ def set_verbosity(verbose: bool = False) -> bool:
 
 @contextlib.contextmanager
 def silenced() -> Iterator[None]:
-    """Within the block, what Python code prints (the converters' SavedModel listings, ai-edge-quantizer's progress
+    """Within the block, what Python code prints (the converters' SavedModel listings, the LiteRT quantizer's progress
     bars and size report), its warnings and absl's/TensorFlow's log records below ERROR are dropped. Does nothing
     when verbose (`--verbose`, KDEEP_VERBOSE=1), so those lines stay visible there.
     """

@@ -1,22 +1,23 @@
-"""The ai-edge-quantizer backend: sub-8-bit and per-layer LiteRT variants made from kdeep's float32 .tflite.
+"""The LiteRT quantizer backend: sub-8-bit and per-layer LiteRT variants made from kdeep's float32 .tflite.
 
 Public functions (the signatures the sweep, sensitivity and search modules code against):
 
-    layer_ops(model, float_tflite) -> {keras layer name: LayerOp}
+    layer_ops(model, float_tflite) -> {plan key: LayerOp}
     quantize_tflite(float_tflite, out_path, *, weight_bits, default_bits, activation_bits=None, model=None,
                     calibration=None, dynamic=False) -> Path
     tensor_snr(float_tflite, quant_tflite, images, model) -> [{"layer", "op", "snr_db"}, ...]
     weight_values(quant_tflite, op, image) -> the float weights a weight-only file feeds to an op
-    lowest_bits(layer) -> the narrowest width LiteRT runs correctly for a Keras layer (2 dense, 4 conv)
 
-`quantize_tflite` adds one keyword to the brief's signature, `dynamic` (False: weight-only, the weights are
-dequantized to float before each op; True: dynamic range, activations quantized on the fly). 2-bit weights exist in
-ai-edge-quantizer only as dynamic-range configs, so a 2-bit layer is always dynamic, and per output channel: LiteRT
-2.3.0 cannot run blockwise int2 (XNNPACK: "unsupported datatype (INT2)"; its builtin kernel, without XNNPACK, runs
-it but scored 13% on MNIST where channelwise int2 scored 49%, so blockwise int2 is not offered), and only for
-FULLY_CONNECTED (`TWO_BIT_OPS`: LiteRT computes 2-bit CONV_2D outputs wrong). The weights are quantized on grids
-spanning their max; the pipeline clips them first below 5 bits (`quantization.clipping`).
-`model` is required when `weight_bits` names layers (Keras names are mapped to TFLite ops through it).
+Layers are named by their key in the layer plan (`quantization.plan`: the Keras name, `outer/inner` inside a nested
+model), and every width is checked against the plan's rules before a recipe is built: the widths the LiteRT
+quantizer's policy has for the op in its mode, less those LiteRT runs wrongly (2-bit CONV_2D). `dynamic` selects
+dynamic range (activations quantized on the fly) over weight-only (weights dequantized to float before each op).
+2-bit weights exist in the LiteRT quantizer only as dynamic-range configs, so a 2-bit layer is always dynamic, and
+per output channel: LiteRT 2.3.0 cannot run blockwise int2 (XNNPACK: "unsupported datatype (INT2)"; its builtin
+kernel, without XNNPACK, runs it but scored 13% on MNIST where channelwise int2 scored 49%, so blockwise int2 is not
+offered). The weights are quantized on grids spanning their max; the pipeline clips them first below 5 bits
+(`quantization.clipping`). `model` is required when `weight_bits` names layers (keys are mapped to TFLite ops
+through it).
 """
 import dataclasses
 import re
@@ -29,13 +30,10 @@ from kdeep.errors import QuantizationError, reason
 from kdeep.io import write_atomic
 from kdeep.quiet import silenced
 from quantization import litert
+from quantization.plan import QUANTIZER_OP_NAMES, check_width, plan
 
-WEIGHT_BITS = (2, 4, 8)
 ACTIVATION_BITS = (8, 16)
-# Ops LiteRT 2.3.0 runs correctly with 2-bit weights. It also runs a 2-bit CONV_2D, but computes garbage (8.5 %, chance,
-# on MNIST for one 2-bit convolution of a 99.4 % DeepConvNet, clipped grid or not), so convolutions stop at 4 bits.
-TWO_BIT_OPS = ("FULLY_CONNECTED",)
-# TFLite ops whose second input is a weight tensor ai-edge-quantizer can quantize.
+# TFLite ops whose second input is a weight tensor the LiteRT quantizer can quantize.
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 SNR_IMAGES = 64
 
@@ -46,7 +44,7 @@ class LayerOp:
 
     Attributes:
         op: the TFLite op name (CONV_2D, FULLY_CONNECTED, ...).
-        scope: ai-edge-quantizer's scope of the op (its output tensor names joined by ';', with a trailing ';').
+        scope: the LiteRT quantizer's scope of the op (its output tensor names joined by ';', with a trailing ';').
         output: the op's (first) output tensor name.
         weight: the weight tensor's name; weight_shape: its shape.
     """
@@ -82,96 +80,75 @@ def weighted_ops(float_tflite: str | Path) -> list[LayerOp]:
     return ops
 
 
-def lowest_bits(layer: Any) -> int:
-    """The narrowest weight width LiteRT runs correctly for a Keras layer's op: 2 for a dense layer (FULLY_CONNECTED,
-    see `TWO_BIT_OPS`), 4 for a convolution."""
-    import keras
-
-    return 2 if isinstance(layer, keras.layers.Dense) else 4
-
-
-def _kernel_size(layer: Any) -> int:
-    """Number of values in a layer's kernel (a depthwise convolution's depthwise kernel), 0 without one."""
-    for attribute in ("kernel", "depthwise_kernel"):
-        kernel = getattr(layer, attribute, None)
-        if kernel is not None:
-            return int(np.prod(kernel.shape))
-    return 0
+def _matches(path: tuple[str, ...], segments: list[str]) -> int | None:
+    """The index of the name-scope segment where `path` (outer model names, then the layer) ends, its names found
+    in order; else None. A segment names a layer with or without one `_N` suffix (TensorFlow's retrace suffix:
+    `fc1` -> `fc1_1`)."""
+    position = 0
+    for index, segment in enumerate(segments):
+        if path[position] in (segment, re.sub(r"_\d+$", "", segment)):
+            position += 1
+            if position == len(path):
+                return index
+    return None
 
 
-def _kernel_layers(model: Any) -> dict[str, Any]:
-    """{name: layer} for the model's layers that hold a kernel (convolutions and dense layers), nested ones too."""
-    found = {}
-
-    def visit(layer: Any) -> None:
-        if _kernel_size(layer):
-            found[layer.name] = layer
-        for inner in getattr(layer, "layers", []):
-            visit(inner)
-
-    for layer in model.layers:
-        visit(layer)
-    return found
-
-
-def _candidates(op: LayerOp, layers: dict[str, Any]) -> list[str]:
-    """Keras layer names that appear as a name-scope segment of the op's weight or output tensor names.
-
-    TensorFlow may suffix a scope with `_N` when it traces a layer again (`fc1` -> `fc1_1`), so a segment names a
-    layer with or without one such suffix; the weight tensor's names come first (they name the layer that owns it).
-    """
-    names = []
-    for full in (op.weight, op.scope):
-        for part in full.split(";"):
-            for segment in part.split("/"):
-                for name in (segment, re.sub(r"_\d+$", "", segment)):
-                    if name in layers and name not in names:
-                        names.append(name)
-    return names
+def _owner(op: LayerOp, entries: list[Any]) -> Any:
+    """The planned layer whose path the op's weight name (else an output name) carries and whose kernel size
+    matches the op's weight tensor; None when no entry does."""
+    size = int(np.prod(op.weight_shape))
+    for full in (op.weight, *op.scope.split(";")):
+        segments = full.split("/") if full else []
+        found = [(index, entry) for entry in entries if entry.size == size
+                 and (index := _matches(entry.path, segments)) is not None]
+        if found:
+            return min(found, key=lambda pair: pair[0])[1]
+    return None
 
 
 def layer_ops(model: Any, float_tflite: str | Path) -> dict[str, LayerOp]:
-    """Maps each Keras layer that holds a kernel to its weighted op in the float .tflite converted from `model`.
+    """Maps each planned Keras layer (`quantization.plan`, nested models included) to its weighted op in the float
+    .tflite converted from `model`.
+
+    A layer's path (`member1/fc1`) appears, in order, among the name-scope segments of the op's weight or output
+    tensor names (`ensemble_1/member1_1/fc1_1/MatMul`), and its kernel's size equals the op's weight tensor's.
 
     Args:
         model: the Keras model the .tflite was converted from.
         float_tflite: its float32 .tflite (variant `float32`).
 
     Returns:
-        {Keras layer name: LayerOp}, in graph order of the ops.
+        {plan key: LayerOp}, in graph order of the ops.
 
     Raises:
-        QuantizationError: a layer matches no op or several (the message names it).
+        QuantizationError: a layer matches no op, or an op no layer (the message names it).
     """
-    layers = _kernel_layers(model)
+    left = list(plan(model))
     mapping: dict[str, LayerOp] = {}
     for op in weighted_ops(float_tflite):
-        size = int(np.prod(op.weight_shape))
-        names = [n for n in _candidates(op, layers) if n not in mapping and _kernel_size(layers[n]) == size]
-        if not names:
+        entry = _owner(op, left)
+        if entry is None:
             raise QuantizationError(f"{op.op} op {op.output!r} of {float_tflite} matches no Keras layer of "
                                     f"{model.name!r}; pass the .tflite converted from this model")
-        mapping[names[0]] = op
-    missing = sorted(layers.keys() - mapping.keys())
-    if missing:
-        raise QuantizationError(f"Keras layer(s) {', '.join(missing)} of {model.name!r} have no weighted op in "
-                                f"{float_tflite}; pass the .tflite converted from this model")
+        mapping[entry.key] = op
+        left.remove(entry)
+    if left:
+        raise QuantizationError(f"Keras layer(s) {', '.join(e.key for e in left)} of {model.name!r} have no weighted "
+                                f"op in {float_tflite}; pass the .tflite converted from this model")
     return mapping
 
 
-def _check_bits(weight_bits: dict[str, int | None], default_bits: int | None, activation_bits: int | None) -> None:
-    """Raises QuantizationError for a width ai-edge-quantizer has no recipe for."""
-    for name, bits in {**weight_bits, "(default)": default_bits}.items():
-        if bits is not None and bits not in WEIGHT_BITS:
-            raise QuantizationError(f"layer {name}: {bits}-bit weights are not supported; use one of "
-                                    f"{', '.join(map(str, WEIGHT_BITS))} or None (float)")
-    if activation_bits is not None and activation_bits not in ACTIVATION_BITS:
-        raise QuantizationError(f"{activation_bits}-bit activations are not supported; use 8, 16 or None (float)")
+def _mode(bits: int | None, activation_bits: int | None, dynamic: bool) -> str:
+    """The quantization mode of one op: static with integer activations, dynamic range (always at 2 bits, the only
+    2-bit configs the LiteRT quantizer has), else weight-only."""
+    if activation_bits is not None:
+        return "static"
+    return "dynamic" if bits == 2 or dynamic else "weight_only"
 
 
 def _op_bits(ops: list[LayerOp], weight_bits: dict[str, int | None], default_bits: int | None,
              model: Any, float_tflite: Path) -> list[tuple[LayerOp, str, int | None]]:
-    """[(op, layer label, bits)] for every weighted op: the width named for its Keras layer, else `default_bits`."""
+    """[(op, layer label, bits)] for every weighted op: the width named for its planned layer, else `default_bits`."""
     if not weight_bits:
         return [(op, op.output, default_bits) for op in ops]
     if model is None:
@@ -185,54 +162,50 @@ def _op_bits(ops: list[LayerOp], weight_bits: dict[str, int | None], default_bit
     return [(op, names.get(op, op.output), weight_bits.get(names.get(op), default_bits)) for op in ops]
 
 
-def _recipe(plan: list[tuple[LayerOp, str, int | None]], activation_bits: int | None, dynamic: bool,
+def _recipe(widths: list[tuple[LayerOp, str, int | None]], activation_bits: int | None, dynamic: bool,
             float_io: bool = False) -> Any:
-    """Builds the ai-edge-quantizer recipe, one rule per weighted op (`float_io`: the model's input and output
-    stay float32, with QUANTIZE and DEQUANTIZE ops at the edges).
+    """Builds the LiteRT quantizer recipe, one rule per weighted op, after checking every width against the plan's
+    rules (the quantizer's policy, less what LiteRT runs wrongly); `float_io`: the model's input and output stay
+    float32, with QUANTIZE and DEQUANTIZE ops at the edges.
 
     Raises:
-        QuantizationError: ai-edge-quantizer has no config for a requested width on an op (its policy check).
+        QuantizationError: a width LiteRT does not take for an op in its mode (the message names the layer).
     """
-    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+    from litert_quantizer import algorithm_manager, qtyping, recipe_manager
 
+    for op, label, bits in widths:
+        check_width(label, op.op, bits, _mode(bits, activation_bits, dynamic), activation_bits)
     names = qtyping.TFLOperationName
     manager = recipe_manager.RecipeManager()
     if activation_bits is not None:  # every other supported op (pooling, reshape, softmax) runs on integers too
         manager.add_static_config(".*", names.ALL_SUPPORTED, activation_bits, 8)
         for edge in (names.INPUT, names.OUTPUT) if float_io else ():
             manager.add_quantization_config(".*", edge, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
-    for op, label, bits in plan:
-        operation = names(op.op)
-        if bits == 2 and op.op not in TWO_BIT_OPS:
-            raise QuantizationError(f"layer {label}: LiteRT runs {op.op} with 2-bit weights but computes wrong "
-                                    f"outputs; give it 4 or 8 bits (2 bits only for {', '.join(TWO_BIT_OPS)})")
-        try:
-            if bits is None:
-                manager.add_quantization_config(op.regex, operation,
-                                                algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
-            elif activation_bits is not None:
-                manager.add_static_config(op.regex, operation, activation_bits, bits)
-            elif bits == 2 or dynamic:
-                manager.add_dynamic_config(op.regex, operation, bits, qtyping.QuantGranularity.CHANNELWISE)
-            else:
-                manager.add_weight_only_config(op.regex, operation, bits)
-        except ValueError as error:  # ai-edge-quantizer's policy has no such config for this op
-            mode = (f"{activation_bits}-bit activations" if activation_bits
-                    else "dynamic range" if bits == 2 or dynamic else "weight-only")
-            raise QuantizationError(f"layer {label}: ai-edge-quantizer cannot give {op.op} {bits}-bit weights "
-                                    f"({mode}): {reason(error)}; choose another width for it") from error
+    for op, label, bits in widths:
+        operation = names(QUANTIZER_OP_NAMES.get(op.op, op.op))
+        mode = _mode(bits, activation_bits, dynamic)
+        if bits is None:
+            manager.add_quantization_config(op.regex, operation,
+                                            algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        elif mode == "static":
+            manager.add_static_config(op.regex, operation, activation_bits, bits)
+        elif mode == "dynamic":
+            manager.add_dynamic_config(op.regex, operation, bits, qtyping.QuantGranularity.CHANNELWISE)
+        else:
+            manager.add_weight_only_config(op.regex, operation, bits)
     return manager.get_quantization_recipe()
 
 
 def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bits: dict[str, int | None],
                     default_bits: int | None, activation_bits: int | None = None, model: Any = None,
                     calibration: np.ndarray | None = None, dynamic: bool = False, float_io: bool = False) -> Path:
-    """Quantizes a float .tflite with ai-edge-quantizer, with a weight width per Keras layer.
+    """Quantizes a float .tflite with the LiteRT quantizer, with a weight width per planned layer.
 
     Args:
         float_tflite: the float32 .tflite (kdeep's `float32` variant).
         out_path: the quantized .tflite (written atomically).
-        weight_bits: {Keras layer name: 2, 4, 8 or None (float)}; weighted layers not named get `default_bits`.
+        weight_bits: {plan key: 2, 4, 8 or None (float)}; weighted layers not named get `default_bits`. A width
+            the layer's op does not take in its mode (`quantization.plan`) is refused before anything is written.
         default_bits: width for the other weighted layers (None: float).
         activation_bits: None keeps activations float; 8 or 16 quantizes them statically (needs `calibration`).
         model: the Keras model the .tflite came from (required when `weight_bits` names layers).
@@ -245,22 +218,23 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
         `out_path`.
 
     Raises:
-        QuantizationError: a bad width, an unknown layer, a file ai-edge-quantizer cannot read, or a failed
-            quantization (the message gives ai-edge-quantizer's reason).
+        QuantizationError: a bad width, an unknown layer, a file the LiteRT quantizer cannot read, or a failed
+            quantization (the message gives the LiteRT quantizer's reason).
     """
     float_tflite, out_path = Path(float_tflite), Path(out_path)
-    _check_bits(weight_bits, default_bits, activation_bits)
+    if activation_bits is not None and activation_bits not in ACTIVATION_BITS:
+        raise QuantizationError(f"{activation_bits}-bit activations are not supported; use 8, 16 or None (float)")
     if activation_bits is not None and (calibration is None or len(calibration) == 0):
         raise QuantizationError(f"{activation_bits}-bit activations need calibration images (training data)")
-    plan = _op_bits(weighted_ops(float_tflite), weight_bits, default_bits, model, float_tflite)
-    recipe = _recipe(plan, activation_bits, dynamic, float_io)
-    from ai_edge_quantizer import quantizer
+    recipe = _recipe(_op_bits(weighted_ops(float_tflite), weight_bits, default_bits, model, float_tflite),
+                     activation_bits, dynamic, float_io)
+    from litert_quantizer import quantizer
 
     try:
         with silenced():
             engine = quantizer.Quantizer(float_tflite, recipe)
     except Exception as error:  # flatbuffer parsing raises many types
-        raise QuantizationError(f"ai-edge-quantizer cannot read {float_tflite} ({reason(error)}); "
+        raise QuantizationError(f"the LiteRT quantizer cannot read {float_tflite} ({reason(error)}); "
                                 "pass a float32 .tflite written by kdeep quantize") from error
     try:
         with silenced():
@@ -271,7 +245,7 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
                 calibrated = engine.calibrate({key: [{name: image[None]} for image in images]})
             flatbuffer = bytes(engine.quantize(calibrated).quantized_model)
     except (ValueError, RuntimeError, KeyError, TypeError) as error:
-        raise QuantizationError(f"ai-edge-quantizer failed on {float_tflite.name}: {reason(error)}") from error
+        raise QuantizationError(f"the LiteRT quantizer failed on {float_tflite.name}: {reason(error)}") from error
     litert.check_runs(flatbuffer, out_path.name)
     return write_atomic(out_path, flatbuffer)
 
@@ -308,7 +282,7 @@ def tensor_snr(float_tflite: str | Path, quant_tflite: str | Path, images: np.nd
         model: the Keras model both came from (maps layers to ops).
 
     Returns:
-        Rows {"layer": Keras name, "op": TFLite op, "snr_db": 10 log10(signal power / error power)} in graph
+        Rows {"layer": plan key, "op": TFLite op, "snr_db": 10 log10(signal power / error power)} in graph
         order (inf when the outputs are equal; nan where LiteRT's builtin kernels cannot run the quantized op, as
         for 2-bit convolutions); layers whose output tensor the quantized model renamed are left out.
     """

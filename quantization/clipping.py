@@ -3,16 +3,18 @@
 A symmetric grid scaled to max|w| spends its few low-bit levels on a channel's outliers: at 2 bits (levels
 {-s, 0, s}, s = max|w|) most weights round to 0. Below 5 bits kdeep instead clips each output channel at the
 range c that minimises sum((w - Q_c(w))^2), found by trying `CANDIDATES` x max|w| on the channel's own weights
-(the criterion ai-edge-quantizer's OCTAV solves by Newton iterations; a plain search is exact on the grid and has
+(the criterion the LiteRT quantizer's OCTAV solves by Newton iterations; a plain search is exact on the grid and has
 no 2-bit special case). Weights clipped to [-c, c] and quantized on a grid scaled
 to their own max are exactly Q_c(w), so the LiteRT export clips the Keras weights (`clipped_model`), converts
-them to a float32 .tflite and lets ai-edge-quantizer's min/max recipe quantize them; the simulator
+them to a float32 .tflite and lets the LiteRT quantizer's min/max recipe quantize them; the simulator
 (`quantization.sweep.quantize_kernel`) rounds with the same ranges. At 5 bits and more the grid spans max|w|, as
 LiteRT's converter does for its int8 variants.
 """
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from quantization.plan import plan
 
 CLIP_BITS = 4  # widths at or below this are clipped
 CANDIDATES = np.linspace(0.05, 1.0, 96)  # clipping ranges tried, as fractions of each channel's max|w|
@@ -56,34 +58,28 @@ def clip_range(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] = (-1,
     return best
 
 
-def channel_axes(layer: Any) -> tuple[int, ...]:
-    """The kernel axes of a Keras layer that index its output channels (a depthwise kernel: the last two)."""
-    return (-2, -1) if type(layer).__name__ == "DepthwiseConv2D" else (-1,)
-
-
 def clipped_model(model: Any, weight_bits: Mapping[str, int | None], default_bits: int | None = None) -> Any:
     """A copy of `model` whose kernels are clipped to `clip_range` for the layers quantized below 5 bits.
 
     Args:
         model: the float Keras model (never modified).
-        weight_bits: {Keras layer name: width or None}; kernel layers not named get `default_bits`.
-        default_bits: width of the other kernel layers (None: float).
+        weight_bits: {plan key (`quantization.plan`; nested layers included): width or None}; planned layers not
+            named get `default_bits`.
+        default_bits: width of the other planned layers (None: float).
 
     Returns:
         `model` itself when no layer is clipped, else a clone (same layer names) with clipped kernels.
     """
     import keras
 
-    def width(layer: Any) -> int | None:
-        return weight_bits.get(layer.name, default_bits)
-
-    chosen = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None and clips(width(layer))]
+    chosen = [(entry, weight_bits.get(entry.key, default_bits)) for entry in plan(model)]
+    chosen = [(entry, bits) for entry, bits in chosen if clips(bits)]
     if not chosen:
         return model
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    for layer in chosen:
-        kernel = np.asarray(layer.kernel)
-        bound = clip_range(kernel, width(layer), channel_axes(layer))
-        copy.get_layer(layer.name).kernel.assign(np.clip(kernel, -bound, bound))
+    for entry, bits in chosen:
+        kernel = np.asarray(entry.kernel(model))
+        bound = clip_range(kernel, bits, entry.channel_axes)
+        entry.kernel(copy).assign(np.clip(kernel, -bound, bound))
     return copy

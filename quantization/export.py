@@ -65,7 +65,9 @@ def export(model_or_path: Any, out_dir: str | os.PathLike, *, variants: str | Se
         author, license, version: the metadata's fields.
 
     Returns:
-        `Exported`: the files, the failures, the card.
+        `Exported`: the files, the failures, the card. With a dataset, every file is first checked against the
+        Keras model on real training images (`quantization.check`); one whose outputs are not the model's is a
+        failure, removed and not scored.
 
     Raises:
         QuantizationError: an unknown variant or option, a variant that needs data without a dataset; nothing is
@@ -93,6 +95,7 @@ def export(model_or_path: Any, out_dir: str | os.PathLike, *, variants: str | Se
         data = pipeline.prepare(model, dataset, limit=limit, fine_tunes=any(v.qat for v in chosen), graph=deploy)
         conversions = quantize(model, names, deploy.channels_of(data.representative), out, train_data=data.qat_train,
                                qat_epochs=qat_epochs, graph=deploy)
+        pipeline.check_exports(model, data, conversions)  # a file whose outputs are not the model's is a failure
         results = pipeline.score(model, data, conversions)[0] if score else None
     for name in conversions.failed:
         variant_path(out, name).unlink(missing_ok=True)  # a file left by an earlier export is not this one

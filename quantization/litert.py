@@ -241,7 +241,8 @@ def predict(source: Source, images: np.ndarray, *, input_range: tuple[float, flo
 
 
 def latency(source: Source, image: np.ndarray, *, input_range: tuple[float, float] = UNIT_RANGE,
-            num_threads: int = 1, runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP) -> Latency:
+            num_threads: int = 1, runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP,
+            builtin: bool = False) -> Latency:
     """Batch-1 latency of one invoke (`kdeep.timing.time_calls`: warm-up, then `runs` timed invokes).
 
     Args:
@@ -250,8 +251,10 @@ def latency(source: Source, image: np.ndarray, *, input_range: tuple[float, floa
         input_range: the model's input range.
         num_threads: interpreter threads.
         runs, warmup: timed and untimed invokes.
+        builtin: time LiteRT's builtin kernels alone, without the XNNPACK delegate (as `open_model(keep_tensors=
+            True)` runs them): what an op XNNPACK does not take runs on.
     """
-    runner = open_model(source, num_threads=num_threads)
+    runner = open_model(source, num_threads=num_threads, keep_tensors=builtin)
     runner.set_input(runner.feed(np.asarray(image)[None], input_range))
     timings = time_calls(runner.invoke, runs=runs, warmup=warmup)
     return Latency(median_us=timings.median * 1e6, p90_us=timings.p90 * 1e6)

@@ -14,23 +14,29 @@ import numpy as np
 from kdeep import scoring
 from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
-from kdeep.data.splits import DEFAULT_VAL_SPLIT, Dataset, load_splits
+from kdeep.data.splits import Dataset, load_splits
 from kdeep.errors import QuantizationError
 from kdeep.report import describe_machine, timestamp
-from quantization import aiedge, clipping, convert, litert, qat
+from quantization import aiedge, clipping, convert, latency, litert, qat
+from quantization.advice import Measured, purposes, slow_reason
+from quantization.check import CHECK_IMAGES, check_export
 from quantization.deploy import Deployment, deployment
 from quantization.evaluate import score_variant
+from quantization.holdout import HeldOut, held_out, run_config
+from quantization.plan import plan as layer_plan
 from quantization.report import write_report
 from quantization.results import MixedResult, PipelineResults, SweepResult, VariantResult
-from quantization.search import check_budget, pareto, search
+from quantization.search import check_budget, confirm, pareto, search
 from quantization.sensitivity import layer_sensitivity, sensitivity_width, with_snr
 from quantization.sweep import Simulator, collapse_width, sweep
-from quantization.variants import VARIANTS, Variant, resolve
+from quantization.variants import VARIANTS, Variant, layer_widths, resolve
 
 SWEEP_IMAGES = 2000  # test images the sweep and the sensitivity score by default (each is ~45 Keras evaluations)
-# LiteRT variants the simulator reproduces: name -> (weight bits, activation bits or None for float).
+# LiteRT variants the simulator reproduces: name -> (weight bits, activation bits or None for float); `dynamic` is
+# 8 bits except the kernels the converter keeps float (`LayerPlan.dynamic_twin`).
 SIMULATED_TWINS = {"dynamic": (8, None), "int4": (4, None), "int8": (8, 8)}
-MIXED_WHAT = "mixed precision chosen under the budget (ai-edge-quantizer, per-layer widths, dynamic range)"
+MIXED_WHAT = "mixed precision chosen under the budget (LiteRT quantizer, per-layer widths, dynamic range)"
+OBJECTIVES = ("size", "latency")  # what the mixed-precision search minimises under its accuracy budget
 MIXED = Variant("mixed", MIXED_WHAT, 32, 32, backend="aiedge", dynamic=True)  # what the mix's file says it is
 
 
@@ -51,17 +57,9 @@ def variant_path(out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.tflite"
 
 
-def _widths(variant: Variant, model: Any) -> dict[str, int]:
-    """{Keras layer name: weight width} of an ai-edge-quantizer variant (convolutions at `conv_bits` when set)."""
-    import keras
-
-    return {layer.name: variant.conv_bits if variant.conv_bits and not isinstance(layer, keras.layers.Dense)
-            else variant.weight_bits for layer in model.layers if getattr(layer, "kernel", None) is not None}
-
-
 def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite: Path, folder: Path,
                    graph: convert.ModelGraph = convert.MODEL_GRAPH) -> tuple[Any, Path]:
-    """The model ai-edge-quantizer quantizes at these widths, and its float32 .tflite.
+    """The model the LiteRT quantizer quantizes at these widths, and its float32 .tflite.
 
     Layers quantized below 5 bits are clipped first (`quantization.clipping`); with none, that is `model` and
     `float_tflite` itself, else a clipped copy converted once into `folder` per set of widths.
@@ -75,12 +73,13 @@ def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite:
 
 def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path,
             folder: Path, graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Path:
-    """Makes an ai-edge-quantizer variant from `model` and its float32 .tflite (clipped copies go to `folder`)."""
-    widths = _widths(variant, model)
+    """Makes a LiteRT-quantizer variant from `model` and its float32 .tflite (clipped copies go to `folder`), each
+    planned layer at the width `variants.layer_widths` gives it."""
+    widths = layer_widths(variant, layer_plan(model))
     source, source_tflite = (model, float_tflite) if variant.qat else _clipped_float(model, widths, float_tflite,
                                                                                       folder, graph)
     activation_bits = None if variant.activation_bits == 32 else variant.activation_bits
-    return aiedge.quantize_tflite(source_tflite, path, weight_bits=widths, default_bits=variant.weight_bits,
+    return aiedge.quantize_tflite(source_tflite, path, weight_bits=widths, default_bits=None,
                                   activation_bits=activation_bits, model=source, dynamic=variant.dynamic,
                                   calibration=representative if variant.representative else None,
                                   float_io=graph.float_io)
@@ -102,7 +101,7 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
              graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Conversions:
     """Converts `model` to each variant as `<out_dir>/<variant>.tflite`.
 
-    Converter variants come from one SavedModel export; ai-edge-quantizer variants from the float32 .tflite
+    Converter variants come from one SavedModel export; LiteRT-quantizer variants from the float32 .tflite
     (for qat_int4, that of the QAT-trained weights). A variant that fails (e.g. tfmot cannot annotate a layer for
     qat_int8, or LiteRT cannot run the result) is recorded in `.failed` and the
     others still run; bad inputs raise before anything is converted.
@@ -170,23 +169,24 @@ class Prepared:
         x_test, y_test: the scored test images (uint8) and labels.
         representative: calibration images, scaled into the model's input range, in the model's channels (the
             deployable graph takes them through `graph.channels_of`; the simulator as they are).
+        check_images: real training images (uint8) every exported file is checked on (`quantization.check`).
         qat_train: (scaled training images, labels) for QAT fine-tuning, None when no QAT variant is chosen.
-        validation: (scaled images, labels): the last training images, for the mixed-precision search.
+        validation: the held-out images (uint8 pixels) the mixed-precision search chooses and confirms on (None
+            without a budget).
         input_range, output: the model's contract (input range, "probabilities" or "logits").
         graph: the deployable graph every variant is converted from (`quantization.deploy.Deployment`).
-        validation_pixels: the validation images as uint8 pixels (what the LiteRT files are fed).
     """
 
     dataset: str
     x_test: np.ndarray
     y_test: np.ndarray
     representative: np.ndarray
+    check_images: np.ndarray
     qat_train: tuple[np.ndarray, np.ndarray] | None
-    validation: tuple[np.ndarray, np.ndarray]
+    validation: HeldOut | None
     input_range: tuple[float, float]
     output: str
     graph: Deployment
-    validation_pixels: np.ndarray
 
     @functools.cached_property
     def test_inputs(self) -> np.ndarray:
@@ -194,14 +194,37 @@ class Prepared:
         return scale_pixels(self.x_test, self.input_range)
 
 
+def held_out_images(model_or_path: Any, dataset: Dataset, validation: tuple[np.ndarray, np.ndarray] | None,
+                    dataset_name: str | None) -> HeldOut:
+    """The images the mixed-precision search may use: `validation` when given, else those the run's config.json
+    held out (`quantization.holdout`).
+
+    Raises:
+        QuantizationError: the model trained on every training image, has no config.json, or `validation` is not
+            (images, labels).
+    """
+    if validation is not None:
+        if len(validation) != 2 or len(validation[0]) != len(validation[1]) or len(validation[1]) < 2:
+            raise QuantizationError("validation must be (images, labels), at least 2 images the model never "
+                                    "trained on")
+        return HeldOut(np.asarray(validation[0]), np.asarray(validation[1]).reshape(-1),
+                       f"the {len(validation[1]):,} held-out images passed in")
+    path = model_or_path if isinstance(model_or_path, (str, os.PathLike)) and Path(model_or_path).exists() else None
+    config = run_config(path) if path is not None else None
+    name = dataset if isinstance(dataset, str) else dataset_name
+    return held_out(config, dataset, dataset_name=name, where=str(path) if path else "the model passed in")
+
+
+
 def prepare(model: Any, dataset: Dataset, *, limit: int | None = None,
-            calibration_samples: int = convert.CALIBRATION_SAMPLES, validation: int = DEFAULT_VAL_SPLIT,
+            calibration_samples: int = convert.CALIBRATION_SAMPLES, validation: HeldOut | None = None,
             fine_tunes: bool = False, dataset_name: str | None = None, graph: Deployment | None = None) -> Prepared:
-    """The prepare phase: the deployable graph, the test images, calibration images, QAT and validation data.
+    """The prepare phase: the deployable graph, the test images, calibration images, QAT data and held-out images.
 
     Args:
         model: the float Keras model (its contract scales the images).
-        dataset, limit, calibration_samples, validation, dataset_name: as `run_pipeline` takes them.
+        dataset, limit, calibration_samples, dataset_name: as `run_pipeline` takes them.
+        validation: the held-out images for the search (`held_out_images`), None without a budget.
         fine_tunes: a QAT variant is chosen (its training images are scaled, 188 MB for MNIST).
         graph: the deployable graph (`kdeep export`'s options); None: `quantization.deploy.deployment`'s default
             (RGB input, uint8 I/O for the full-integer variants, the dataset's labels).
@@ -209,17 +232,35 @@ def prepare(model: Any, dataset: Dataset, *, limit: int | None = None,
     contract = contract_of(model)
     graph = graph or deployment(model, dataset if isinstance(dataset, str) else None)
     (x_train, y_train), (x_test, y_test) = load_splits(dataset)
-    cut = max(len(x_train) - validation, 0)
-    held_out = x_train[cut:], np.asarray(y_train[cut:]).reshape(-1)
     if limit:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
     return Prepared(
         dataset=dataset if isinstance(dataset, str) else dataset_name or "custom",
         x_test=np.asarray(x_test), y_test=np.asarray(y_test).reshape(-1),
         representative=convert.calibration_images(x_train, contract.input_range, samples=calibration_samples),
+        check_images=np.asarray(x_train[:CHECK_IMAGES]),
         qat_train=(scale_pixels(x_train, contract.input_range), y_train) if fine_tunes else None,
-        validation=(scale_pixels(held_out[0], contract.input_range), held_out[1]),
-        input_range=contract.input_range, output=contract.output, graph=graph, validation_pixels=held_out[0])
+        validation=validation, input_range=contract.input_range, output=contract.output, graph=graph)
+
+
+def check_exports(model: Any, data: Prepared, conversions: Conversions) -> dict[str, dict]:
+    """The check phase: every exported file against the Keras model on real training images
+    (`quantization.check`); a file that fails is removed and recorded in `conversions.failed`, not scored.
+
+    Returns:
+        {variant: `ExportCheck.to_dict()`} for every file checked.
+    """
+    reference = scoring.predict(model, data.check_images)
+    checks = {}
+    for name, path in list(conversions.items()):
+        verdict = check_export(path, data.check_images, reference, input_range=data.input_range, output=data.output)
+        checks[name] = verdict.to_dict()
+        if not verdict.passed:
+            conversions.failed[name] = verdict.message
+            del conversions[name]
+            Path(path).unlink(missing_ok=True)
+    return checks
+
 
 
 def _scored(path: Path, data: Prepared, reference: np.ndarray, n: int, **facts: Any) -> VariantResult:
@@ -232,7 +273,8 @@ def _scored(path: Path, data: Prepared, reference: np.ndarray, n: int, **facts: 
 def score(model: Any, data: Prepared, conversions: Conversions) -> tuple[PipelineResults, np.ndarray]:
     """The score phase: the float Keras model and every converted variant on the test images.
 
-    A variant with an `eval_limit` (slow reference kernels) is scored on that many images, with its note.
+    A variant with an `eval_limit` is scored on that many images (its report row says how many); every variant's
+    note (slow kernels) is kept.
 
     Returns:
         The results, and the float model's test probabilities (the reference later variants are scored against).
@@ -249,21 +291,22 @@ def score(model: Any, data: Prepared, conversions: Conversions) -> tuple[Pipelin
         results.variants[name] = _scored(path, data, reference, n, what=variant.what,
                                          weight_bits=variant.weight_bits, activation_bits=variant.activation_bits,
                                          file=path.name, convert_seconds=conversions.seconds[name],
-                                         note=variant.note if n < total else "")
+                                         note=variant.note)
     return results, reference
 
 
 def simulate(model: Any, data: Prepared, conversions: Conversions, results: PipelineResults, reference: np.ndarray,
-             *, sweep_bits: bool, sweep_limit: int | None, max_drop: float | None, out: Path) -> None:
+             *, sweep_bits: bool, sweep_limit: int | None, max_drop: float | None, out: Path,
+             objective: str = "size") -> None:
     """The simulate phase (into `results`): the sweep and sensitivity, the mixed-precision file (exported to
-    `out`, scored like the other variants) and the size-against-accuracy frontier."""
+    `out`, checked, confirmed, scored like the other variants) and the size-against-accuracy frontier."""
     simulator = Simulator(model, data.representative)
     if sweep_bits:
         results.sweep = simulated_sweep(simulator, data.test_inputs[:sweep_limit], data.y_test[:sweep_limit],
                                         conversions, pixels=data.x_test[:sweep_limit], graph=data.graph)
     if max_drop is not None:
-        results.mixed = mixed_precision(simulator, data.validation, conversions, max_drop, out,
-                                        pixels=data.validation_pixels, graph=data.graph)
+        results.mixed = mixed_precision(simulator, data, conversions, max_drop, out, objective=objective,
+                                        checks=results.checks)
         if "mixed" in conversions:
             results.variants["mixed"] = _scored(conversions["mixed"], data, reference, len(data.x_test),
                                                 what=MIXED_WHAT, weight_bits=results.mixed.mean_bits,
@@ -277,15 +320,17 @@ def simulate(model: Any, data: Prepared, conversions: Conversions, results: Pipe
 def _check_counts(**counts: int | None) -> None:
     """Raises QuantizationError naming the first count below its least value (limits may be None: all images)."""
     for name, value in counts.items():
-        least = 0 if name in ("qat_epochs", "validation") else 1
+        least = 0 if name == "qat_epochs" else 1
         if value is None and name.endswith("limit"):
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise QuantizationError(f"{name}={value!r} must be an integer >= {least}")
 
 
-def _chosen(variants: str | Sequence[str] | None, max_drop: float | None) -> list[Variant]:
+def _chosen(variants: str | Sequence[str] | None, max_drop: float | None, objective: str) -> list[Variant]:
     """The variants to make: those named (all for None), with float32 added when a mix is made from it."""
+    if objective not in OBJECTIVES:
+        raise QuantizationError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
     if max_drop is not None:
         check_budget(max_drop)
         names = [v.name for v in resolve(variants)]
@@ -297,10 +342,11 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
                  variants: str | Sequence[str] | None = None, qat_epochs: int = 1, limit: int | None = None,
                  calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None,
                  sweep_bits: bool = False, sweep_limit: int | None = SWEEP_IMAGES, max_drop: float | None = None,
-                 validation: int = DEFAULT_VAL_SPLIT) -> Path:
+                 validation: tuple[np.ndarray, np.ndarray] | None = None, objective: str = "size") -> Path:
     """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
 
-    Phases: `prepare` (data), `quantize` (convert), `score`, `simulate` (with a sweep or a budget), `write_report`.
+    Phases: `prepare` (data), `quantize` (convert), `check_exports` (every file against the Keras model on real
+    images: a file that fails is not scored), `score`, `simulate` (with a sweep or a budget), `write_report`.
 
     Args:
         model_or_path: a Keras model, a `.keras` file or a kdeep run directory.
@@ -315,36 +361,54 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
         dataset_name: the dataset's name in the report (default: the name given, or "custom" for arrays).
         sweep_bits: also run the simulated bit-width sweep and the per-layer sensitivity (`quantization.sweep`).
         sweep_limit: the sweep and sensitivity score the first `sweep_limit` test images (None: all of them).
-        max_drop: choose a weight width per layer under this validation-accuracy budget (percentage points),
-            export the mix through ai-edge-quantizer as `mixed.tflite` and score it like the other variants.
-        validation: the search's validation split: the last `validation` training images (kdeep's recipes hold
-            out the last 5,000); the test set only scores.
+        max_drop: choose a weight width per layer under this accuracy budget (percentage points) on held-out
+            images, export the mix through the LiteRT quantizer as `mixed.tflite`, confirm it in LiteRT on the other
+            half of the held-out images and score it like the other variants.
+        validation: (images, labels) the model never trained on, for `max_drop`; default: the images the run's
+            config.json held out (a model that trained on every image, or has no config.json, is refused).
+        objective: what the search makes smallest under the budget: "size" (the kernels' bytes) or "latency"
+            (bytes too, but no move that a measured per-layer latency table predicts slower than the start).
 
     Returns:
         The report directory (report.json holds `PipelineResults.to_dict()`).
 
     Raises:
-        QuantizationError: `max_drop` outside (0, 100), an unknown variant, or a negative count (a limit below 1).
+        QuantizationError: `max_drop` outside (0, 100) or without held-out images, an unknown variant or
+            objective, or a negative count (a limit below 1).
     """
     _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
-                  sweep_limit=sweep_limit, validation=validation)
-    chosen = _chosen(variants, max_drop)
+                  sweep_limit=sweep_limit)
+    chosen = _chosen(variants, max_drop, objective)
     from kdeep.models import presets  # not at the top: it imports Keras
 
     model = presets.as_model(model_or_path)
+    held = None if max_drop is None else held_out_images(model_or_path, dataset, validation, dataset_name)
     out = Path(out_dir)
-    data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=validation,
+    data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=held,
                    fine_tunes=any(v.qat for v in chosen), dataset_name=dataset_name)
     conversions = quantize(model, [v.name for v in chosen], data.graph.channels_of(data.representative), out,
                            train_data=data.qat_train, qat_epochs=qat_epochs, layer_errors=True, graph=data.graph)
+    checks = check_exports(model, data, conversions)
     for stale in (VARIANTS.keys() | {"mixed"}) - conversions.keys():  # mixed.tflite comes later, if asked for
         variant_path(out, stale).unlink(missing_ok=True)
     results, reference = score(model, data, conversions)
+    results.checks = checks
     if sweep_bits or max_drop is not None:
         simulate(model, data, conversions, results, reference, sweep_bits=sweep_bits, sweep_limit=sweep_limit,
-                 max_drop=max_drop, out=out)
+                 max_drop=max_drop, out=out, objective=objective)
+    results.purposes = variant_purposes(results, model)
     write_report(results, out)
     return out
+
+
+def variant_purposes(results: PipelineResults, model: Any) -> dict[str, str]:
+    """What each scored variant is for on this machine (`quantization.advice`), with why LiteRT's CPU runs a
+    variant slowly where its layer plan says the runtime lacks fast kernels."""
+    layers = layer_plan(model)
+    measured = {name: Measured(v.size_bytes, v.latency_us["1"].median_us, v.accuracy, v.n)
+                for name, v in results.variants.items()}
+    return purposes(measured, {name: slow_reason(VARIANTS[name], layers) for name in measured if name in VARIANTS})
+
 
 
 def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversions: Conversions, *,
@@ -364,7 +428,9 @@ def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversi
     float_accuracy = simulator.accuracy(x, y, simulator.uniform(None))
     rows = sweep(simulator, x, y)
     swept = {(r["weight_bits"], r["activation_bits"]): r["accuracy"] for r in rows}
-    check = {name: {"weight_bits": w, "activation_bits": a, "simulated": swept[(w, a)],
+    swept[("dynamic", None)] = simulator.accuracy(x, y, simulator.plan.dynamic_twin())  # small kernels float
+    check = {name: {"weight_bits": w, "activation_bits": a,
+                    "simulated": swept[("dynamic" if name == "dynamic" else w, a)],
                     "litert": scoring.accuracy(litert.predict(conversions[name], litert_x), y)}
              for name, (w, a) in SIMULATED_TWINS.items() if name in conversions}
     sweep_seconds = time.perf_counter() - start
@@ -406,32 +472,46 @@ def _export_mix(simulator: Simulator, bits: dict[str, int | None], conversions: 
         conversions.failed["mixed"] = str(error)
 
 
-def mixed_precision(simulator: Simulator, validation: tuple[np.ndarray, np.ndarray], conversions: Conversions,
-                    max_drop: float, out: Path, *, pixels: np.ndarray | None = None,
-                    graph: convert.ModelGraph | Deployment = convert.MODEL_GRAPH) -> MixedResult:
-    """Searches a per-layer mix on the validation split and exports it as `<out>/mixed.tflite` (into `conversions`).
+def mixed_precision(simulator: Simulator, data: Prepared, conversions: Conversions, max_drop: float, out: Path, *,
+                    objective: str = "size", checks: dict[str, dict] | None = None) -> MixedResult:
+    """Chooses a per-layer mix on one half of the held-out images, exports it as `<out>/mixed.tflite` (into
+    `conversions`, from the graph the other files were converted from), checks it against the Keras model and
+    confirms it in LiteRT on the other half.
 
     The export is dynamic range (activations quantized on the fly): as accurate as weight-only on the models
-    measured, and 2.5x faster per invoke on the CPU, where weight-only dequantizes every weight on each invoke.
-    `pixels` (the validation images as uint8 pixels) and `graph` are as `simulated_sweep` takes them.
+    measured, and faster per invoke on the CPU, where weight-only dequantizes every weight on each invoke. With the
+    "latency" objective the search also weighs a per-layer latency table measured in LiteRT (`quantization.latency`)
+    and starts from the converter's `dynamic` layout.
+
+    Args:
+        checks: where the export check's verdict goes ({"mixed": ...}), when given.
 
     Returns:
-        The mix with "mean_bits" (parameter-weighted weight width, float = 32), "seconds", "lowest" (each layer's
-        narrowest allowed width) and "litert_val_accuracy" (mixed.tflite on the validation images, None when not
-        exported); a failed export lands in `conversions.failed["mixed"]`.
+        The mix (chosen on `chose_on`, its `confirmation` on the other images once exported) with "mean_bits"
+        (parameter-weighted weight width, float = 32), "seconds", "lowest" (each layer's narrowest width) and
+        "objective"; a failed export or check lands in `conversions.failed["mixed"]`.
     """
     start = time.perf_counter()
-    lowest = {layer.name: aiedge.lowest_bits(layer) for layer in simulator.model.layers
-              if layer.name in simulator.layers}
-    mix = search(simulator, *validation, max_drop, lowest=lowest)
+    choose, confirming = data.validation.halves()
+    layers = simulator.plan
+    table = latency.measure(simulator.model, layers) if objective == "latency" else None
+    mix = search(simulator, scale_pixels(choose.x, data.input_range), choose.y, max_drop, latency=table,
+                 start=layers.dynamic_twin() if table else None, chose_on=choose.source)
     seconds = time.perf_counter() - start
     total = sum(simulator.parameters(layer) for layer in simulator.layers)
     mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
-    _export_mix(simulator, mix.bits, conversions, out, graph)
-    litert_accuracy = None
-    if "mixed" in conversions:  # the deployed file on the same validation images: does LiteRT run what was simulated?
-        x_val, y_val = validation
-        litert_accuracy = scoring.accuracy(litert.predict(conversions["mixed"], x_val if pixels is None else pixels),
-                                           y_val)
+    _export_mix(simulator, mix.bits, conversions, out, data.graph)
+    if "mixed" in conversions:
+        checked = Conversions()
+        checked["mixed"] = conversions["mixed"]
+        (checks if checks is not None else {}).update(check_exports(simulator.model, data, checked))
+        if checked.failed:
+            conversions.failed.update(checked.failed)
+            del conversions["mixed"]
+    if "mixed" in conversions:  # the deployed file on held-out images the search never saw
+        mix.confirmation = confirm(conversions["mixed"], confirming.x, confirming.y,
+                                   scoring.predict(simulator.model, confirming.x), confirming.source,
+                                   input_range=data.input_range)
     return MixedResult.from_dict({**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds,
-                                  "lowest": lowest, "litert_val_accuracy": litert_accuracy})
+                                  "lowest": {entry.key: entry.lowest("dynamic") for entry in layers},
+                                  "objective": objective})

@@ -16,7 +16,7 @@ TWIN_TOLERANCE = 1e-5
 # Rescaling of the book's test-time dropout (`deepconvnet_book`), whose int8 range the converter calibrates.
 PASS_THROUGH_LAYERS = ("ZeroPadding1D", "ZeroPadding3D", "Rescaling")
 _BASE_LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "dynamic", "autocast"}
-# Layers whose kernels the sub-8-bit export quantizes (ai-edge-quantizer: CONV_2D and FULLY_CONNECTED).
+# Layers whose kernels the sub-8-bit export quantizes (the LiteRT quantizer: CONV_2D and FULLY_CONNECTED).
 WEIGHT_LAYERS = ("Conv2D", "Dense")
 _TF_KERAS_MODULES = {"keras.initializers": "initializers", "keras.regularizers": "regularizers",
                      "keras.constraints": "constraints"}
@@ -146,7 +146,7 @@ def _pass_through_config() -> Any:
 @functools.cache
 def _weight_only_config() -> Any:
     """A tfmot QuantizeConfig that fake-quantizes only the kernel: per output channel, symmetric, `num_bits` wide
-    (the grid ai-edge-quantizer's int4 export uses), activations left float as in the deployed model."""
+    (the grid the LiteRT quantizer's int4 export uses), activations left float as in the deployed model."""
     import tensorflow_model_optimization as tfmot
 
     keras_q = tfmot.quantization.keras

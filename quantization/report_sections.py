@@ -22,14 +22,18 @@ def _images(n: int, total: int | None) -> str:
 
 
 def accuracy_plot(results: PipelineResults, table: list[dict]) -> bytes:
-    """Accuracy against weight bits (a marker per variant, named in the legend), file size and batch-1 latency."""
+    """Accuracy against weight bits (a marker per variant, every one named in the legend; a variant scored on fewer
+    images than the others is hollow and says how many), file size and batch-1 latency."""
     names = [r["variant"] for r in table]
-    figure, (acc, size, speed) = pyplot().subplots(1, 3, figsize=(FIGURE_WIDTH, 4.2))
+    figure, (acc, size, speed) = pyplot().subplots(1, 3, figsize=(FIGURE_WIDTH, 6.0))
     for i, (r, v) in enumerate(zip(table, results.variants.values())):
+        subset = v.n < results.n_test
         acc.scatter(v.weight_bits, r["accuracy_pct"], s=50, marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}",
-                    label=f"{r['variant']} ({r['bits']})")
+                    facecolors="none" if subset else f"C{i % 10}",
+                    label=f"{r['variant']} ({r['bits']}){f', {v.n} of {results.n_test} images' if subset else ''}")
     acc.axhline(100 * results.float_accuracy, color="grey", linestyle="--", linewidth=1, label="Keras float")
-    acc.legend(fontsize=7, loc="best")
+    handles, labels = acc.get_legend_handles_labels()  # below the three plots: a dozen names never cover a point
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     acc.set_xscale("log", base=2)
     acc.set(xticks=[2, 4, 8, 16, 32], xticklabels=["2", "4", "8", "16", "32"], xlim=(1.5, 45), xlabel="weight bits",
             ylabel="test accuracy %", title="accuracy vs bit width (LiteRT)")
@@ -40,7 +44,7 @@ def accuracy_plot(results: PipelineResults, table: list[dict]) -> bytes:
     for axis in (size, speed):  # upright names, so a dozen variants never overprint each other
         axis.tick_params(axis="x", labelrotation=90, labelsize=8)
     figure.suptitle(f"{results.model} on {results.dataset}")
-    return png(figure, layout=(0, 0, 1, 1))
+    return png(figure, layout=(0, 0.2, 1, 1))
 
 
 def _litert_points(axis, results: PipelineResults) -> None:
@@ -123,7 +127,7 @@ def _sensitivity_plot(results: PipelineResults) -> bytes:
                    title=f"one layer at {rows[0]['bits']} bits, the rest float (simulated)")
     if with_snr:
         axes[0][1].barh(names, [r.get("snr_db") or 0 for r in rows][::-1], color="tab:blue")
-        axes[0][1].set(xlabel="SNR dB (ai-edge-quantizer, int4 LiteRT file)", title="per-layer SNR, int4 LiteRT")
+        axes[0][1].set(xlabel="SNR dB (LiteRT quantizer, int4 LiteRT file)", title="per-layer SNR, int4 LiteRT")
         axes[0][1].tick_params(axis="y", labelleft=False)
     return png(figure, layout=(0, 0, 1, 1))
 
@@ -138,7 +142,7 @@ def _sensitivity_section(results: PipelineResults) -> list[Section]:
               "–" if r.get("snr_db") is None else f"{r['snr_db']:.1f}"] for r in rows]
     notes = [f"At {sweep.sensitivity_bits} bits, the widest swept width where the whole model loses more than "
              f"1 point, each layer's weights alone are quantized (the rest float), simulated in Keras on "
-             f"{_images(sweep.n, results.n_test)}. SNR: ai-edge-quantizer's per-layer signal-to-noise "
+             f"{_images(sweep.n, results.n_test)}. SNR: the LiteRT quantizer's per-layer signal-to-noise "
              "ratio in the int4 LiteRT file."]
     notes += [sweep.snr_note] if sweep.snr_note else []
     headers = ("layer (Keras)", "weights", "bits", "accuracy %", "drop pp", "SNR dB (int4 LiteRT)")
@@ -166,29 +170,37 @@ def _pareto_plot(results: PipelineResults) -> bytes:
 
 
 def _mixed_facts(results: PipelineResults) -> str:
-    """What the exported mixed.tflite scored in LiteRT, against the simulation and the other variants."""
+    """What the exported mixed.tflite scored in LiteRT on the confirming images and on the test set."""
     mixed, variants = results.mixed, results.variants
     v = variants["mixed"]
     test_drop = 100 * (v.reference_accuracy - v.accuracy)
-    facts = [f"LiteRT mixed.tflite: test accuracy {100 * v.accuracy:.2f} % (drop {test_drop:+.2f} pp, "
-             f"{test_drop - mixed.drop_pp:+.2f} pp from the validation drop)"]
-    if mixed.litert_val_accuracy is not None:
-        facts.append(f"validation accuracy {100 * mixed.litert_val_accuracy:.2f} % in LiteRT "
-                     f"({100 * (mixed.litert_val_accuracy - mixed.accuracy):+.2f} pp from the simulation)")
+    facts = []
+    if (confirmed := mixed.confirmation) is not None:
+        facts.append(f"Confirmed in LiteRT on {confirmed.images}: float {100 * confirmed.float_accuracy:.2f} %, "
+                     f"mixed.tflite {100 * confirmed.accuracy:.2f} %, confirmed drop {confirmed.drop_pp:+.2f} pp "
+                     f"({confirmed.lost} images lost, {confirmed.gained} gained)")
+    facts.append(f"test accuracy {100 * v.accuracy:.2f} % (drop {test_drop:+.2f} pp"
+                 + (f", {test_drop - confirmed.drop_pp:+.2f} pp from the confirmed drop)" if confirmed else ")"))
     facts.append(f"{v.size_bytes / 1024:.1f} KiB")
     facts += [f"{v.size_bytes / variants[base].size_bytes:.3f}x {base}" for base in ("float32", "int8")
               if base in variants]
-    facts.append(f"batch-1 latency {v.latency_us['1'].median_us:.0f} µs (1 thread)")
+    speed = f"batch-1 latency {v.latency_us['1'].median_us:.0f} µs (1 thread"
+    if "int8" in variants:
+        speed += f", {v.latency_us['1'].median_us / variants['int8'].latency_us['1'].median_us:.2f}x int8"
+    facts.append(speed + ")")
     return ", ".join(facts) + "."
 
 
 def _mixed_section(results: PipelineResults) -> list[Section]:
     mixed = results.mixed
-    notes = [f"Budget {mixed.max_drop_pp:g} pp on {mixed.n} validation images (the last training images, "
-             f"never the test set): float {100 * mixed.float_accuracy:.2f} %, chosen mix "
-             f"{100 * mixed.accuracy:.2f} % (simulated), drop {mixed.drop_pp:+.2f} pp (with "
-             f"{mixed.z:g} standard error of the paired difference: {mixed.drop_bound_pp:+.2f} pp, what the "
-             "budget bounds); "
+    objective = ("the smallest kernels" if mixed.objective == "size" else
+                 f"the smallest kernels no slower than {mixed.latency_budget_us:.0f} µs predicted (a per-layer "
+                 f"latency table measured in LiteRT; predicted {mixed.latency_us:.0f} µs)")
+    notes = [f"Budget {mixed.max_drop_pp:g} pp, objective {objective}. Chosen on {mixed.chose_on} "
+             f"({mixed.n} images the model never trained on; never the test set): float "
+             f"{100 * mixed.float_accuracy:.2f} %, chosen mix {100 * mixed.accuracy:.2f} % (simulated), drop "
+             f"{mixed.drop_pp:+.2f} pp ({mixed.lost} lost, {mixed.gained} gained; with {mixed.z:g} standard error "
+             f"of the paired difference: {mixed.drop_bound_pp:+.2f} pp, what the budget bounds); "
              f"{mixed.evaluations} simulated evaluations in {mixed.seconds:.0f} s; parameter-weighted mean "
              f"width {mixed.mean_bits:g} bits."]
     if "mixed" in results.variants:
@@ -200,13 +212,31 @@ def _mixed_section(results: PipelineResults) -> list[Section]:
                      + ", ".join(results.pareto) + ".")
     table = [[layer, _bits(bits), _bits(mixed.lowest.get(layer, 2))] for layer, bits in mixed.bits.items()]
     return [Section(f"Mixed precision under a {mixed.max_drop_pp:g} pp budget", notes,
-                    table=Table(("layer (Keras)", "weight bits", "narrowest allowed"), _cells(table)),
+                    table=Table(("layer (plan key)", "weight bits", "narrowest allowed"), _cells(table)),
                     image="pareto.png", png=_pareto_plot(results))]
 
 
-def sections(results: PipelineResults) -> list[Section]:
-    """The sweep, sensitivity and mixed-precision sections the results hold (none when they hold neither)."""
+def _purpose_section(results: PipelineResults) -> list[Section]:
+    """What each variant is for on the machine the report ran on, and the export checks."""
     out = []
+    if results.purposes:
+        out.append(Section(f"What each variant is for, on this machine ({results.machine})",
+                           [f"{name}: {text}." for name, text in results.purposes.items()]))
+    if results.checks:
+        rows = [[name, f"{100 * c['agreement']:.1f}", f"{c['mean_abs_prob_diff']:.2e}", str(c["n"]),
+                 "passed" if c["passed"] else "FAILED (not scored)"] for name, c in results.checks.items()]
+        least = 100 * next(iter(results.checks.values()))["min_agreement"]
+        out.append(Section("Export check: each file against the Keras model on real training images",
+                           [f"A file needs top-1 agreement of at least {least:.0f} % to be scored."],
+                           table=Table(("variant", "top-1 agreement %", "mean |Δp|", "images", "verdict"),
+                                       _cells(rows))))
+    return out
+
+
+def sections(results: PipelineResults) -> list[Section]:
+    """What each variant is for, the export checks, and the sweep, sensitivity and mixed-precision sections the
+    results hold."""
+    out = _purpose_section(results)
     if results.sweep:
         out += _sweep_sections(results) + _sensitivity_section(results)
     if results.mixed:

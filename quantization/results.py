@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from kdeep.io import known_fields
 from quantization.evaluate import VariantScore
-from quantization.search import Mix
+from quantization.search import Confirmation, Mix
 
 
 @dataclass
@@ -74,24 +74,28 @@ class SweepResult:
 
 @dataclass
 class MixedResult(Mix):
-    """The mixed-precision search's `Mix` (simulated on the validation split) and its export.
+    """The mixed-precision search's `Mix` (simulated on the held-out images that chose, confirmed in LiteRT on the
+    others) and its export.
 
     Attributes:
         mean_bits: parameter-weighted weight width (float = 32).
-        seconds: the search's wall time.
-        lowest: each layer's narrowest allowed width.
-        litert_val_accuracy: mixed.tflite on the validation images (None when not exported).
+        seconds: the search's wall time (with the latency table's measurement).
+        lowest: each layer's narrowest allowed width (the layer plan's, dynamic range).
+        objective: "size" or "latency" (what the search made smallest under the budget).
     """
 
     mean_bits: float = 32.0
     seconds: float = 0.0
     lowest: dict[str, int] = field(default_factory=dict)
-    litert_val_accuracy: float | None = None
+    objective: str = "size"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MixedResult:
-        """Reads what `to_dict` wrote (the `Mix` fields, its drop_pp, and the export's)."""
-        return cls(**known_fields(cls, data))
+        """Reads what `to_dict` wrote (the `Mix` fields, its drop_pp and confirmation, and the export's)."""
+        values = known_fields(cls, data)
+        if values.get("confirmation"):
+            values["confirmation"] = Confirmation(**known_fields(Confirmation, values["confirmation"]))
+        return cls(**values)
 
 
 @dataclass
@@ -107,6 +111,9 @@ class PipelineResults:
         layer_errors: the int8 layers with the largest quantization error (`convert.layer_errors`).
         sweep, mixed: the simulated sweep and the mixed-precision choice, when asked for.
         pareto: the size-against-accuracy frontier's variant names, smallest first, when computed.
+        checks: {variant: `quantization.check.ExportCheck.to_dict()`}: each exported file against the Keras model
+            on real images (a file that failed it is in `failed`, not in `variants`).
+        purposes: {variant: what it is for on this machine} (`quantization.advice.purposes`).
     """
 
     model: str
@@ -122,6 +129,8 @@ class PipelineResults:
     sweep: SweepResult | None = None
     mixed: MixedResult | None = None
     pareto: list[str] | None = None
+    checks: dict[str, dict] = field(default_factory=dict)
+    purposes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """report.json's content (without its flat table rows); absent analyses are left out."""

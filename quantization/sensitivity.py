@@ -1,4 +1,4 @@
-"""Per-layer sensitivity: one layer's weights quantized at a time (the rest float), simulated in Keras."""
+"""Per-layer sensitivity: one planned layer's weights quantized at a time (the rest float), simulated in Keras."""
 from typing import Sequence
 
 import numpy as np
@@ -35,8 +35,8 @@ def layer_sensitivity(simulator: Simulator, x: np.ndarray, y: np.ndarray, bits: 
         float_accuracy: the float model's accuracy on `x`.
 
     Returns:
-        Rows {"layer" (Keras name), "bits", "parameters", "accuracy", "drop_pp", "n", "simulated": True}, in
-        model order.
+        Rows {"layer" (plan key: the Keras name, `outer/inner` in a nested model), "bits", "parameters",
+        "accuracy", "drop_pp", "n", "simulated": True}, in model order (nested models' layers included).
     """
     rows = []
     for layer in simulator.layers:
@@ -47,7 +47,7 @@ def layer_sensitivity(simulator: Simulator, x: np.ndarray, y: np.ndarray, bits: 
 
 
 def with_snr(rows: list[dict], snr_rows: Sequence[dict]) -> list[dict]:
-    """Adds ai-edge-quantizer's per-layer SNR (dB, {"layer", "snr_db"} rows keyed by Keras name) to each row.
+    """Adds the LiteRT quantizer's per-layer SNR (dB, {"layer", "snr_db"} rows keyed by plan key) to each row.
 
     Returns:
         The rows, each with "snr_db" (None for a layer the SNR rows do not name).

@@ -3,7 +3,7 @@
 One `Simulator` serves the sweep, the per-layer sensitivity and the mixed-precision search: it quantizes a chosen
 set of layers' weights at chosen widths (the rest stay float) and, optionally, every activation at one width.
 
-- Weights: per output channel, symmetric, as LiteRT and ai-edge-quantizer store them:
+- Weights: per output channel, symmetric, as LiteRT and the LiteRT quantizer store them:
   scale = c / (2^(b-1) - 1), q = clip(round(w / scale), -(2^(b-1) - 1), 2^(b-1) - 1), with c = max|w| from 5 bits
   up and, at 2-4 bits, the range that minimises the channel's rounding error (`quantization.clipping`; kdeep's
   LiteRT exports clip the weights the same way). One bit has no symmetric grid (2^0 - 1 = 0 levels), so 1-bit
@@ -25,7 +25,8 @@ import numpy as np
 
 from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy
-from quantization.clipping import channel_axes, clip_range, reduce_axes
+from quantization.clipping import clip_range, reduce_axes
+from quantization.plan import plan as layer_plan
 
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 ACTIVATION_BITS = (None, 4, 6, 8, 16)  # None: float activations (weight-only quantization)
@@ -135,10 +136,10 @@ class Simulator:
         import keras
 
         self.model = model
+        self.plan = layer_plan(model)  # the quantizable layers, nested models included, by plan key
         self.twin = keras.models.clone_model(model)
         self.twin.set_weights(model.get_weights())
-        self._float = {layer.name: np.asarray(layer.kernel) for layer in self.twin.layers
-                       if getattr(layer, "kernel", None) is not None}
+        self._float = {entry.key: np.asarray(entry.kernel(self.twin)) for entry in self.plan}
         self._current: dict[str, int | None] = {name: None for name in self._float}
         self._calibration = calibration
         self._ranges: dict[str, tuple[float, float]] | None = None
@@ -146,7 +147,8 @@ class Simulator:
 
     @property
     def layers(self) -> list[str]:
-        """Keras names of the layers with weights to quantize (convolutions and dense layers), in model order."""
+        """Plan keys of the layers with weights to quantize (`quantization.plan`: nested models included), in
+        model order."""
         return list(self._float)
 
     def parameters(self, layer: str) -> int:
@@ -189,15 +191,14 @@ class Simulator:
         if unknown:
             raise QuantizationError(f"no quantizable layer named {', '.join(sorted(unknown))}; "
                                     f"layers: {', '.join(self._float)}")
-        for layer in self.twin.layers:
-            if layer.name not in self._float:
+        for entry in self.plan:
+            bits = weight_bits.get(entry.key)
+            if bits == self._current[entry.key]:
                 continue
-            bits = weight_bits.get(layer.name)
-            if bits == self._current[layer.name]:
-                continue
-            kernel = self._float[layer.name]
-            layer.kernel.assign(kernel if bits is None else quantize_kernel(kernel, bits, channel_axes(layer)))
-            self._current[layer.name] = bits
+            kernel = self._float[entry.key]
+            entry.kernel(self.twin).assign(kernel if bits is None else
+                                           quantize_kernel(kernel, bits, entry.channel_axes))
+            self._current[entry.key] = bits
 
     def uniform(self, bits: int | None) -> dict[str, int | None]:
         """Every quantizable layer at one width."""

@@ -1,12 +1,14 @@
-"""The quantization variants: one table of names, bit widths, backend and its settings."""
+"""The quantization variants: one table of names, bit widths, backend and its settings, and the width each
+LiteRT-quantizer variant gives each planned layer (`layer_widths`)."""
 from dataclasses import dataclass
 
 from kdeep.errors import QuantizationError
+from quantization.plan import LayerPlan, PlannedLayer
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One LiteRT conversion recipe, made by the TF converter or by ai-edge-quantizer.
+    """One LiteRT conversion recipe, made by the TF converter or by the LiteRT quantizer.
 
     Attributes:
         name: the variant's name (CLI and report key).
@@ -20,13 +22,19 @@ class Variant:
         representative: the converter needs a representative dataset (calibration).
         qat: convert the quantization-aware fine-tuned twin instead of the float model (fine-tuned for
             `weight_bits`-wide weights).
-        backend: "converter" (`tf.lite.TFLiteConverter`, `quantization.convert`) or "aiedge" (ai-edge-quantizer
+        backend: "converter" (`tf.lite.TFLiteConverter`, `quantization.convert`) or "aiedge" (the LiteRT quantizer
             on the float32 .tflite, `quantization.aiedge`; weights per output channel).
         dynamic: aiedge with float activations: dynamic range (activations quantized on the fly) instead of
             weight-only (weights dequantized before each op).
-        conv_bits: aiedge: bits per convolution weight, when it differs from `weight_bits`.
-        eval_limit: score at most this many test images (kernels too slow for the full set), None = all.
-        note: caveat printed in the report, or "".
+        conv_bits: aiedge: bits per weight of the layers that are not dense (FULLY_CONNECTED), when it differs
+            from `weight_bits`.
+        fast_only: aiedge: a layer gets `weight_bits` only where XNNPACK runs that width itself for its op
+            (`PlannedLayer.fast_bits`: FULLY_CONNECTED), 8 bits elsewhere.
+        float_below: aiedge: kernels with fewer values stay float (the TF converter's `dynamic` keeps those under
+            1,024 float: quantizing a tiny op's activations on the fly costs more time than it saves bytes).
+        eval_limit: score at most this many test images, None = all (every variant in the table is scored on all;
+            tests set it to check that a subset is marked as one).
+        note: caveat printed in the report (slow kernels), or "".
     """
 
     name: str
@@ -42,6 +50,8 @@ class Variant:
     backend: str = "converter"
     dynamic: bool = False
     conv_bits: int | None = None
+    fast_only: bool = False
+    float_below: int = 0
     eval_limit: int | None = None
     note: str = ""
 
@@ -51,6 +61,11 @@ class Variant:
         return f"{self.weight_bits}/{self.activation_bits}"
 
 
+# int16 activations run on LiteRT's reference kernels (no XNNPACK int16 kernels): measured 2026-12-06 on the 2-core
+# AVX-512 Xeon (docs/RESULTS.md), 3.6 ms per DeepConvNet image at batch 1 against 0.11 ms for int8.
+_INT16_NOTE = ("int16 activations run on LiteRT's reference kernels (XNNPACK has no int16 kernels): a DeepConvNet "
+               "image takes 3.6 ms at batch 1 against 0.11 ms for int8 (33x) on a 2-core AVX-512 Xeon; for accuracy, "
+               "not speed")
 _FULL_INT8 = dict(optimize=True, supported_ops=("TFLITE_BUILTINS_INT8",), io_type="int8", representative=True)
 
 VARIANTS: dict[str, Variant] = {
@@ -60,18 +75,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("float16", "float16 weights", 16, 32, optimize=True, supported_types=("float16",)),
         Variant("dynamic", "dynamic range: int8 weights, float activations", 8, 32, optimize=True),
         Variant("int8", "full integer, calibrated on training images", 8, 8, **_FULL_INT8),
-        Variant(
-            "int16x8",
-            "int16 activations, int8 weights",
-            8,
-            16,
-            optimize=True,
-            supported_ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",),
-            representative=True,
-            eval_limit=1000,
-            note="runs on LiteRT's slow reference kernels (no optimised int16x8 CPU kernels): "
-            "scored on the first 1000 test images only",
-        ),
+        Variant("int16x8", "int16 activations, int8 weights", 8, 16, optimize=True,
+                supported_ops=("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",), representative=True,
+                note=_INT16_NOTE),
         Variant("qat_int8", "quantization-aware fine-tuning (tfmot), then full integer", 8, 8, qat=True, **_FULL_INT8),
         Variant("int4", "int4 weights for conv and dense layers, float activations (weight-only)", 4, 32,
                 backend="aiedge"),
@@ -83,6 +89,13 @@ VARIANTS: dict[str, Variant] = {
                 dynamic=True, conv_bits=4),
         Variant("qat_int4", "4-bit quantization-aware fine-tuning (tfmot), then the int4 export", 4, 32, qat=True,
                 backend="aiedge"),
+        Variant("dynamic_fc4", "smaller than int8, as fast: dynamic range, int4 weights where XNNPACK has fast int4 "
+                "kernels (dense layers), int8 elsewhere, kernels under 1,024 values float", 4, 32, backend="aiedge",
+                dynamic=True, fast_only=True, float_below=1024),
+        Variant("w8a16", "int8 weights, int16 activations (LiteRT quantizer, calibrated on training images)", 8, 16,
+                backend="aiedge", representative=True, note=_INT16_NOTE),
+        Variant("w4a16", "int4 weights (int8 where the op has no int4 config), int16 activations, calibrated", 4, 16,
+                backend="aiedge", representative=True, note=_INT16_NOTE),
     )
 }
 
@@ -109,3 +122,40 @@ def resolve(names: str | list[str] | tuple[str, ...] | None) -> list[Variant]:
             f"unknown quantization variant(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(VARIANTS)}"
         )
     return [VARIANTS[n] for n in dict.fromkeys(names)]
+
+
+def _mode(variant: Variant) -> tuple[str, int | None]:
+    """(plan mode, activation bits) of a LiteRT-quantizer variant."""
+    if variant.activation_bits != 32:
+        return "static", variant.activation_bits
+    return ("dynamic" if variant.dynamic else "weight_only"), None
+
+
+def _width(variant: Variant, entry: PlannedLayer) -> int | None:
+    """The width a variant gives one planned layer: its op's share of the variant's widths, 8 where `fast_only`
+    finds no fast kernel, raised to the narrowest width the op takes in the variant's mode (a depthwise
+    convolution asked for 4 bits gets 8), float below `float_below` values."""
+    if entry.size < variant.float_below:
+        return None
+    bits = variant.weight_bits if entry.op == "FULLY_CONNECTED" or not variant.conv_bits else variant.conv_bits
+    if variant.fast_only and bits not in entry.fast_bits:
+        bits = 8
+    mode, activation_bits = _mode(variant)
+    mode = "dynamic" if bits == 2 and mode == "weight_only" else mode  # 2-bit configs are dynamic range only
+    return min((b for b in entry.widths.allowed(mode, activation_bits) if b >= bits), default=None)
+
+
+def layer_widths(variant: Variant, layers: LayerPlan) -> dict[str, int | None]:
+    """{plan key: weight width (None: float)} that a LiteRT-quantizer variant gives each planned layer.
+
+    Args:
+        variant: a variant with `backend="aiedge"`.
+        layers: the model's `quantization.plan.plan`.
+
+    Raises:
+        QuantizationError: the variant is not made by the LiteRT quantizer.
+    """
+    if variant.backend != "aiedge":
+        raise QuantizationError(f"variant {variant.name} is made by the TF converter, which chooses its own "
+                                "widths; layer_widths covers the LiteRT quantizer's variants")
+    return {entry.key: _width(variant, entry) for entry in layers}

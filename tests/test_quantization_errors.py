@@ -137,7 +137,10 @@ def test_failed_conversion_writes_nothing(small_model, tmp_path, monkeypatch):
     (dict(sweep_limit=-5), "sweep_limit=-5 must be an integer >= 1"),
     (dict(qat_epochs=-1), "qat_epochs=-1 must be an integer >= 0"),
     (dict(calibration_samples=0), "calibration_samples=0 must be an integer >= 1"),
-    (dict(validation=2.5), "validation=2.5 must be an integer >= 0"),
+    (dict(max_drop=0.5), "no config.json beside the model passed in says which those are; pass a run directory "
+                         "trained with --val-split N"),
+    (dict(max_drop=0.5, validation=(np.zeros((1, 12, 12, 1)), [0])), "validation must be .images, labels., at least 2"),
+    (dict(max_drop=0.5, objective="speed"), "objective 'speed' is unknown; use one of size, latency"),
 ])
 def test_run_pipeline_refuses_bad_counts_before_anything_runs(small_model, tmp_path, arguments, message):
     from quantization import run_pipeline
@@ -145,3 +148,39 @@ def test_run_pipeline_refuses_bad_counts_before_anything_runs(small_model, tmp_p
     with pytest.raises(QuantizationError, match=message):
         run_pipeline(small_model, "mnist", tmp_path / "out", **arguments)
     assert not (tmp_path / "out").exists()
+
+
+def test_max_drop_on_a_run_that_held_nothing_out_is_one_line_exit_2(small_model, tmp_path, capsys):
+    """A `fast`-recipe run trained on every training image: --max-drop has no held-out image to choose on."""
+    from kdeep import io
+    from kdeep.train.config import TrainConfig
+
+    run = tmp_path / "run"
+    io.save_model(small_model, run / "model.keras")
+    write_atomic(run / "config.json", TrainConfig.from_recipe("fast", out=str(run)).dumps())
+    code = cli_main(["quantize", str(run), "--dataset", "mnist", "--max-drop", "0.3", "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "trained on every training image (config.json val_split=0 (recipe fast)); retrain with --val-split" in err
+    assert not (tmp_path / "q").exists()
+
+
+def test_a_file_that_fails_the_export_check_is_not_scored_and_exits_1(tmp_path, capsys, monkeypatch):
+    """The check after every export: a file whose outputs are not the model's is a failed variant (exit 1), and
+    no file of it is left in the report directory."""
+    import keras
+
+    from kdeep import io
+    from quantization import check
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten(name="flat")(inputs)
+    io.save_model(keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="fc")(x)), tmp_path / "m.keras")
+    monkeypatch.setattr(check, "MIN_AGREEMENT", 1.01)  # no file can agree on more than every image
+    code = cli_main(["quantize", str(tmp_path / "m.keras"), "--dataset", "mnist", "--variants", "float32",
+                     "--limit", "50", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "kdeep: variant float32 failed: float32.tflite: top-1 agreement with the Keras model 100.0% on 50 " in err
+    assert "FAILED: its outputs are not the model's; not scored" in err
+    assert not (tmp_path / "out" / "float32.tflite").exists()

@@ -19,7 +19,7 @@ TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
 # least top-1 agreement with it (QAT fine-tunes the weights, so it may change more predictions).
 TOLERANCE = {"float32": (0.0, 1.0), "float16": (0.2, 0.99), "dynamic": (1.0, 0.97), "int8": (1.5, 0.97),
              "int16x8": (1.0, 0.97), "qat_int8": (2.0, 0.9)}
-# The TF-converter variants; the ai-edge-quantizer ones run end to end in test_quantization_aiedge.py.
+# The TF-converter variants; the LiteRT quantizer ones run end to end in test_quantization_aiedge.py.
 CONVERTER = [name for name, variant in VARIANTS.items() if variant.backend == "converter"]
 
 pytestmark = pytest.mark.slow  # every test reads the module's trained model and its converted variants (minutes)

@@ -52,7 +52,7 @@ def simulator(model, data):
 @pytest.fixture(scope="module")
 def litert(model, simulator, tmp_path_factory):
     """float32, full int8 (calibrated on the simulator's images), int4 and int2_dense LiteRT files as the pipeline
-    makes them, and an ai-edge-quantizer weight-only int8 file (`int8_weights`)."""
+    makes them, and a LiteRT quantizer weight-only int8 file (`int8_weights`)."""
     files = quantize(model, ["float32", "int8", "int4", "int2_dense"], simulator._calibration,
                      tmp_path_factory.mktemp("tfl"))
     files["int8_weights"] = aiedge.quantize_tflite(files["float32"], files["float32"].with_name("int8_weights.tflite"),
@@ -154,16 +154,23 @@ def test_sweep_falls_with_bits_and_sensitivity_names_keras_layers(simulator, mod
 
 
 @pytest.mark.slow
-def test_search_keeps_the_budget_on_validation(simulator, data):
+def test_search_keeps_the_budget_on_held_out_images(simulator, data):
+    """The search on real images: never below the plan's widths, and its bound is the one its counts give."""
+    from kdeep.scoring import correct
+    from quantization.search import drop_bound
+
     _, (x_val, y_val), _ = data
-    lowest = {layer.name: aiedge.lowest_bits(layer) for layer in simulator.model.layers
-              if layer.name in simulator.layers}
+    lowest = {entry.key: entry.lowest("dynamic") for entry in simulator.plan}
     assert lowest["fc1"] == 2 and lowest["block1_conv1"] == 4
-    mix = search(simulator, x_val, y_val, max_drop=1.0, lowest=lowest)
+    mix = search(simulator, x_val, y_val, max_drop=1.0)
     assert set(mix.bits) == set(simulator.layers) and set(mix.bits.values()) <= set(LADDER)
     assert all(bits is None or bits >= lowest[layer] for layer, bits in mix.bits.items())
     assert not any(t["bits"] is not None and t["bits"] < lowest[t["layer"]] for t in mix.tried)
-    assert mix.drop_pp <= mix.drop_bound_pp <= 1.0 and mix.n == VALIDATION
+    float_right = correct(simulator.predict(x_val, simulator.uniform(None)), y_val)
+    right = correct(simulator.predict(x_val, mix.bits), y_val)
+    lost, gained = int(np.sum(float_right & ~right)), int(np.sum(~float_right & right))
+    assert (mix.lost, mix.gained, mix.n) == (lost, gained, VALIDATION)
+    assert mix.drop_bound_pp == pytest.approx(drop_bound(lost, gained, VALIDATION, mix.z)) and mix.drop_bound_pp <= 1.0
     assert math.isclose(simulator.accuracy(x_val, y_val, mix.bits), mix.accuracy)
     assert kernel_bytes(simulator, mix.bits) < kernel_bytes(simulator, simulator.uniform(8))
 
@@ -196,22 +203,57 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
     out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8,int16x8", sweep_bits=True,
-                       sweep_limit=300, max_drop=1.0, validation=VALIDATION, calibration_samples=300)
+                       sweep_limit=300, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300)
     results = json.loads((out / "report.json").read_text())
     sweep_rows = results["sweep"]["rows"]
     assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
     assert set(results["sweep"]["check"]) == {"dynamic", "int8"}
-    assert results["mixed"]["n"] == VALIDATION and results["mixed"]["drop_pp"] <= 1.0
-    # the deployed mix scored in LiteRT on the same validation images as the simulation
-    assert abs(results["mixed"]["litert_val_accuracy"] - results["mixed"]["accuracy"]) <= 0.005
+    mixed = results["mixed"]
+    # chosen on the first half of the held-out images, confirmed in LiteRT on the second
+    assert mixed["n"] == VALIDATION // 2 and mixed["drop_bound_pp"] <= 1.0
+    assert mixed["chose_on"].startswith(f"{VALIDATION // 2:,} images of the {VALIDATION:,} held-out images")
+    confirmation = mixed["confirmation"]
+    assert confirmation["n"] == VALIDATION - VALIDATION // 2
+    assert confirmation["images"].startswith(f"{VALIDATION - VALIDATION // 2:,} images of the {VALIDATION:,} held-out")
+    assert confirmation["drop_pp"] == pytest.approx(100 * (confirmation["lost"] - confirmation["gained"])
+                                                    / confirmation["n"])
     assert results["pareto"] and set(results["pareto"]) <= set(results["variants"])
-    assert results["variants"]["int16x8"]["n"] < len(y_test) and "int16x8" not in results["pareto"]  # a subset
+    assert results["variants"]["int16x8"]["n"] == len(y_test) and results["variants"]["int16x8"]["note"]
+    assert set(results["checks"]) == {"float32", "dynamic", "int8", "int16x8", "mixed"}
+    assert all(c["passed"] and c["n"] == 256 for c in results["checks"].values())
+    assert set(results["purposes"]) == set(results["variants"])
     page = (out / "report.html").read_text()
-    for title in ("Bit-width sweep (simulated)", "Per-layer sensitivity (simulated)", "Mixed precision under"):
+    for title in ("Bit-width sweep (simulated)", "Per-layer sensitivity (simulated)", "Mixed precision under",
+                  "What each variant is for, on this machine", "Export check", "Confirmed in LiteRT on"):
         assert title in page
     assert page.count("data:image/png;base64,") == 4  # accuracy vs bits, sweep, sensitivity, Pareto
     assert "the first 300 of 2000 test images (a subset)" in page
     assert all((out / name).is_file() for name in ("sweep.png", "sensitivity.png", "pareto.png"))
-    mixed = results["variants"]["mixed"]
-    assert mixed["size_bytes"] < results["variants"]["int8"]["size_bytes"]
+    assert results["variants"]["mixed"]["size_bytes"] < results["variants"]["int8"]["size_bytes"]
     assert all(r.get("snr_db") is not None for r in results["sweep"]["sensitivity"])
+
+
+@pytest.mark.slow
+def test_mixed_is_scored_with_the_contracts_output_kind(data, tmp_path):
+    """A model that outputs logits: mixed.tflite's |dp| is measured on softmax probabilities, not on logits."""
+    import json
+
+    import keras
+
+    from kdeep.contract import probabilities
+    from quantization import litert
+    from quantization.pipeline import run_pipeline
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    keras.utils.set_random_seed(0)
+    net = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0,
+                             classifier_activation=None)
+    net.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(x_train, y_train, batch_size=32, epochs=1, verbose=0)
+    out = run_pipeline(net, ((x_train, y_train), (x_test, y_test)), tmp_path / "report", variants="float32",
+                       max_drop=1.0, validation=(x_val, y_val), calibration_samples=200)
+    mixed = json.loads((out / "report.json").read_text())["variants"]["mixed"]
+    expected = np.abs(probabilities(litert.predict(out / "mixed.tflite", x_test), "logits")
+                      - probabilities(net.predict(x_test, verbose=0), "logits"))
+    assert mixed["mean_abs_prob_diff"] == pytest.approx(float(expected.mean()), rel=1e-4)
+    assert mixed["max_abs_prob_diff"] == pytest.approx(float(expected.max()), rel=1e-4)

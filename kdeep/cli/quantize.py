@@ -9,7 +9,7 @@ from kdeep.cli.types import NON_NEGATIVE, POSITIVE
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep quantize`."""
-    from quantization.pipeline import SWEEP_IMAGES
+    from quantization.pipeline import OBJECTIVES, SWEEP_IMAGES
     from quantization.variants import VARIANTS
 
     parser = subparsers.add_parser(
@@ -35,8 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sweep-limit", type=NON_NEGATIVE, default=SWEEP_IMAGES,
                         help="test images the simulated sweep scores (default %(default)s; 0 = all)")
     parser.add_argument("--max-drop", type=float, metavar="PP",
-                        help="choose a weight width per layer (2/4/8/float) for the smallest file whose validation "
-                        "accuracy drops at most PP points (0 < PP < 100), export it as mixed.tflite (pareto.png)")
+                        help="choose a weight width per layer (2/4/8/float) for the smallest file whose accuracy on "
+                        "half the images the run held out (config.json val_split) drops at most PP points "
+                        "(0 < PP < 100), export it as mixed.tflite, confirm it in LiteRT on the other half "
+                        "(pareto.png); a run trained on every image is refused (train with --val-split)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="size",
+                        help="what --max-drop makes smallest: size, or size with no layer slower than its start "
+                        "in a per-layer latency table measured here (latency); default %(default)s")
     parser.set_defaults(func=quantize)
 
 
@@ -66,7 +71,7 @@ def quantize(args: argparse.Namespace) -> int:
     dataset = dataset_of(args.model, args.dataset, required=True)
     out = run_pipeline(args.model, dataset, args.out or default_out(args.model), variants=args.variants,
                        qat_epochs=args.qat_epochs, limit=args.limit, sweep_bits=args.sweep,
-                       sweep_limit=args.sweep_limit or None, max_drop=args.max_drop)
+                       sweep_limit=args.sweep_limit or None, max_drop=args.max_drop, objective=args.objective)
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"report: {out / 'report.html'}")
     failed = json.loads((out / "report.json").read_text(encoding="utf-8")).get("failed", {})

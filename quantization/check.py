@@ -1,0 +1,82 @@
+"""The numeric check after every export: a LiteRT file must agree with its Keras model on real images, or it is a
+failed variant (reported, not scored)."""
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdeep.contract import probabilities
+from kdeep.data.scaling import UNIT_RANGE
+from kdeep.errors import QuantizationError
+from quantization import litert
+
+CHECK_IMAGES = 256  # real images per check (training images: the test set only scores)
+# Top-1 agreement a file needs. Quantization noise alone keeps every variant kdeep makes above 0.97 on a trained
+# model (int2 dense layers included); a file LiteRT computes wrongly sits near chance (a 2-bit CONV_2D: 0.085).
+MIN_AGREEMENT = 0.8
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """How one exported file's outputs compare with its Keras model's on the same real images.
+
+    Attributes:
+        file: the .tflite file's name.
+        n: images compared.
+        agreement: fraction of images whose top-1 class is the Keras model's.
+        mean_abs_prob_diff: mean |p_file - p_keras| over every class probability (logits go through a softmax).
+        min_agreement: the agreement the file needs to pass.
+    """
+
+    file: str
+    n: int
+    agreement: float
+    mean_abs_prob_diff: float
+    min_agreement: float
+
+    @property
+    def passed(self) -> bool:
+        """True when the file agrees with the Keras model on at least `min_agreement` of the images."""
+        return self.agreement >= self.min_agreement
+
+    @property
+    def message(self) -> str:
+        """One line for the report and the CLI."""
+        verdict = "passed" if self.passed else "FAILED: its outputs are not the model's; not scored"
+        return (f"{self.file}: top-1 agreement with the Keras model {100 * self.agreement:.1f}% on {self.n} real "
+                f"images (needs {100 * self.min_agreement:.0f}%), mean |dp| {self.mean_abs_prob_diff:.4f}; {verdict}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, with passed."""
+        return {**asdict(self), "passed": self.passed}
+
+
+def check_export(tflite_path: str | Path, images: np.ndarray, reference: np.ndarray, *,
+                 input_range: tuple[float, float] = UNIT_RANGE, output: str = "probabilities",
+                 min_agreement: float | None = None) -> ExportCheck:
+    """Runs an exported file on real images and compares its outputs with the Keras model's.
+
+    Args:
+        tflite_path: the exported .tflite.
+        images: real uint8 images (float ones are taken as in [0, 1]); at most `CHECK_IMAGES` are used.
+        reference: the Keras model's class probabilities on `images` (`kdeep.scoring.predict`), same order.
+        input_range: the model contract's input range (how LiteRT's input is scaled).
+        output: the model contract's output kind, "probabilities" or "logits" (the file's outputs are turned into
+            probabilities the same way).
+        min_agreement: the top-1 agreement the file needs (None: `MIN_AGREEMENT`).
+
+    Returns:
+        The `ExportCheck` (its `passed` says whether the file may be scored).
+
+    Raises:
+        QuantizationError: no images, or reference outputs that do not match them.
+    """
+    images, reference = np.asarray(images)[:CHECK_IMAGES], np.asarray(reference)[:CHECK_IMAGES]
+    if len(images) == 0 or len(reference) != len(images):
+        raise QuantizationError(f"the export check needs real images and the Keras model's outputs on them "
+                                f"(got {len(images)} images, {len(reference)} outputs)")
+    outputs = probabilities(litert.predict(tflite_path, images, input_range=input_range), output)
+    agreement = float(np.mean(outputs.argmax(axis=-1) == reference.argmax(axis=-1)))
+    return ExportCheck(Path(tflite_path).name, int(len(images)), agreement, float(np.abs(outputs - reference).mean()),
+                       MIN_AGREEMENT if min_agreement is None else min_agreement)
