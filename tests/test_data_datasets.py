@@ -195,13 +195,15 @@ def test_truncated_gzip_wrong_size_and_missing_file(tmp_path):
 
 def test_offline_with_nothing_cached_names_every_place_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("KDEEP_DATA_DIR", str(tmp_path / "shared"))
+    (tmp_path / "mine").mkdir()  # an empty folder of the user's
     with pytest.raises(DataError) as error:
         kdeep.data.load("mnist", data_dir=tmp_path / "mine")
     message = str(error.value)
     for place in (tmp_path / "mine", tmp_path / "shared" / "mnist", tmp_path / "cache" / "mnist"):
         assert str(place) in message
     assert "KDEEP_DATA_DIR" in message and "127.0.0.1" in message
-    assert not list((tmp_path / "cache").rglob("*.part"))  # no half-written download left behind
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # no half-written download (io's
+    # temp files are named .<stem>.<random>.tmp<suffix>) nor anything else left behind
 
 
 # ----------------------------------------------------------------------------------------------- downloads

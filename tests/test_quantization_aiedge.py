@@ -13,7 +13,6 @@ from kdeep.scoring import accuracy as top1
 from quantization import litert
 from kdeep.data import scale_pixels
 
-from test_quantization_pipeline import mnist, trained  # noqa: F401 (the same small trained DeepConvNet)
 
 AIEDGE = [name for name, variant in VARIANTS.items() if variant.backend == "aiedge"]
 KERNELS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2", "fc1",
@@ -21,9 +20,15 @@ KERNELS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "bloc
 
 
 @pytest.fixture(scope="module")
-def data(mnist):  # noqa: F811
+def trained(trained_deepconvnet):
+    """The session's small trained DeepConvNet (tests/conftest.py)."""
+    return trained_deepconvnet
+
+
+@pytest.fixture(scope="module")
+def data(small_mnist):
     """The first 4000 training and 800 test images of MNIST, scaled to [0, 1]."""
-    (x_train, y_train), (x_test, y_test) = mnist
+    (x_train, y_train), (x_test, y_test) = small_mnist
     return (scale_pixels(x_train), y_train), (scale_pixels(x_test), y_test)
 
 
@@ -177,7 +182,7 @@ def test_qat_int4_fine_tunes_only_the_kernels(trained, data):
 def test_every_aiedge_variant_end_to_end(trained, data, tmp_path):
     """All five LiteRT quantizer variants through run_pipeline: produced, runnable, scored, within tolerance."""
     (x, y), (x_test, y_test) = data
-    out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report", variants=["float32", *AIEDGE])
+    out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report", variants=["float32", *AIEDGE]).report_dir
     results = json.loads((out / "report.json").read_text())
     assert results["failed"] == {} and list(results["variants"]) == ["float32", *AIEDGE]
     scores = results["variants"]

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-import kdeep.models
 from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy as top1
@@ -23,7 +22,8 @@ AGREEMENT_PP = 0.15  # simulated and LiteRT accuracy on the same images, in perc
 
 @pytest.fixture(scope="module")
 def data(mnist):
-    """Training images 0-2,999, a validation split from the END of the training set, the first test images."""
+    """Training images 0-2,999 (the model trained on 0-3,999), a validation split from the END of the training set
+    (never trained on), the first test images."""
     (x_train, y_train), (x_test, y_test) = mnist
     return ((scale_pixels(x_train[:TRAIN]), y_train[:TRAIN]),
             (scale_pixels(x_train[-VALIDATION:]), y_train[-VALIDATION:].reshape(-1)),
@@ -31,16 +31,9 @@ def data(mnist):
 
 
 @pytest.fixture(scope="module")
-def model(data):
-    """DeepConvNet without dropout, one epoch of Adam on 3,000 real MNIST images."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    (x, y), _, _ = data
-    net = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
-    net.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    net.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    return net
+def model(trained_deepconvnet):
+    """The session's DeepConvNet without dropout, one epoch of Adam on the first 4,000 MNIST images (conftest.py)."""
+    return trained_deepconvnet
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +196,7 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
     out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8,int16x8", sweep_bits=True,
-                       sweep_limit=300, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300)
+                       sweep_limit=300, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300).report_dir
     results = json.loads((out / "report.json").read_text())
     sweep_rows = results["sweep"]["rows"]
     assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
