@@ -182,7 +182,8 @@ def test_qat_int4_fine_tunes_only_the_kernels(trained, data):
 def test_every_aiedge_variant_end_to_end(trained, data, tmp_path):
     """All five LiteRT quantizer variants through run_pipeline: produced, runnable, scored, within tolerance."""
     (x, y), (x_test, y_test) = data
-    out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report", variants=["float32", *AIEDGE]).report_dir
+    out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report",
+                       variants=["float32", *AIEDGE]).report_dir
     results = json.loads((out / "report.json").read_text())
     assert results["failed"] == {} and list(results["variants"]) == ["float32", *AIEDGE]
     scores = results["variants"]

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gRPC server listens on its port on EVERY network interface (TensorFlow binds [::]/0.0.0.0, although TF_CONFIG "
         "names 127.0.0.1) with no authentication: use it on a trusted machine and network, or --one-process.",
     )
-    parser.add_argument("--workers", type=POSITIVE, default=2, help="worker processes, or logical CPU devices with --one-process (default 2)")
+    parser.add_argument("--workers", type=POSITIVE, default=2,
+                        help="worker processes, or logical CPU devices with --one-process (default 2)")
     parser.add_argument("--port-base", type=int, default=None,
                         help="worker i uses port PORT_BASE+i (default: free ports)")
     parser.add_argument("--one-process", action="store_true",

@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--model", default="deepconvnet", help="registered model name (see `kdeep models`)")
     train.add_argument("--dataset", default="mnist", help="dataset name, or a folder with one subfolder of images "
                        "per class (its train/ and test/ subfolders, else every fifth image held out for testing)")
-    train.add_argument("--recipe", choices=tuple(RECIPES), help="start from a named recipe (flags override it; default: none, "
-                       "i.e. TrainConfig's defaults)")
+    train.add_argument("--recipe", choices=tuple(RECIPES),
+                       help="start from a named recipe (flags override it; default: none, i.e. TrainConfig's defaults)")
     train.add_argument("--ensemble", type=POSITIVE, metavar="K", help="train K members (seeds seed..seed+K-1) and "
                                                                  "average them into ensemble.keras")
     train.add_argument("--out", required=True, help="run directory (created; an existing one is resumed)")

@@ -1,7 +1,8 @@
 """Distributed training on tf.distribute: strategies by name, a multi-worker loop, and a local launcher.
 
 `strategy_from_name("auto" | "one" | "mirrored" | "multi-worker")`, `parse_tf_config()`, `launch(n, command)`,
-`launch_kdeep(n, args, one_process=...)` need no TensorFlow import; `fit`, `evaluate` and `worker_dir` (kdeep.distribute.loop) load it on first use.
+`launch_kdeep(n, args, one_process=...)` need no TensorFlow import; `fit`, `evaluate` and `worker_dir`
+(kdeep.distribute.loop) load it on first use.
 """
 from kdeep.lazy import lazy_getattr
 from kdeep.distribute.launch import launch, launch_kdeep, tf_configs, worker_command
