@@ -31,9 +31,12 @@ SMALL_TRAIN, SMALL_TEST = 4000, 800  # the first MNIST images `small_mnist` keep
 
 
 @pytest.fixture(scope="session")
-def small_mnist(mnist):
-    """The first 4,000 training and 800 test images of MNIST (uint8), as `mnist`."""
-    (x_train, y_train), (x_test, y_test) = mnist
+def small_mnist():
+    """The first 4,000 training and 800 test images of MNIST (uint8), as `mnist` (read through the cached
+    `load_splits`, not the `mnist` fixture, so a module may name its own subset `mnist`)."""
+    import kdeep.data
+
+    (x_train, y_train), (x_test, y_test) = kdeep.data.load_splits("mnist")
     return (x_train[:SMALL_TRAIN], y_train[:SMALL_TRAIN]), (x_test[:SMALL_TEST], y_test[:SMALL_TEST])
 
 

@@ -141,6 +141,7 @@ def test_results_table_plots_and_report_with_litert(tmp_path):
     assert "| deepconvnet | 28x28x1 |" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow
 def test_app_refuses_an_unknown_model_before_training(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, str(ROOT / "apps" / "compare_architectures.py"), "--out",

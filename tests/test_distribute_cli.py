@@ -28,7 +28,8 @@ def test_launch_two_workers_trains_one_run_written_by_the_chief(tmp_path):
     assert not list(run_dir.glob(".*tmp*"))  # no half-written or clashing temp files
     lines = stdout.splitlines()
     assert any(line.startswith("[worker 0] ") for line in lines) and any(line.startswith("[worker 1] ") for line in lines)
-    assert not any("Epoch 1/1" in line for line in lines if line.startswith("[worker 1]"))  # chief's progress only
+    assert any("Epoch 1/1" in line for line in lines if line.startswith("[worker 0]"))  # the chief's progress bar
+    assert not any("Epoch 1/1" in line for line in lines if line.startswith("[worker 1]"))  # and only the chief's
     warnings = [line for line in lines if "kdeep: warning: worker" in line]
     ports = {int(line.split("listens on port ")[1].split()[0]) for line in warnings}
     assert len(warnings) == 2 and len(ports) == 2  # one line per worker, naming its own port

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import kdeep.models
 from kdeep.cli import main as cli_main
 from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy as top1
@@ -244,7 +245,7 @@ def test_mixed_is_scored_with_the_contracts_output_kind(data, tmp_path):
     net.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     net.fit(x_train, y_train, batch_size=32, epochs=1, verbose=0)
     out = run_pipeline(net, ((x_train, y_train), (x_test, y_test)), tmp_path / "report", variants="float32",
-                       max_drop=1.0, validation=(x_val, y_val), calibration_samples=200)
+                       max_drop=1.0, validation=(x_val, y_val), calibration_samples=200).report_dir
     mixed = json.loads((out / "report.json").read_text())["variants"]["mixed"]
     expected = np.abs(probabilities(litert.predict(out / "mixed.tflite", x_test), "logits")
                       - probabilities(net.predict(x_test, verbose=0), "logits"))
