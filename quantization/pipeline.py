@@ -251,6 +251,7 @@ def check_exports(model: Any, data: Prepared, conversions: Conversions) -> dict[
     Returns:
         {variant: `ExportCheck.to_dict()`} for every file checked.
     """
+    progress.say(f"checking {len(conversions)} file(s) against the Keras model on {len(data.check_images)} images")
     reference = scoring.predict(model, data.check_images)
     checks = {}
     for name, path in list(conversions.items()):
