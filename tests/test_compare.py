@@ -36,7 +36,7 @@ def test_model_lists_read_names_and_widths():
     (["--models", "vgg11_bn@5"], "width must be a number in (0, 4], got 5.0"),
     (["--models", "vgg11_bn@0"], "width must be a number in (0, 4], got 0.0"),
     (["--models", "deepconvnet@0.5"], "deepconvnet: has no width option"),
-    (["--models", "resnet20", "--width", "0.5"], "write NAME@WIDTH in --models"),
+    (["--models", "resnet20", "--width", "0.5"], "unrecognized arguments: --width 0.5"),  # NAME@WIDTH instead
     (["--models", "resnet20", "--dataset", "emnist"], "emnist"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):

@@ -81,6 +81,7 @@ def test_kernel_grid_is_per_channel_symmetric_and_clipped_below_5_bits():
     assert np.array_equal(np.sign(binary), np.where(kernel >= 0, 1, -1))
 
 
+@pytest.mark.slow  # over 2 s
 @pytest.mark.parametrize("variant, weight_bits, activation_bits",
                          [("int8_weights", 8, None), ("int4", 4, None), ("int8", 8, 8)])
 def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_bits, activation_bits):
@@ -89,6 +90,7 @@ def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_b
     assert abs(100 * (simulated - litert_accuracy(litert[variant], x, y))) <= AGREEMENT_PP
 
 
+@pytest.mark.slow  # over 2 s
 def test_int4_export_holds_the_simulators_clipped_weights(simulator, model, litert, data):
     """The int4 file's dequantized weights (read back from LiteRT) are the simulator's grid, per channel."""
     _, _, (x, _) = data
@@ -100,6 +102,7 @@ def test_int4_export_holds_the_simulators_clipped_weights(simulator, model, lite
         assert np.allclose(stored, expected, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.slow  # over 2 s
 def test_int2_dense_deploys_the_simulated_grid_far_above_the_max_scaled_one(simulator, litert, data, monkeypatch):
     _, _, (x, y) = data
     widths = {name: 2 if name in ("fc1", "logits") else 4 for name in simulator.layers}
@@ -111,6 +114,7 @@ def test_int2_dense_deploys_the_simulated_grid_far_above_the_max_scaled_one(simu
     assert abs(simulated - deployed) <= 0.01 and deployed > max_scaled + 0.1
 
 
+@pytest.mark.slow  # over 2 s
 def test_two_bit_convolution_is_refused_before_quantizing(model, litert, tmp_path):
     with pytest.raises(QuantizationError, match="layer block1_conv1: LiteRT runs CONV_2D with 2-bit weights but "
                                                 "computes wrong outputs; give it 4 or 8 bits"):
@@ -119,6 +123,7 @@ def test_two_bit_convolution_is_refused_before_quantizing(model, litert, tmp_pat
     assert not (tmp_path / "bad.tflite").exists()
 
 
+@pytest.mark.slow  # over 2 s
 def test_simulator_leaves_the_model_float_and_restores(simulator, model, data):
     _, _, (x, _) = data
     before = np.asarray(model.predict(x[:200], verbose=0))
