@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -192,4 +193,6 @@ def _run(args: argparse.Namespace) -> int:
     print(_final_line(job.run.metrics, time.time() - job.seconds, f"run dir {job.run.dir}"))
     print(f"kdeep: model {files['model']}; metrics {files['metrics']}; TensorBoard logs {files['logs']}"
           + (f"; quantization report {files['report']}" if "report" in files else ""))
+    for name, reason in (job.quantization.failed if job.quantization else {}).items():
+        print(f"kdeep: variant {name} failed: {reason}", file=sys.stderr)
     return 0
