@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         report_dir = run_pipeline(run_dir, job.dataset, Path(args.out) / job.name / "quantization",
                                   variants=args.variants, qat_epochs=args.qat_epochs, limit=args.limit or job.limit,
-                                  sweep_bits=True, sweep_limit=args.sweep_limit or None, max_drop=args.max_drop)
+                                  sweep_bits=True, sweep_limit=args.sweep_limit or None,
+                                  max_drop=args.max_drop).report_dir
         print(f"{job.name}: quantized, swept and searched in {time.perf_counter() - start:.0f} s")
         print((report_dir / "report.md").read_text(encoding="utf-8"))
     return 0

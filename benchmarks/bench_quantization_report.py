@@ -39,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, options in runs:
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            out = run_pipeline(model, args.dataset, folder, variants=args.variants, limit=args.limit,
-                               sweep_limit=args.sweep_limit or None, **options)
+            results = run_pipeline(model, args.dataset, folder, variants=args.variants, limit=args.limit,
+                                   sweep_limit=args.sweep_limit or None, **options).to_dict()
             seconds = time.perf_counter() - start
-            results = json.loads((out / "report.json").read_text())
         sweep = results.get("sweep", {})
         rows.append({"run": label, "seconds": seconds, "sweep_seconds": sweep.get("seconds", {}).get("sweep"),
                      "sensitivity_seconds": sweep.get("seconds", {}).get("sensitivity"),

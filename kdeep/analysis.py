@@ -277,10 +277,12 @@ def why_deeper(c_in: int, c_out: int, kernel_sizes: Sequence[int] = (5, 7), *, s
         One row per kernel size.
 
     Raises:
-        ModelError: channels < 1 or a kernel size that is not odd and >= 3.
+        ModelError: channels < 1, a size that is not two sides >= 1, or a kernel size that is not odd and >= 3.
     """
     if c_in < 1 or c_out < 1:
         raise ModelError(f"why_deeper: channels must be >= 1, got c_in={c_in}, c_out={c_out}")
+    if len(size) != 2 or any(not isinstance(side, int) or side < 1 for side in size):
+        raise ModelError(f"why_deeper: size must be (H, W) with both >= 1, got {tuple(size)}")
     rows = []
     pixels = size[0] * size[1]
     for k in kernel_sizes:

@@ -221,13 +221,17 @@ def plan(models: str | Sequence[str], dataset: str, config: TrainConfig | None, 
     take them) and every setting checked, before anything is written.
 
     Raises:
-        ModelError: an unknown model or a bad width. ConfigError: bench_steps < 1. DataError: an unknown dataset.
+        ModelError: an unknown model or a bad width. ConfigError: bench_steps < 1, or a config width other than 1.
+        DataError: an unknown dataset.
     """
     if isinstance(bench_steps, bool) or not isinstance(bench_steps, int) or bench_steps < 1:
         raise ConfigError(f"bench_steps={bench_steps!r} must be an integer >= 1 (timed steps of the Keras inference "
                           "benchmark)")
     entries = parse_entries(models)
     config = config or TrainConfig.from_recipe(DEFAULT_RECIPE)
+    if config.width != 1.0:
+        raise ConfigError(f"config.width={config.width!r}: a comparison takes a width per model, written "
+                          "NAME@WIDTH in the models (e.g. vgg11_bn@0.25)")
     splits = load_splits(dataset)
     costs = _costs(entries, splits[0][0].shape[1:], num_classes(dataset))
     return Plan(entries, dataset, config, splits, costs, _settings(entries, dataset, config, litert, bench_steps))
@@ -301,9 +305,7 @@ def _settings(entries: Sequence[Entry], dataset: str, config: TrainConfig, liter
 
 def _prepare(out: Path, settings: dict[str, Any]) -> None:
     """Creates OUT with compare.json, or checks an existing one holds the same settings."""
-    path = out / SETTINGS
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file: choose another --out")
+    path = artifacts.output_dir(out, "comparison directory") / SETTINGS
     if path.exists():
         saved = artifacts.read_json(path, f"delete {path} or choose another --out")
         changed = [f"{key}: {saved.get(key)!r} -> {settings[key]!r}" for key in settings

@@ -90,6 +90,18 @@ def known_fields(cls: type, data: Any) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key in names}
 
 
+def output_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
+    """Checks that `path` can be a folder kdeep writes into (it is one, or does not exist yet); nothing is created.
+
+    Raises:
+        ArtifactError: `path` exists and is not a folder (a file, say), named with the fix.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ArtifactError(f"{what} {path} is a file, not a folder: choose another --out")
+    return path
+
+
 def read_json(path: str | os.PathLike, fix: str) -> Any:
     """Reads a JSON file kdeep wrote.
 

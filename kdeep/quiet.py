@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import io
 import logging
 import os
@@ -12,6 +14,7 @@ import warnings
 from typing import Iterator
 
 VERBOSE_ENV = "KDEEP_VERBOSE"
+_DEFAULTED: set[str] = set()  # QUIET_ENV names `quiet_library` set (not the user), undone by set_verbosity(True)
 # Set before TensorFlow is imported; a value the user exported wins. "3" silences the C++ log lines that
 # TensorFlow writes while it runs (cuInit, SavedModel loader, TFLite converter, coordination service).
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -43,6 +46,10 @@ def set_verbosity(verbose: bool = False) -> bool:
     """
     if verbose or is_verbose():
         os.environ[VERBOSE_ENV] = "1"
+        for name in _DEFAULTED:  # `import kdeep` quieted them before --verbose was read
+            os.environ.pop(name, None)
+        _DEFAULTED.clear()
+        sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _QuietImport)]
         return True
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
@@ -51,11 +58,56 @@ def set_verbosity(verbose: bool = False) -> bool:
     return False
 
 
+def quiet_library() -> None:
+    """What `import kdeep` does, so the Python API is as quiet as the CLI: unless verbose, TensorFlow's C++ log
+    level defaults to errors (a TF_CPP_MIN_LOG_LEVEL the user exported wins), and the first `import tensorflow`
+    after this (kdeep's or the user's) runs with its native start-up lines filtered (`native_stderr_filtered`).
+    Neither TensorFlow nor Keras is imported here.
+    """
+    if is_verbose():
+        return
+    for name, value in QUIET_ENV.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            _DEFAULTED.add(name)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, with a loader that executes it inside `native_stderr_filtered`, then steps aside."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None and not is_verbose():
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs another loader's `exec_module` with native stderr filtered, then puts that loader back on the module."""
+
+    def __init__(self, loader: importlib.abc.Loader):
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> object:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: object) -> None:
+        module.__spec__.loader = module.__loader__ = self.loader  # type: ignore[attr-defined]
+        with native_stderr_filtered():
+            self.loader.exec_module(module)
+
+
 @contextlib.contextmanager
 def silenced() -> Iterator[None]:
     """Within the block, what Python code prints (the converters' SavedModel listings, the LiteRT quantizer's progress
-    bars and size report), its warnings and absl's/TensorFlow's log records below ERROR are dropped. Does nothing
-    when verbose (`--verbose`, KDEEP_VERBOSE=1), so those lines stay visible there.
+    bars and size report), its warnings and absl's/TensorFlow's log records below ERROR are dropped, and native
+    lines matching NATIVE_NOISE too (`native_stderr_filtered`). Does nothing when verbose (`--verbose`,
+    KDEEP_VERBOSE=1), so those lines stay visible there.
     """
     if is_verbose():
         yield
@@ -66,7 +118,7 @@ def silenced() -> Iterator[None]:
         logger.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings():
+                warnings.catch_warnings(), native_stderr_filtered():
             warnings.simplefilter("ignore")
             yield
     finally:

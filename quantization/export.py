@@ -86,7 +86,7 @@ def export(model_or_path: Any, out_dir: str | os.PathLike, *, variants: str | Se
     if needs_data and dataset is None:
         raise QuantizationError(f"{', '.join(needs_data)} need(s) training images (calibration, fine-tuning): give "
                                 "the dataset (--dataset NAME or FOLDER), or choose float variants only")
-    out = Path(out_dir)
+    out = io.output_dir(out_dir, "export folder")
     names = [v.name for v in chosen]
     results = None
     if dataset is None:  # float variants only: no calibration, nothing to score on

@@ -150,7 +150,8 @@ class Runner:
             self.interpreter.resize_tensor_input(detail["index"], list(inputs.shape))
             self._allocated = False
         if not self._allocated:
-            self.interpreter.allocate_tensors()
+            with silenced():  # the XNNPACK delegate announces itself here
+                self.interpreter.allocate_tensors()
             self._allocated = True
             detail = self.input_detail()
         self.interpreter.set_tensor(detail["index"], quantize_input(inputs, detail))

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kdeep import scoring
+from kdeep import io, progress, scoring
 from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
 from kdeep.data.splits import Dataset, load_splits
@@ -133,7 +133,8 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
     out = Path(out_dir)
     conversions = Conversions()
     with graph.saved_model(model) as exported, tempfile.TemporaryDirectory(prefix="kdeep_aiedge_") as scratch:
-        for variant in chosen:
+        for index, variant in enumerate(chosen, start=1):
+            progress.say(f"converting {variant.name} ({index}/{len(chosen)}: {variant.what})")
             start = time.perf_counter()
             path = variant_path(out, variant.name)
             try:
@@ -250,6 +251,7 @@ def check_exports(model: Any, data: Prepared, conversions: Conversions) -> dict[
     Returns:
         {variant: `ExportCheck.to_dict()`} for every file checked.
     """
+    progress.say(f"checking {len(conversions)} file(s) against the Keras model on {len(data.check_images)} images")
     reference = scoring.predict(model, data.check_images)
     checks = {}
     for name, path in list(conversions.items()):
@@ -279,6 +281,7 @@ def score(model: Any, data: Prepared, conversions: Conversions) -> tuple[Pipelin
     Returns:
         The results, and the float model's test probabilities (the reference later variants are scored against).
     """
+    progress.say(f"scoring the float model and {len(conversions)} LiteRT file(s) on {len(data.x_test):,} test images")
     reference = scoring.predict(model, data.x_test)
     results = PipelineResults(model=model.name, params=int(model.count_params()), dataset=data.dataset,
                               n_test=int(len(data.x_test)), float_accuracy=scoring.accuracy(reference, data.y_test),
@@ -302,9 +305,11 @@ def simulate(model: Any, data: Prepared, conversions: Conversions, results: Pipe
     `out`, checked, confirmed, scored like the other variants) and the size-against-accuracy frontier."""
     simulator = Simulator(model, data.representative)
     if sweep_bits:
+        progress.say("simulated bit-width sweep and per-layer sensitivity")
         results.sweep = simulated_sweep(simulator, data.test_inputs[:sweep_limit], data.y_test[:sweep_limit],
                                         conversions, pixels=data.x_test[:sweep_limit], graph=data.graph)
     if max_drop is not None:
+        progress.say(f"mixed-precision search under a {max_drop:g}-point budget")
         results.mixed = mixed_precision(simulator, data, conversions, max_drop, out, objective=objective,
                                         checks=results.checks)
         if "mixed" in conversions:
@@ -338,11 +343,28 @@ def _chosen(variants: str | Sequence[str] | None, max_drop: float | None, object
     return resolve(variants)
 
 
-def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.PathLike, *,
+def default_out_dir(model_or_path: Any) -> Path:
+    """Where a model's report goes when no folder is given: RUN_DIR/quantization for a run directory,
+    <stem>_quantization/ beside a .keras file, <preset>_quantization/ here for a preset.
+
+    Raises:
+        QuantizationError: a Keras model object (it has no place of its own): pass out_dir.
+    """
+    from kdeep.models import presets  # not at the top: it imports Keras
+
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        raise QuantizationError("a model passed as an object has no folder of its own: pass out_dir")
+    path = Path(model_or_path)
+    if presets.named(str(model_or_path)):
+        return Path(f"{model_or_path}_quantization")
+    return path / "quantization" if path.is_dir() else path.with_name(f"{path.stem}_quantization")
+
+
+def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.PathLike | None = None, *,
                  variants: str | Sequence[str] | None = None, qat_epochs: int = 1, limit: int | None = None,
                  calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None,
                  sweep_bits: bool = False, sweep_limit: int | None = SWEEP_IMAGES, max_drop: float | None = None,
-                 validation: tuple[np.ndarray, np.ndarray] | None = None, objective: str = "size") -> Path:
+                 validation: tuple[np.ndarray, np.ndarray] | None = None, objective: str = "size") -> PipelineResults:
     """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
 
     Phases: `prepare` (data), `quantize` (convert), `check_exports` (every file against the Keras model on real
@@ -352,8 +374,9 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
         model_or_path: a Keras model, a `.keras` file or a kdeep run directory.
         dataset: a kdeep dataset name (read once per process, `kdeep.data.load_splits`), or ((x_train, y_train),
             (x_test, y_test)) uint8 arrays.
-        out_dir: the report directory (the .tflite files go there too). A `<variant>.tflite` left there by an
-            earlier run, for a variant this run did not produce, is removed, so the directory matches its report.
+        out_dir: the report directory (the .tflite files go there too; None: `default_out_dir`). A
+            `<variant>.tflite` left there by an earlier run, for a variant this run did not produce, is removed, so
+            the directory matches its report.
         variants: names from `VARIANTS`, None for all.
         qat_epochs: QAT fine-tuning epochs.
         limit: score only the first `limit` test images and fine-tune QAT on the first `limit` training images.
@@ -370,20 +393,21 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
             (bytes too, but no move that a measured per-layer latency table predicts slower than the start).
 
     Returns:
-        The report directory (report.json holds `PipelineResults.to_dict()`).
+        The `PipelineResults` (`.report_dir` is the report directory; report.json holds `.to_dict()`).
 
     Raises:
         QuantizationError: `max_drop` outside (0, 100) or without held-out images, an unknown variant or
             objective, or a negative count (a limit below 1).
+        ArtifactError: `out_dir` is a file.
     """
     _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
                   sweep_limit=sweep_limit)
     chosen = _chosen(variants, max_drop, objective)
+    out = io.output_dir(default_out_dir(model_or_path) if out_dir is None else out_dir, "report directory")
     from kdeep.models import presets  # not at the top: it imports Keras
 
     model = presets.as_model(model_or_path)
     held = None if max_drop is None else held_out_images(model_or_path, dataset, validation, dataset_name)
-    out = Path(out_dir)
     data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=held,
                    fine_tunes=any(v.qat for v in chosen), dataset_name=dataset_name)
     conversions = quantize(model, [v.name for v in chosen], data.graph.channels_of(data.representative), out,
@@ -398,7 +422,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
                  max_drop=max_drop, out=out, objective=objective)
     results.purposes = variant_purposes(results, model)
     write_report(results, out)
-    return out
+    results.report_dir = out
+    return results
 
 
 def variant_purposes(results: PipelineResults, model: Any) -> dict[str, str]:

@@ -3,10 +3,12 @@ and low-LR fine-tuning."""
 import functools
 import inspect
 import re
+import time
 from typing import Any
 
 import numpy as np
 
+from kdeep import progress
 from kdeep.contract import contract_of
 from kdeep.errors import QuantizationError, reason
 
@@ -279,8 +281,28 @@ def fine_tune(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, lear
     qat_model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                       loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=logits), metrics=["accuracy"])
     if epochs > 0:
-        qat_model.fit(kdeep.data.pipeline(x, y, batch_size, seed=seed, cache=False), epochs=epochs, verbose=0)
+        steps = -(-len(x) // batch_size)
+        progress.say(f"QAT fine-tuning ({weight_bits}-bit weights): {epochs} epoch(s) of {len(x):,} images")
+        qat_model.fit(kdeep.data.pipeline(x, y, batch_size, seed=seed, cache=False), epochs=epochs, verbose=0,
+                      callbacks=[_progress_callback(tf_keras, epochs, steps)])
     return qat_model
+
+
+def _progress_callback(tf_keras: Any, epochs: int, steps: int) -> Any:
+    """A tf_keras callback that says (kdeep.progress) how far fine-tuning is, four times an epoch."""
+
+    class Progress(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch, self.start = epoch, time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if (batch + 1) % max(1, steps // 4) == 0 or batch + 1 == steps:
+                logs = logs or {}
+                progress.say(f"QAT epoch {self.epoch + 1}/{epochs}: {batch + 1}/{steps} batches, loss "
+                             f"{logs.get('loss', float('nan')):.4f}, accuracy {100 * logs.get('accuracy', 0):.2f}%, "
+                             f"{time.perf_counter() - self.start:.0f} s")
+
+    return Progress()
 
 
 def float_weights(model: Any, qat_model: Any) -> Any:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from kdeep.io import known_fields
@@ -114,6 +115,7 @@ class PipelineResults:
         checks: {variant: `quantization.check.ExportCheck.to_dict()`}: each exported file against the Keras model
             on real images (a file that failed it is in `failed`, not in `variants`).
         purposes: {variant: what it is for on this machine} (`quantization.advice.purposes`).
+        report_dir: the folder `run_pipeline` wrote the report and the files into (not in report.json).
     """
 
     model: str
@@ -131,10 +133,11 @@ class PipelineResults:
     pareto: list[str] | None = None
     checks: dict[str, dict] = field(default_factory=dict)
     purposes: dict[str, str] = field(default_factory=dict)
+    report_dir: Path | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """report.json's content (without its flat table rows); absent analyses are left out."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "report_dir"}
         data["variants"] = {name: v.to_dict() for name, v in self.variants.items()}
         data["sweep"] = self.sweep.to_dict() if self.sweep else None
         data["mixed"] = self.mixed.to_dict() if self.mixed else None

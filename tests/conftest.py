@@ -1,4 +1,5 @@
-"""Shared fixtures: real MNIST/Fashion-MNIST read through kdeep's loader (KDEEP_DATA_DIR in CI)."""
+"""Shared fixtures: real MNIST/Fashion-MNIST read through kdeep's loader (KDEEP_DATA_DIR in CI), and the one small
+DeepConvNet trained on it that every quantization test module uses (trained once per session)."""
 import os
 from pathlib import Path
 
@@ -24,3 +25,33 @@ def fashion_mnist():
     import kdeep.data
 
     return kdeep.data.load("fashion_mnist")
+
+
+SMALL_TRAIN, SMALL_TEST = 4000, 800  # the first MNIST images `small_mnist` keeps
+
+
+@pytest.fixture(scope="session")
+def small_mnist():
+    """The first 4,000 training and 800 test images of MNIST (uint8), as `mnist` (read through the cached
+    `load_splits`, not the `mnist` fixture, so a module may name its own subset `mnist`)."""
+    import kdeep.data
+
+    (x_train, y_train), (x_test, y_test) = kdeep.data.load_splits("mnist")
+    return (x_train[:SMALL_TRAIN], y_train[:SMALL_TRAIN]), (x_test[:SMALL_TEST], y_test[:SMALL_TEST])
+
+
+@pytest.fixture(scope="session")
+def trained_deepconvnet(small_mnist):
+    """The book's DeepConvNet without dropout (trains faster), one epoch of Adam on `small_mnist`'s 4,000 training
+    images, seeded: ~95% on MNIST's test set. Shared by the quantization tests; do not train or mutate it."""
+    import keras
+
+    import kdeep.data
+    import kdeep.models
+
+    keras.utils.set_random_seed(0)
+    (x, y), _ = small_mnist
+    model = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    model.fit(kdeep.data.pipeline(x, y, 32, seed=0), epochs=1, verbose=0)
+    return model

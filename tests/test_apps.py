@@ -12,7 +12,7 @@ APPS = Path(__file__).resolve().parent.parent / "apps"
     ("quantization_report.py", ["--jobs", "deepconvnet_mnist,nope"], "nope"),
     ("quantization_report.py", ["--jobs", "deepconvnet_mnist", "--max-drop", "100"], "--max-drop"),
     pytest.param("mnist_deepconvnet.py", ["--only", "book,nope"], "nope", marks=pytest.mark.slow),  # imports TF
-    ("edge_clients.py", ["{tmp}/nothing.keras"], "nothing.keras"),
+    pytest.param("edge_clients.py", ["{tmp}/nothing.keras"], "nothing.keras", marks=pytest.mark.slow),  # imports TF
     ("edge_clients.py", ["{tmp}", "--variants", "int3"], "int3"),
 ])
 def test_unknown_job_is_refused(app, argv, named, tmp_path):

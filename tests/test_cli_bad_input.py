@@ -21,6 +21,8 @@ CASES = [
     ("data-info-unknown", ["data", "info", "imagenet"], {}),
     ("data-info-corrupt-file", ["data", "info", "mnist", "--no-download"], {"KDEEP_DATA_DIR": "{tmp}/baddata"}),
     ("data-info-missing", ["data", "info", "mnist", "--no-download"], {"KDEEP_DATA_DIR": "{tmp}/nodata"}),
+    ("data-info-data-dir-missing", ["data", "info", "mnist", "--data-dir", "{tmp}/nothing"], {}),
+    ("data-list-data-dir-missing", ["data", "list", "--data-dir", "{tmp}/nothing"], {}),
     # models, summary, why-deeper
     ("models-unknown-family", ["models", "--family", "transformer"], {}),
     ("summary-unknown-model", ["summary", "resnet7"], {}),
@@ -28,6 +30,10 @@ CASES = [
     ("summary-shape-zero", ["summary", "deepconvnet", "--input-shape", "0,28,1"], {}),
     ("summary-too-small", ["summary", "vgg11", "--input-shape", "8,8,1"], {}),
     ("why-deeper-even-kernel", ["why-deeper", "--kernels", "4"], {}),
+    ("why-deeper-size-zero", ["why-deeper", "--size", "0,28"], {}),
+    ("why-deeper-size-rank", ["why-deeper", "--size", "28"], {}),
+    ("why-deeper-unknown-recipe", ["why-deeper", "--train", "--recipe", "slow", "--out", "{tmp}/new"], {}),
+    ("why-deeper-epochs-zero", ["why-deeper", "--train", "--epochs", "0", "--out", "{tmp}/new"], {}),
     # train: names, ranges, combinations
     ("train-unknown-model", [*TRAIN[:2], "resnet7", *TRAIN[3:], "--out", "{tmp}/new"], {}),
     ("train-unknown-dataset", ["train", "--dataset", "imagenet", "--out", "{tmp}/new"], {}),
@@ -100,10 +106,13 @@ CASES = [
     ("quantize-qat-epochs-negative", ["quantize", "{tmp}/good.keras", "--dataset", "mnist", "--qat-epochs", "-1",
                                       "--out", "{tmp}/new"], {}),
     ("quantize-run-other-dataset", ["quantize", RUN, "--dataset", "cifar10", "--out", "{tmp}/new"], {}),
+    ("quantize-out-is-a-file", ["quantize", "{tmp}/good.keras", "--dataset", "mnist", "--out", "{tmp}/notes.txt"],
+     {}),
     # export and predict
     ("export-unknown-variant", ["export", "{tmp}/good.keras", "--variants", "float32,int3", "--out", "{tmp}/new"], {}),
     ("export-integer-without-data", ["export", "{tmp}/good.keras", "--variants", "int8", "--out", "{tmp}/new"], {}),
     ("export-unknown-channels", ["export", "{tmp}/good.keras", "--channels", "bgr", "--out", "{tmp}/new"], {}),
+    ("export-out-is-a-file", ["export", "{tmp}/good.keras", "--variants", "float32", "--out", "{tmp}/notes.txt"], {}),
     ("export-labels-do-not-match", ["export", "{tmp}/good.keras", "--variants", "int8", "--dataset",
                                     "{tmp}/corruptimage", "--out", "{tmp}/new"], {}),  # 2 classes, 10 outputs
     ("predict-tflite-not-an-image-model", ["predict", "{tmp}/dense.tflite", "{tmp}/digit.png"], {}),
@@ -113,6 +122,8 @@ CASES = [
     ("predict-top-k-zero", ["predict", "{tmp}/good.keras", "{tmp}/digit.png", "--top-k", "0"], {}),
     # compare
     ("compare-unknown-model", ["compare", "--models", "deepconvnet,resnet7", "--out", "{tmp}/new"], {}),
+    ("compare-width-flag", ["compare", "--models", "vgg11_bn", "--width", "0.5", "--out", "{tmp}/new"], {}),
+    ("compare-out-is-a-file", ["compare", "--models", "deepconvnet", "--out", "{tmp}/notes.txt"], {}),
     ("compare-width-zero", ["compare", "--models", "vgg11_bn@0", "--out", "{tmp}/new"], {}),
     ("compare-width-too-big", ["compare", "--models", "resnet18@5", "--out", "{tmp}/new"], {}),
     ("compare-width-not-a-number", ["compare", "--models", "resnet18@wide", "--out", "{tmp}/new"], {}),
@@ -126,7 +137,10 @@ CASES = [
     ("run-epochs-zero", ["run", "--epochs", "0", "--out", "{tmp}/new"], {}),
     ("run-limit-zero", ["run", "--limit", "0", "--out", "{tmp}/new"], {}),
     ("run-unknown-recipe", ["run", "--recipe", "slow", "--out", "{tmp}/new"], {}),
+    ("run-out-is-a-file", ["run", "--epochs", "1", "--limit", "100", "--out", "{tmp}/notes.txt"], {}),
     ("launch-workers-zero", ["launch", "--workers", "0", "--", "train", "--out", "{tmp}/new"], {}),
+    ("launch-one-process-port-base", ["launch", "--one-process", "--port-base", "23456", "--", "train", "--out",
+                                      "{tmp}/new"], {}),
 ]
 
 

@@ -36,7 +36,7 @@ def test_model_lists_read_names_and_widths():
     (["--models", "vgg11_bn@5"], "width must be a number in (0, 4], got 5.0"),
     (["--models", "vgg11_bn@0"], "width must be a number in (0, 4], got 0.0"),
     (["--models", "deepconvnet@0.5"], "deepconvnet: has no width option"),
-    (["--models", "resnet20", "--width", "0.5"], "write NAME@WIDTH in --models"),
+    (["--models", "resnet20", "--width", "0.5"], "unrecognized arguments: --width 0.5"),  # NAME@WIDTH instead
     (["--models", "resnet20", "--dataset", "emnist"], "emnist"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
@@ -141,6 +141,7 @@ def test_results_table_plots_and_report_with_litert(tmp_path):
     assert "| deepconvnet | 28x28x1 |" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow
 def test_app_refuses_an_unknown_model_before_training(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, str(ROOT / "apps" / "compare_architectures.py"), "--out",

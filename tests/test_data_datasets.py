@@ -195,13 +195,15 @@ def test_truncated_gzip_wrong_size_and_missing_file(tmp_path):
 
 def test_offline_with_nothing_cached_names_every_place_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("KDEEP_DATA_DIR", str(tmp_path / "shared"))
+    (tmp_path / "mine").mkdir()  # an empty folder of the user's
     with pytest.raises(DataError) as error:
         kdeep.data.load("mnist", data_dir=tmp_path / "mine")
     message = str(error.value)
     for place in (tmp_path / "mine", tmp_path / "shared" / "mnist", tmp_path / "cache" / "mnist"):
         assert str(place) in message
     assert "KDEEP_DATA_DIR" in message and "127.0.0.1" in message
-    assert not list((tmp_path / "cache").rglob("*.part"))  # no half-written download left behind
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # no half-written download (io's
+    # temp files are named .<stem>.<random>.tmp<suffix>) nor anything else left behind
 
 
 # ----------------------------------------------------------------------------------------------- downloads
@@ -269,7 +271,34 @@ def test_download_rejects_a_mirror_serving_wrong_content(tmp_path, monkeypatch):
         monkeypatch.setenv("KDEEP_DATA_MIRRORS", url)
         with pytest.raises(DataError, match="not the published"):
             kdeep.data.load("mnist")
-    assert not (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []  # nothing wrong kept, no temp file
+
+
+def test_a_download_cut_off_midway_leaves_no_file(tmp_path):
+    """A server that promises 1,000 bytes and closes after 10: an error, and neither the file nor a temp file."""
+    class CutOff(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    try:
+        with pytest.raises(OSError, match="after 10 of 1000 bytes|IncompleteRead"):
+            datasets.download_file(f"http://127.0.0.1:{server.server_address[1]}/x.gz", folder / "x.gz", progress=None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -6,28 +6,36 @@ import sys
 import pytest
 
 from kdeep.scoring import score
-
-
-def kdeep(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kdeep", *args], capture_output=True, text=True, timeout=400)
+from ports import watch
 
 
 @pytest.mark.slow
 def test_launch_two_workers_trains_one_run_written_by_the_chief(tmp_path):
+    """...and each worker listens on every interface (what its warning line and docs/distributed.md say)."""
     run_dir = tmp_path / "run"
-    result = kdeep("launch", "--workers", "2", "--", "train", "--model", "deepconvnet", "--dataset", "mnist",
-                   "--epochs", "1", "--batch-size", "64", "--limit", "384", "--val-split", "128",
-                   "--out", str(run_dir))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    process = subprocess.Popen([sys.executable, "-m", "kdeep", "launch", "--workers", "2", "--", "train", "--model",
+                                "deepconvnet", "--dataset", "mnist", "--epochs", "2", "--batch-size", "64", "--limit",
+                                "384", "--val-split", "128", "--out", str(run_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listened = watch(process, 400)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["epochs_completed"] == 1 and metrics["test_images"] == 10000
+    assert metrics["epochs_completed"] == 2 and metrics["test_images"] == 10000
     assert metrics["test_accuracy"] == pytest.approx(score(run_dir / "model.keras", "mnist").accuracy,
                                                      abs=1e-4)  # the saved model's own score
     assert (run_dir / "model.keras").exists() and (run_dir / "last.keras").exists()
     assert not list(run_dir.glob(".*tmp*"))  # no half-written or clashing temp files
-    lines = result.stdout.splitlines()
+    lines = stdout.splitlines()
     assert any(line.startswith("[worker 0] ") for line in lines) and any(line.startswith("[worker 1] ") for line in lines)
-    assert not any("Epoch 1/1" in line for line in lines if line.startswith("[worker 1]"))  # chief's progress only
+    # Keras heads each epoch "Epoch N/M" only when M > 1 (hence 2 epochs): the chief's progress, and only the chief's
+    assert any("Epoch 2/2" in line for line in lines if line.startswith("[worker 0]"))
+    assert not any("Epoch " in line for line in lines if line.startswith("[worker 1]"))
+    warnings = [line for line in lines if "kdeep: warning: worker" in line]
+    ports = {int(line.split("listens on port ")[1].split()[0]) for line in warnings}
+    assert len(warnings) == 2 and len(ports) == 2  # one line per worker, naming its own port
+    every = {(address, port) for address, port in listened if port in ports}
+    assert {port for _, port in every} == ports and {address for address, _ in every} <= {"::", "0.0.0.0"}
 
 
 def test_train_multi_worker_with_bad_tf_config_is_one_line_before_training(tmp_path, monkeypatch, capsys):

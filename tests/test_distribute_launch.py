@@ -4,7 +4,7 @@ import json
 import sys
 import time
 
-from kdeep.cli.launch import worker_command
+from kdeep.distribute.launch import worker_command
 from kdeep.distribute import launch, parse_tf_config, tf_configs
 
 PRINT_TASK = "import json, os; print(json.loads(os.environ['TF_CONFIG'])['task']['index']); print('bye')"

@@ -44,7 +44,11 @@ def test_a_lone_worker_of_two_exits_with_one_line_naming_its_missing_peer(tmp_pa
     for index, (worker, (out, err)) in enumerate(zip(workers, results)):
         assert worker.returncode == 2, out[-2000:] + err[-2000:]
         missing = clusters[index][1 - index]
+        port = clusters[index][index].rsplit(":", 1)[1]
         assert err.splitlines() == [
+            f"kdeep: warning: worker {index} listens on port {port} on every network interface (TensorFlow's gRPC "
+            f"server binds [::]/0.0.0.0 whatever host TF_CONFIG names) with no authentication: train on a trusted "
+            f"network only, firewall the TF_CONFIG ports, or on one machine use `kdeep launch --one-process`",
             f"kdeep: error: multi-worker training: worker {index} waited {TIMEOUT} s for worker {1 - index} "
             f"({missing}) from TF_CONFIG, which never joined: start every worker listed in TF_CONFIG (e.g. with "
             f"`kdeep launch`), or wait longer with {PEER_TIMEOUT_ENV}=SECONDS"]

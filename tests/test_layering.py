@@ -5,11 +5,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The floors README.md names ("Layout"), bottom first; a unit is a kdeep module or package, or `quantization`.
 FLOORS = (
-    {"errors", "lazy", "shapes", "contract", "io", "quiet", "timing"},
+    {"errors", "lazy", "shapes", "contract", "io", "quiet", "timing", "progress"},
     {"data", "models", "distribute"},
     {"analysis", "scoring", "report", "train"},
     {"quantization"},
-    {"compare", "classify"},
+    {"compare", "classify", "job"},
     {"cli", "__main__"},
 )
 

@@ -100,6 +100,7 @@ def test_summary_cli_reports_params_and_macs_at_a_width(capsys):
     assert "width must be a number in (0, 4]" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains ResNet-20 for an epoch
 def test_train_config_width_is_validated_and_builds_the_thin_model(tmp_path, fashion_mnist):
     import kdeep.train
     from kdeep.errors import ConfigError

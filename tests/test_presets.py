@@ -59,22 +59,27 @@ def test_a_damaged_weights_file_is_refused_naming_the_fix(tmp_path, monkeypatch)
         presets.load(name)
 
 
-def test_unknown_preset_is_one_line_with_the_valid_names_and_exit_2():
-    done = kdeep("presets", "show", "deepconvnet.mnist_bok")
-    assert done.returncode == 2 and done.stdout == ""
-    lines = done.stderr.strip().splitlines()
+def test_unknown_preset_is_one_line_with_the_valid_names_and_exit_2(capsys):
+    from kdeep.cli import main
+
+    assert main(["presets", "show", "deepconvnet.mnist_bok"]) == 2
+    done = capsys.readouterr()
+    assert done.out == ""
+    lines = done.err.strip().splitlines()
     assert len(lines) == 1 and "did you mean 'deepconvnet.mnist_book'" in lines[0]
     assert all(name in lines[0] for name in SHIPPED)
     with pytest.raises(ModelError, match="unknown preset"):
         presets.load("resnet20.imagenet")
 
 
-def test_presets_lists_every_preset_with_its_accuracy():
-    done = kdeep("presets", "--json")
-    assert done.returncode == 0, done.stderr
-    cards = {card["name"]: card for card in json.loads(done.stdout)}
+def test_presets_lists_every_preset_with_its_accuracy(capsys):
+    from kdeep.cli import main
+
+    assert main(["presets", "--json"]) == 0
+    cards = {card["name"]: card for card in json.loads(capsys.readouterr().out)}
     assert set(cards) == set(SHIPPED)
-    table = kdeep("presets").stdout
+    assert main(["presets"]) == 0
+    table = capsys.readouterr().out
     for name in SHIPPED:
         assert f"{100 * cards[name]['test_accuracy']:.2f}%" in next(line for line in table.splitlines()
                                                                     if line.startswith(name))

@@ -13,7 +13,6 @@ from kdeep.scoring import accuracy as top1
 from quantization import litert
 from kdeep.data import scale_pixels
 
-from test_quantization_pipeline import mnist, trained  # noqa: F401 (the same small trained DeepConvNet)
 
 AIEDGE = [name for name, variant in VARIANTS.items() if variant.backend == "aiedge"]
 KERNELS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2", "fc1",
@@ -21,9 +20,15 @@ KERNELS = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "bloc
 
 
 @pytest.fixture(scope="module")
-def data(mnist):  # noqa: F811
+def trained(trained_deepconvnet):
+    """The session's small trained DeepConvNet (tests/conftest.py)."""
+    return trained_deepconvnet
+
+
+@pytest.fixture(scope="module")
+def data(small_mnist):
     """The first 4000 training and 800 test images of MNIST, scaled to [0, 1]."""
-    (x_train, y_train), (x_test, y_test) = mnist
+    (x_train, y_train), (x_test, y_test) = small_mnist
     return (scale_pixels(x_train), y_train), (scale_pixels(x_test), y_test)
 
 
@@ -53,6 +58,7 @@ def test_layer_ops_maps_every_kernel_layer_to_its_op(trained, float_file):
         assert op.weight_shape == (kernel.shape[-1], *kernel.shape[:-1])  # TFLite keeps output channels first
 
 
+@pytest.mark.slow  # over 2 s
 def test_layer_ops_on_resnet_with_folded_batch_norm(tmp_path):
     """ResNet-20's convolutions reach LiteRT fused with their BatchNorm; each still maps to its own op."""
     model = kdeep.models.build("resnet20", input_shape=(28, 28, 1), num_classes=10)
@@ -87,6 +93,7 @@ def test_int4_w4a8_and_int2_dense_hold_their_accuracy_on_10000_images(trained, d
         assert drop <= most_drop and float(np.mean(predicted == reference)) >= least_agreement, name
 
 
+@pytest.mark.slow  # over 2 s
 def test_per_layer_widths_reach_the_named_weight_tensors(trained, float_file, data, tmp_path):
     ops = aiedge.layer_ops(trained, float_file)
     mixed = aiedge.quantize_tflite(float_file, tmp_path / "mixed.tflite", weight_bits={"fc1": None, "logits": 8},
@@ -99,6 +106,7 @@ def test_per_layer_widths_reach_the_named_weight_tensors(trained, float_file, da
     assert accuracy(mixed, data) >= accuracy(float_file, data) - 0.05
 
 
+@pytest.mark.slow  # over 2 s
 def test_snr_falls_with_the_bit_width(trained, float_file, data, tmp_path):
     """Every layer's output is further from float at 4 bits than at 8; int2 dense layers lower only the dense SNRs."""
     _, (x, _) = data
@@ -161,6 +169,7 @@ def test_unreadable_tflite_is_a_one_line_error(tmp_path):
         aiedge.quantize_tflite(bad, tmp_path / "out.tflite", weight_bits={}, default_bits=4)
 
 
+@pytest.mark.slow  # over 2 s
 def test_qat_int4_fine_tunes_only_the_kernels(trained, data):
     from quantization import qat
 
@@ -177,7 +186,8 @@ def test_qat_int4_fine_tunes_only_the_kernels(trained, data):
 def test_every_aiedge_variant_end_to_end(trained, data, tmp_path):
     """All five LiteRT quantizer variants through run_pipeline: produced, runnable, scored, within tolerance."""
     (x, y), (x_test, y_test) = data
-    out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report", variants=["float32", *AIEDGE])
+    out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report",
+                       variants=["float32", *AIEDGE]).report_dir
     results = json.loads((out / "report.json").read_text())
     assert results["failed"] == {} and list(results["variants"]) == ["float32", *AIEDGE]
     scores = results["variants"]
@@ -187,6 +197,7 @@ def test_every_aiedge_variant_end_to_end(trained, data, tmp_path):
     assert scores["int2_dense"]["size_bytes"] < scores["int4"]["size_bytes"]
 
 
+@pytest.mark.slow  # over 2 s
 def test_cli_exits_1_and_names_the_variant_that_failed(tmp_path, capsys):
     """qat_int8 cannot annotate GaussianNoise: float32 is still produced, the run exits 1 with the reason."""
     import keras
@@ -214,6 +225,7 @@ def runtime_wrong_lifted(monkeypatch):
     plan.policy_widths.cache_clear()
 
 
+@pytest.mark.slow  # over 2 s
 def test_export_check_passes_a_good_file_and_fails_a_2_bit_convolution(trained, float_file, data, tmp_path,
                                                                        runtime_wrong_lifted):
     """The check runs real images: LiteRT's 2-bit CONV_2D runs, but computes something else than the model."""

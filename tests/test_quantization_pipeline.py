@@ -7,14 +7,14 @@ import os
 import numpy as np
 import pytest
 
-import kdeep.data
-import kdeep.models
 from kdeep.cli import main as cli_main
 from quantization import VARIANTS, run_pipeline
 from quantization import litert
 from kdeep.data import scale_pixels
 
-TRAIN, QAT_TRAIN, TEST, INT16X8_SUBSET = 4000, 2000, 800, 300
+from conftest import SMALL_TEST
+
+QAT_TRAIN, INT16X8_SUBSET = 2000, 300
 # Per variant: accuracy change allowed against the float Keras model on the same real test images (pp), and the
 # least top-1 agreement with it (QAT fine-tunes the weights, so it may change more predictions).
 TOLERANCE = {"float32": (0.0, 1.0), "float16": (0.2, 0.99), "dynamic": (1.0, 0.97), "int8": (1.5, 0.97),
@@ -26,22 +26,15 @@ pytestmark = pytest.mark.slow  # every test reads the module's trained model and
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    (x_train, y_train), (x_test, y_test) = kdeep.data.load("mnist")
-    return (x_train[:TRAIN], y_train[:TRAIN]), (x_test[:TEST], y_test[:TEST])
+def mnist(small_mnist):
+    """The first 4,000 training and 800 test images (tests/conftest.py)."""
+    return small_mnist
 
 
 @pytest.fixture(scope="module")
-def trained(mnist):
-    """The book's DeepConvNet without dropout (trains faster), one epoch of Adam on 4000 real MNIST images."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    (x, y), _ = mnist
-    model = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
-    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    model.fit(kdeep.data.pipeline(x, y, 32, seed=0), epochs=1, verbose=0)
-    return model
+def trained(trained_deepconvnet):
+    """The session's small trained DeepConvNet (tests/conftest.py)."""
+    return trained_deepconvnet
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def report_dir(trained, mnist, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(VARIANTS, "int16x8", dataclasses.replace(VARIANTS["int16x8"], eval_limit=INT16X8_SUBSET))
         return run_pipeline(trained, data, tmp_path_factory.mktemp("quant") / "report", variants=CONVERTER,
-                            qat_epochs=1)
+                            qat_epochs=1).report_dir
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +94,7 @@ def test_float16_and_dynamic_weights(report_dir):
 
 def test_int16x8_is_scored_on_a_documented_subset(results, report_dir):
     scores = results["variants"]["int16x8"]
-    assert scores["n"] == INT16X8_SUBSET < TEST
+    assert scores["n"] == INT16X8_SUBSET < SMALL_TEST
     assert scores["note"] and scores["note"] in (report_dir / "report.md").read_text()
     activations = {np.dtype(t["dtype"]) for t in litert.open_model(report_dir / "int16x8.tflite").tensor_details()}
     assert np.dtype(np.int16) in activations
@@ -152,8 +145,10 @@ def test_rerun_removes_variant_files_it_did_not_produce(trained, mnist, tmp_path
     (out / "int8.tflite").write_bytes(b"stale flatbuffer from an earlier run")
     (out / "notes.txt").write_text("the user's own file")
     (x_train, y_train), (x_test, y_test) = mnist
-    run_pipeline(trained, ((x_train, y_train), (x_test, y_test)), out, variants="float32", limit=100)
+    results = run_pipeline(trained, ((x_train, y_train), (x_test, y_test)), out, variants="float32", limit=100)
     report = json.loads((out / "report.json").read_text())
     assert list(report["variants"]) == ["float32"]
+    assert results.report_dir == out and list(results.variants) == ["float32"] and results.failed == {}  # returned
+    assert results.variants["float32"].accuracy == report["variants"]["float32"]["accuracy"]
     assert sorted(p.name for p in out.glob("*.tflite")) == ["float32.tflite"]
     assert (out / "notes.txt").read_text() == "the user's own file"

@@ -23,7 +23,8 @@ AGREEMENT_PP = 0.15  # simulated and LiteRT accuracy on the same images, in perc
 
 @pytest.fixture(scope="module")
 def data(mnist):
-    """Training images 0-2,999, a validation split from the END of the training set, the first test images."""
+    """Training images 0-2,999 (the model trained on 0-3,999), a validation split from the END of the training set
+    (never trained on), the first test images."""
     (x_train, y_train), (x_test, y_test) = mnist
     return ((scale_pixels(x_train[:TRAIN]), y_train[:TRAIN]),
             (scale_pixels(x_train[-VALIDATION:]), y_train[-VALIDATION:].reshape(-1)),
@@ -31,16 +32,9 @@ def data(mnist):
 
 
 @pytest.fixture(scope="module")
-def model(data):
-    """DeepConvNet without dropout, one epoch of Adam on 3,000 real MNIST images."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    (x, y), _, _ = data
-    net = kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10, dropout=0.0)
-    net.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    net.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    return net
+def model(trained_deepconvnet):
+    """The session's DeepConvNet without dropout, one epoch of Adam on the first 4,000 MNIST images (conftest.py)."""
+    return trained_deepconvnet
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +81,7 @@ def test_kernel_grid_is_per_channel_symmetric_and_clipped_below_5_bits():
     assert np.array_equal(np.sign(binary), np.where(kernel >= 0, 1, -1))
 
 
+@pytest.mark.slow  # over 2 s
 @pytest.mark.parametrize("variant, weight_bits, activation_bits",
                          [("int8_weights", 8, None), ("int4", 4, None), ("int8", 8, 8)])
 def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_bits, activation_bits):
@@ -95,6 +90,7 @@ def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_b
     assert abs(100 * (simulated - litert_accuracy(litert[variant], x, y))) <= AGREEMENT_PP
 
 
+@pytest.mark.slow  # over 2 s
 def test_int4_export_holds_the_simulators_clipped_weights(simulator, model, litert, data):
     """The int4 file's dequantized weights (read back from LiteRT) are the simulator's grid, per channel."""
     _, _, (x, _) = data
@@ -106,6 +102,7 @@ def test_int4_export_holds_the_simulators_clipped_weights(simulator, model, lite
         assert np.allclose(stored, expected, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.slow  # over 2 s
 def test_int2_dense_deploys_the_simulated_grid_far_above_the_max_scaled_one(simulator, litert, data, monkeypatch):
     _, _, (x, y) = data
     widths = {name: 2 if name in ("fc1", "logits") else 4 for name in simulator.layers}
@@ -117,6 +114,7 @@ def test_int2_dense_deploys_the_simulated_grid_far_above_the_max_scaled_one(simu
     assert abs(simulated - deployed) <= 0.01 and deployed > max_scaled + 0.1
 
 
+@pytest.mark.slow  # over 2 s
 def test_two_bit_convolution_is_refused_before_quantizing(model, litert, tmp_path):
     with pytest.raises(QuantizationError, match="layer block1_conv1: LiteRT runs CONV_2D with 2-bit weights but "
                                                 "computes wrong outputs; give it 4 or 8 bits"):
@@ -125,6 +123,7 @@ def test_two_bit_convolution_is_refused_before_quantizing(model, litert, tmp_pat
     assert not (tmp_path / "bad.tflite").exists()
 
 
+@pytest.mark.slow  # over 2 s
 def test_simulator_leaves_the_model_float_and_restores(simulator, model, data):
     _, _, (x, _) = data
     before = np.asarray(model.predict(x[:200], verbose=0))
@@ -203,7 +202,7 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
     out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8,int16x8", sweep_bits=True,
-                       sweep_limit=300, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300)
+                       sweep_limit=300, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300).report_dir
     results = json.loads((out / "report.json").read_text())
     sweep_rows = results["sweep"]["rows"]
     assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
@@ -251,7 +250,7 @@ def test_mixed_is_scored_with_the_contracts_output_kind(data, tmp_path):
     net.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     net.fit(x_train, y_train, batch_size=32, epochs=1, verbose=0)
     out = run_pipeline(net, ((x_train, y_train), (x_test, y_test)), tmp_path / "report", variants="float32",
-                       max_drop=1.0, validation=(x_val, y_val), calibration_samples=200)
+                       max_drop=1.0, validation=(x_val, y_val), calibration_samples=200).report_dir
     mixed = json.loads((out / "report.json").read_text())["variants"]["mixed"]
     expected = np.abs(probabilities(litert.predict(out / "mixed.tflite", x_test), "logits")
                       - probabilities(net.predict(x_test, verbose=0), "logits"))

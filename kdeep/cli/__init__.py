@@ -7,10 +7,12 @@ exit code 2, never a traceback. TensorFlow's own logging is off unless `--verbos
 """
 import argparse
 import importlib
+import os
+import signal
 import sys
 from typing import Sequence
 
-from kdeep import __version__
+from kdeep import __version__, progress
 from kdeep.errors import KdeepError
 from kdeep.quiet import native_stderr_filtered, set_verbosity
 
@@ -55,8 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments without the program name; `sys.argv[1:]` when None.
 
     Returns:
-        The exit code: 0 on success, 2 on bad input (with a one-line message on stderr).
+        The exit code: 0 on success, 2 on bad input (with a one-line message on stderr), 1 when real work failed,
+        141 (128 + SIGPIPE) when the reader of stdout went away (`kdeep ... | head`), silently.
     """
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parses `argv` and runs its command: library errors become one line and exit code 2."""
     parser = build_parser()  # the command modules import TensorFlow only inside their handlers
     try:
         args = parser.parse_args(argv)
@@ -67,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with native_stderr_filtered():
+        with native_stderr_filtered(), progress.shown():  # progress lines go to the live stderr
             return int(args.func(args) or 0)
     except KdeepError as error:
         print(f"kdeep: error: {error}", file=sys.stderr)
@@ -75,3 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdeep: interrupted", file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Points stdout at /dev/null, so the interpreter's last flush of a closed pipe raises nothing."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stdout (pytest's capture) has no descriptor
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from kdeep.errors import ConfigError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep compare`."""
@@ -17,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Trains each model into OUT/runs/<model> with the same recipe (same seed, augmentation, "
                     "schedule, epochs), measures Keras and LiteRT inference, and writes results.csv, "
                     "accuracy_vs_cost.png, training_curves.png, report.md and report.html. Rerunning the same "
-                    "command continues an interrupted comparison.")
+                    "command continues an interrupted comparison. Training flags not given take the --recipe's "
+                    "values; a model's width is written NAME@WIDTH in --models.")
     parser.add_argument("--models", default=",".join(FASHION_MNIST_MODELS),
                         help="comma-separated NAME or NAME@WIDTH (default: %(default)s)")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset name or image folder (default %(default)s)")
@@ -27,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-litert", action="store_true", help="skip the LiteRT float32/int8 conversions")
     parser.add_argument("--bench-steps", type=int, default=BENCH_STEPS,
                         help="timed batch-256 steps of the Keras inference benchmark (default %(default)s)")
-    _add_config_flags(parser)
+    _add_config_flags(parser, leave_out=("width",))  # a width per model: NAME@WIDTH
     parser.set_defaults(func=compare_command)
 
 
@@ -38,8 +37,6 @@ def compare_command(args: argparse.Namespace) -> int:
     from kdeep.cli.train import _config
     from kdeep.compare import compare
 
-    if args.width is not None:
-        raise ConfigError("kdeep compare takes a width per model: write NAME@WIDTH in --models, not --width")
     compare(args.models, args.dataset, args.out, config=_config(args), litert=not args.no_litert,
             bench_steps=args.bench_steps, verbose=2)
     out = Path(args.out)

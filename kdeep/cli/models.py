@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from kdeep.errors import ModelError
+from kdeep.cli.types import POSITIVE
+from kdeep.train.config import RECIPES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,9 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--dataset", default="fashion_mnist", help="dataset (default %(default)s)")
     train.add_argument("--channels", type=int, default=32, help="width of the large-kernel convs (default 32)")
     train.add_argument("--stages", type=int, default=2, help="conv stages, each closed by a 2x2 max-pool (default 2)")
-    train.add_argument("--recipe", default="fast", help="training recipe for both nets (default %(default)s)")
-    train.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    train.add_argument("--limit", type=int, help="use only the first N training images")
+    train.add_argument("--recipe", default="fast", choices=tuple(RECIPES),
+                       help="training recipe for both nets (default %(default)s)")
+    train.add_argument("--epochs", type=POSITIVE, help="override the recipe's epochs")
+    train.add_argument("--limit", type=POSITIVE, help="use only the first N training images")
     train.add_argument("--out", default="runs/why-deeper", help="run directories go to OUT/<net> (resumable)")
     p.set_defaults(func=why_deeper_command)
 
@@ -66,11 +68,9 @@ def summary_command(args: argparse.Namespace) -> int:
 
 
 def why_deeper_command(args: argparse.Namespace) -> int:
-    """Prints the kxk vs 3x3-stack comparison."""
+    """Prints the kxk vs 3x3-stack comparison, or with --train the trained pairs."""
     from kdeep import analysis
 
-    if len(args.size) != 2:
-        raise ModelError(f"--size takes H,W, got {','.join(map(str, args.size))}")
     if args.train:
         return why_deeper_train(args)
     rows = analysis.why_deeper(args.c_in, args.c_out, args.kernels, size=tuple(args.size), bias=args.bias)
@@ -82,37 +82,16 @@ def why_deeper_command(args: argparse.Namespace) -> int:
 
 
 def why_deeper_train(args: argparse.Namespace) -> int:
-    """Trains each (large kernel, 3x3 stack) pair with one recipe and prints accuracy, parameters and MACs."""
-    import dataclasses
-    from pathlib import Path
-
-    import keras
-
-    import kdeep.data
-    import kdeep.train
+    """Trains each (large kernel, 3x3 stack) pair (`kdeep.train.deeper`) and prints accuracy, parameters and MACs."""
     from kdeep import analysis
-    from kdeep.models.why_deeper import matched_pair
-    from kdeep.train.config import TrainConfig
+    from kdeep.train.deeper import train_why_deeper
 
-    (x_train, _), _ = kdeep.data.load_splits(args.dataset)
-    classes = kdeep.data.num_classes(args.dataset)
-    pairs = [matched_pair(x_train.shape[1:], classes, kernel=k, channels=args.channels, stages=args.stages)
-             for k in args.kernels]  # every pair checked before anything is trained
-    config = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, limit=args.limit)
-    rows = []
-    for pair in pairs:
-        for model in pair:
-            summary = analysis.summarize(model)
-            field = max(r.receptive_field for r in summary.rows if r.receptive_field)
-            convs = [r for r in summary.rows if r.kind == "Conv2D"]
-            out = str(Path(args.out) / model.name)
-            run = kdeep.train.fit(model, args.dataset, config=dataclasses.replace(config, out=out), verbose=2)
-            val = run.metrics.get("val_accuracy")
-            rows.append((model.name, str(len(convs)), str(convs[-1].output_shape[-1]), f"{field}x{field}",
-                         f"{summary.params:,}", f"{summary.macs / 1e6:,.2f}M",
-                         f"{100 * val:.2f}%" if val is not None else "-", f"{100 * run.metrics['test_accuracy']:.2f}%"))
-            keras.backend.clear_session()
-    print(f"{args.dataset}, recipe {args.recipe} ({config.epochs} epochs), {args.stages} stages")
+    result = train_why_deeper(args.dataset, args.kernels, channels=args.channels, stages=args.stages,
+                              recipe=args.recipe, epochs=args.epochs, limit=args.limit, out=args.out)
+    rows = [(n.name, str(n.convs), str(n.channels), f"{n.receptive_field}x{n.receptive_field}", f"{n.params:,}",
+             f"{n.macs / 1e6:,.2f}M", "-" if n.val_accuracy is None else f"{100 * n.val_accuracy:.2f}%",
+             f"{100 * n.test_accuracy:.2f}%") for n in result.nets]
+    print(f"{result.dataset}, recipe {result.config.recipe} ({result.config.epochs} epochs), {result.stages} stages")
     print(analysis.text_table(("net", "convs", "channels", "receptive field", "params", "MACs", "val acc", "test acc"),
                               rows, right=(1, 2, 4, 5, 6, 7)))
     return 0

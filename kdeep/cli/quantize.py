@@ -1,8 +1,6 @@
 """`kdeep quantize`: convert a trained model to every LiteRT variant, score each on the test set, write the report."""
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from kdeep.cli.types import NON_NEGATIVE, POSITIVE
 
@@ -45,17 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=quantize)
 
 
-def default_out(model: str) -> Path:
-    """RUN_DIR/quantization for a run directory, <model stem>_quantization/ beside a .keras file, <preset>_quantization/
-    here for a preset."""
-    from kdeep.models import presets
-
-    path = Path(model)
-    if presets.named(model):
-        return Path(f"{model}_quantization")
-    return path / "quantization" if path.is_dir() else path.with_name(f"{path.stem}_quantization")
-
-
 def quantize(args: argparse.Namespace) -> int:
     """Runs the quantization pipeline and prints the report table.
 
@@ -64,17 +51,13 @@ def quantize(args: argparse.Namespace) -> int:
     """
     from kdeep.train.run_dir import dataset_of
     from quantization.pipeline import run_pipeline
-    from quantization.search import check_budget
 
-    if args.max_drop is not None:
-        check_budget(args.max_drop)  # before the model loads
     dataset = dataset_of(args.model, args.dataset, required=True)
-    out = run_pipeline(args.model, dataset, args.out or default_out(args.model), variants=args.variants,
-                       qat_epochs=args.qat_epochs, limit=args.limit, sweep_bits=args.sweep,
-                       sweep_limit=args.sweep_limit or None, max_drop=args.max_drop, objective=args.objective)
-    print((out / "report.md").read_text(encoding="utf-8"))
-    print(f"report: {out / 'report.html'}")
-    failed = json.loads((out / "report.json").read_text(encoding="utf-8")).get("failed", {})
-    for name, reason in failed.items():
+    results = run_pipeline(args.model, dataset, args.out, variants=args.variants, qat_epochs=args.qat_epochs,
+                           limit=args.limit, sweep_bits=args.sweep, sweep_limit=args.sweep_limit or None,
+                           max_drop=args.max_drop, objective=args.objective)
+    print((results.report_dir / "report.md").read_text(encoding="utf-8"))
+    print(f"report: {results.report_dir / 'report.html'}")
+    for name, reason in results.failed.items():
         print(f"kdeep: variant {name} failed: {reason}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if results.failed else 0

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
 from kdeep.cli.types import NON_NEGATIVE, POSITIVE
+from kdeep.job import DEFAULT_OUT as DEFAULT_RUN_OUT
+from kdeep.job import DEFAULT_RECIPE as DEFAULT_RUN_RECIPE
 from kdeep.train.config import (AUGMENTS, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES, SELECTIONS, STRATEGIES,
                                 TrainConfig)
 
-DEFAULT_RUN_OUT = "runs/kdeep-run"
-DEFAULT_RUN_RECIPE = "fast"
-
 # TrainConfig fields exposed as flags: field -> (type or choices, help). Flags default to None, so a recipe's
-# value (or TrainConfig's default) applies unless the flag is given.
+# value (or TrainConfig's default) applies unless the flag is given; each help names both (`_defaults`).
 CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
-    "width": (float, "channel multiplier of VGG, GoogLeNet and ResNet, in (0, 4] (default 1.0)"),
+    "width": (float, "channel multiplier of VGG, GoogLeNet and ResNet, in (0, 4]"),
     "epochs": (int, "epochs to train"),
     "batch_size": (int, "global batch size"),
     "optimizer": (OPTIMIZERS, "optimizer"),
@@ -38,8 +38,7 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
     "mixed_precision": (PRECISIONS, "dtype policy (outputs stay float32)"),
     "jit_compile": (bool, "XLA-compile the train step"),
     "seed": (int, "random seed"),
-    "val_split": (int, "validation images held out from the end of the training set (0: none; "
-                       "default 5000 for MNIST-sized sets)"),
+    "val_split": (int, "validation images held out from the end of the training set (0: none)"),
     "limit": (int, "use only the first N training images"),
     "select": (SELECTIONS, "model.keras = final epoch or best validation accuracy"),
     "strategy": (STRATEGIES, "tf.distribute strategy"),
@@ -49,11 +48,14 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds train, evaluate, finetune and run."""
     train = subparsers.add_parser("train", help="train a model into a resumable run directory",
-                                  description="Train a model; rerunning the same command resumes the run.")
+                                  description="Train a model; rerunning the same command resumes the run. Every "
+                                              "training flag not given takes the --recipe's value, else "
+                                              "TrainConfig's default (each flag's help shows both).")
     train.add_argument("--model", default="deepconvnet", help="registered model name (see `kdeep models`)")
     train.add_argument("--dataset", default="mnist", help="dataset name, or a folder with one subfolder of images "
                        "per class (its train/ and test/ subfolders, else every fifth image held out for testing)")
-    train.add_argument("--recipe", choices=tuple(RECIPES), help="start from a named recipe (flags override it)")
+    train.add_argument("--recipe", choices=tuple(RECIPES),
+                       help="start from a named recipe (flags override it; default: none, i.e. TrainConfig's defaults)")
     train.add_argument("--ensemble", type=POSITIVE, metavar="K", help="train K members (seeds seed..seed+K-1) and "
                                                                  "average them into ensemble.keras")
     train.add_argument("--out", required=True, help="run directory (created; an existing one is resumed)")
@@ -70,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     finetune = subparsers.add_parser("finetune", help="transfer a trained model to a new dataset",
                                      description="New head on a trained model: train it with the backbone "
-                                                 "frozen, then unfreeze the top blocks at a lower LR.")
+                                                 "frozen, then unfreeze the top blocks at a lower LR. Training "
+                                                 "flags not given take TrainConfig's defaults (shown in each help).")
     finetune.add_argument("source", help="run directory, .keras file or preset name of the trained model")
     finetune.add_argument("--dataset", required=True, help="dataset name or image folder of the new task")
     finetune.add_argument("--num-classes", type=POSITIVE, help="classes of the new task (default: from the labels)")
@@ -85,18 +88,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 description="Train DeepConvNet on MNIST with a quick recipe, evaluate it, then "
                                             "quantize it and write the report. No flags needed.")
     run.add_argument("--out", default=DEFAULT_RUN_OUT, help=f"output directory (default {DEFAULT_RUN_OUT})")
-    run.add_argument("--recipe", default=DEFAULT_RUN_RECIPE, choices=tuple(RECIPES), help="training recipe")
-    run.add_argument("--epochs", type=POSITIVE, help="override the recipe's epochs")
+    run.add_argument("--recipe", default=DEFAULT_RUN_RECIPE, choices=tuple(RECIPES),
+                     help="training recipe (default %(default)s)")
+    run.add_argument("--epochs", type=POSITIVE, help="override the recipe's epochs (" + ", ".join(
+        f"{name} {values.get('epochs', TrainConfig.epochs)}" for name, values in RECIPES.items()) + ")")
     run.add_argument("--limit", type=POSITIVE, help="quick tries: train on the first N training images and score "
                      "the quantized variants on the first N test images")
     run.add_argument("--no-quantize", action="store_true", help="stop after training and evaluation")
     run.set_defaults(func=_run)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per CONFIG_FLAGS entry (--batch-size for batch_size, ...)."""
+def _add_config_flags(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """One flag per CONFIG_FLAGS entry (--batch-size for batch_size, ...), except `leave_out`; each help names the
+    value used when the flag is not given."""
     for name, (kind, text) in CONFIG_FLAGS.items():
-        flag = "--" + name.replace("_", "-")
+        if name in leave_out:
+            continue
+        flag, text = "--" + name.replace("_", "-"), f"{text} ({_defaults(name)})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, action="store_true", default=None, help=text)
         elif isinstance(kind, tuple):
@@ -105,9 +113,23 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, help=text)
 
 
+def _defaults(name: str) -> str:
+    """'default X' (TrainConfig's), then each recipe's own value where it differs: what applies without the flag."""
+    shown = {None: "none", True: "on", False: "off"}
+    special = {"val_split": "5000 for 50,000+ images, else a tenth", "limit": "all images"}
+
+    def text(value: Any) -> str:
+        return shown.get(value, str(value)) if isinstance(value, (bool, type(None))) else str(value)
+
+    base = getattr(TrainConfig, name)
+    recipes = [f"{recipe} {text(values[name])}" for recipe, values in RECIPES.items()
+               if name in values and values[name] != base]
+    return f"default {special.get(name, text(base))}" + (f"; from --recipe: {', '.join(recipes)}" if recipes else "")
+
+
 def _config(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """The TrainConfig of a recipe (if any) plus the flags given."""
-    given = {name: getattr(args, name) for name in CONFIG_FLAGS}
+    given = {name: getattr(args, name) for name in CONFIG_FLAGS if hasattr(args, name)}
     return TrainConfig.from_recipe(getattr(args, "recipe", None), **given, **fixed)
 
 
@@ -150,13 +172,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    import kdeep.data
     import kdeep.train
 
     started = time.time()
     config = _config(args, dataset=args.dataset, out=args.out)
-    num_classes = args.num_classes or len(kdeep.data.class_names(args.dataset))
-    run = kdeep.train.transfer(args.source, num_classes, args.dataset, config=config, head_epochs=args.head_epochs,
+    run = kdeep.train.transfer(args.source, args.num_classes, args.dataset, config=config, head_epochs=args.head_epochs,
                                unfreeze_blocks=args.unfreeze_blocks, lr_factor=args.lr_factor, verbose=1)
     print(f"kdeep: head only (backbone frozen): test accuracy {100 * run.metrics['head_test_accuracy']:.2f}%; "
           f"unfrozen blocks {', '.join(run.metrics['unfrozen_blocks']) or 'none'}")
@@ -165,23 +185,14 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from kdeep.job import run_main_job
 
-    import kdeep.train
-
-    started = time.time()
-    out = Path(args.out)
-    config = TrainConfig.from_recipe(args.recipe, epochs=args.epochs, limit=args.limit, out=str(out / "train"))
-    run = kdeep.train.fit("deepconvnet", "mnist", config=config, verbose=1)
-    print(_final_line(run.metrics, started, f"run dir {run.dir}"))
-    report = None if args.no_quantize else _quantize(run.dir / "model.keras", out / "quantization", args.limit)
-    print(f"kdeep: model {run.dir / 'model.keras'}; metrics {run.dir / 'metrics.json'}; "
-          f"TensorBoard logs {run.dir / 'logs'}" + (f"; quantization report {report}" if report else ""))
+    job = run_main_job(args.out, recipe=args.recipe, epochs=args.epochs, limit=args.limit,
+                       quantize=not args.no_quantize)
+    files = job.files
+    print(_final_line(job.run.metrics, time.time() - job.seconds, f"run dir {job.run.dir}"))
+    print(f"kdeep: model {files['model']}; metrics {files['metrics']}; TensorBoard logs {files['logs']}"
+          + (f"; quantization report {files['report']}" if "report" in files else ""))
+    for name, reason in (job.quantization.failed if job.quantization else {}).items():
+        print(f"kdeep: variant {name} failed: {reason}", file=sys.stderr)
     return 0
-
-
-def _quantize(model_path: Any, out_dir: Any, limit: int | None) -> Any:
-    """THE call site of the quantization pipeline for `kdeep run`: every variant, scored on MNIST's test set."""
-    from quantization import run_pipeline
-
-    return run_pipeline(model_path, "mnist", out_dir, limit=limit)

@@ -159,10 +159,18 @@ def mirrors_for(spec: DatasetSpec) -> tuple[str, ...]:
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders `load` looks in, in order: data_dir (and data_dir/<name>), $KDEEP_DATA_DIR/<name>, the cache."""
+    """The folders `load` looks in, in order: data_dir (and data_dir/<name>), $KDEEP_DATA_DIR/<name>, the cache.
+
+    Raises:
+        DataError: `data_dir` is given and is not a folder (a mistyped path is named, not silently skipped).
+    """
     dirs = []
     if data_dir is not None:
-        dirs += [Path(data_dir).expanduser(), Path(data_dir).expanduser() / name]
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"data_dir {folder} is not a folder: pass a folder holding the dataset's files (or "
+                            f"{name}/ with them), or leave --data-dir out to use KDEEP_DATA_DIR and the cache")
+        dirs += [folder, folder / name]
     if os.environ.get("KDEEP_DATA_DIR"):
         dirs.append(Path(os.environ["KDEEP_DATA_DIR"]).expanduser() / name)
     dirs.append(cache_dir() / name)

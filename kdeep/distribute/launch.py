@@ -1,4 +1,5 @@
-"""Local multi-worker launcher: N processes on 127.0.0.1, each with its TF_CONFIG, output prefixed by worker."""
+"""Local launcher: N multi-worker processes on one machine, each with its TF_CONFIG, output prefixed by worker; or
+one process training on N logical CPU devices (MirroredStrategy), which opens no port."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +13,7 @@ import threading
 import time
 from typing import BinaryIO, Sequence, TextIO
 
+from kdeep.distribute.strategy import CPU_DEVICES_ENV
 from kdeep.errors import ConfigError
 
 HOST = "127.0.0.1"
@@ -41,6 +43,49 @@ def tf_configs(num_workers: int, port_base: int | None = None) -> list[str]:
     ports = free_ports(num_workers) if port_base is None else range(port_base, port_base + num_workers)
     cluster = {"worker": [f"{HOST}:{port}" for port in ports]}
     return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(num_workers)]
+
+
+def worker_command(args: Sequence[str], strategy: str = "multi-worker") -> list[str]:
+    """The command a launched process runs: `python -m kdeep <args>`; `train` is assumed when `args` starts with an
+    option, and `--strategy STRATEGY` is added to `train` unless a strategy is given."""
+    args = list(args[1:]) if args[:1] == ["--"] else list(args)
+    if not args or args[0].startswith("-"):
+        args = ["train", *args]
+    if args[0] == "train" and not any(a == "--strategy" or a.startswith("--strategy=") for a in args):
+        args += ["--strategy", strategy]
+    return [sys.executable, "-m", "kdeep", *args]
+
+
+def launch_kdeep(num_workers: int, args: Sequence[str], *, port_base: int | None = None, one_process: bool = False,
+                 output: TextIO | None = None) -> int:
+    """`kdeep launch`: runs the kdeep command `args` as `num_workers` local multi-worker processes, or with
+    `one_process` as one process whose MirroredStrategy splits the CPU into `num_workers` logical devices (the same
+    synchronous data-parallel training, with no TF_CONFIG and no port opened).
+
+    Returns:
+        The exit code, as `launch` gives it.
+
+    Raises:
+        ConfigError: a bad worker count or port base, or a port base with `one_process` (it opens no port).
+    """
+    if not one_process:
+        return launch(num_workers, worker_command(args), port_base=port_base, output=output)
+    if port_base is not None:
+        raise ConfigError("--port-base names ports and --one-process opens none: drop one of them")
+    if num_workers < 1:
+        raise ConfigError(f"--workers {num_workers} is not a positive number of devices: use 1 or more")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    env.update({CPU_DEVICES_ENV: str(num_workers), "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(worker_command(args, "mirrored"), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    reader = threading.Thread(target=_stream, args=(process.stdout, "", output or sys.stdout, threading.Lock()))
+    reader.start()
+    try:
+        code = process.wait()
+    finally:
+        _terminate([process])
+        reader.join()
+    return code if code >= 0 else 128 - code
 
 
 def launch(

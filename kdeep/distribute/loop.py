@@ -79,18 +79,32 @@ def fit(
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs, steps=steps, model=model
     )
-    train_step = _distributed_step(model, model.train_step)
     train_data = strategy.experimental_distribute_dataset(x)
     persistent = iter(train_data) if steps_per_epoch else None
     model.stop_training = False
     callback_list.on_train_begin()
+    epoch_logs, interrupted = _run_epochs(model, callback_list, range(initial_epoch, epochs),
+                                          lambda: persistent or iter(train_data), steps, validation_data, backup)
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    callback_list.on_train_end(logs=epoch_logs)
+    if backup and not interrupted:
+        backup.delete()
+    return model.history
+
+
+def _run_epochs(model: keras.Model, callback_list: keras.callbacks.CallbackList, epochs: range,
+                batches: Callable[[], Any], steps: int | None, validation_data: tf.data.Dataset | None,
+                backup: _Backup | None) -> tuple[dict[str, float], bool]:
+    """fit's epoch loop: train each epoch on `batches()` (a distributed iterator), validate, run the callbacks and
+    back up; returns the last epoch's logs and whether a callback stopped an epoch mid-way (`interrupted`: that
+    epoch is not backed up)."""
+    train_step = _distributed_step(model, model.train_step)
     epoch_logs: dict[str, float] = {}
-    interrupted = False  # a callback (e.g. TerminateOnNaN) stopped mid-epoch: that epoch is not backed up
-    for epoch in range(initial_epoch, epochs):
+    for epoch in epochs:
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
-        batches = persistent or iter(train_data)
-        for step, logs in _steps(train_step, batches, steps, callback_list.on_train_batch_begin):
+        interrupted = False
+        for step, logs in _steps(train_step, batches(), steps, callback_list.on_train_batch_begin):
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 interrupted = True
@@ -102,16 +116,12 @@ def fit(
             callback_list.on_test_end()
         callback_list.on_epoch_end(epoch, epoch_logs)
         if interrupted:
-            break
+            return epoch_logs, True
         if backup:
             backup.save(epoch)
         if model.stop_training:
             break
-    model.optimizer.finalize_variable_values(model.trainable_weights)
-    callback_list.on_train_end(logs=epoch_logs)
-    if backup and not interrupted:
-        backup.delete()
-    return model.history
+    return epoch_logs, False
 
 
 def evaluate(model: keras.Model, x: tf.data.Dataset) -> dict[str, float]:

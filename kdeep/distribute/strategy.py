@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from kdeep import progress
 from kdeep.errors import ConfigError
 
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
@@ -16,6 +17,8 @@ WORKER_TASK_TYPES = ("chief", "worker")  # the task types that train under Multi
 TASK_TYPES = (*WORKER_TASK_TYPES, "evaluator")  # "ps" needs ParameterServerStrategy, which kdeep does not use
 PEER_TIMEOUT_ENV = "KDEEP_PEER_TIMEOUT"
 DEFAULT_PEER_TIMEOUT = 300.0  # seconds a multi-worker job waits at startup for every worker of TF_CONFIG
+# "mirrored" on a machine without GPUs splits its CPU into this many logical devices (`kdeep launch --one-process`).
+CPU_DEVICES_ENV = "KDEEP_CPU_DEVICES"
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,8 @@ def strategy_from_name(name: str = "auto") -> Any:
     Args:
         name: "auto" (MirroredStrategy when more than one GPU is visible, else the default strategy),
             "one" (OneDeviceStrategy on the first GPU, else the CPU), "mirrored" (MirroredStrategy over all
-            GPUs, or over all logical CPU devices when there is no GPU), or "multi-worker"
-            (MultiWorkerMirroredStrategy from the validated TF_CONFIG).
+            GPUs, or over all logical CPU devices when there is no GPU: $KDEEP_CPU_DEVICES of them when set), or
+            "multi-worker" (MultiWorkerMirroredStrategy from the validated TF_CONFIG; it opens a port).
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -132,10 +135,40 @@ def strategy_from_name(name: str = "auto") -> Any:
     if name == "auto":
         gpus = tf.config.list_physical_devices("GPU")
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "mirrored" and not tf.config.list_physical_devices("GPU"):
+        _split_cpu(cpu_devices())
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if name == "one":
         return tf.distribute.OneDeviceStrategy(devices[0].name)
     return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def cpu_devices() -> int | None:
+    """The logical CPU devices "mirrored" splits a GPU-less machine into: $KDEEP_CPU_DEVICES, None when unset.
+
+    Raises:
+        ConfigError: KDEEP_CPU_DEVICES is not a positive integer.
+    """
+    text = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{CPU_DEVICES_ENV}={text!r} is not a positive number of devices: use e.g. 2")
+    return int(text)
+
+
+def _split_cpu(count: int | None) -> None:
+    """Makes the CPU `count` logical devices (nothing when None), before TensorFlow initialises its devices."""
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    if count is None or len(tf.config.get_logical_device_configuration(cpus[0]) or [None]) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:  # the devices were initialised already
+        raise ConfigError(f"{CPU_DEVICES_ENV}={count} came too late: TensorFlow's devices were set up already; "
+                          f"create the strategy before any other TensorFlow work") from None
 
 
 def peer_timeout() -> float:
@@ -169,6 +202,8 @@ def _multi_worker_strategy(spec: ClusterSpec, timeout: float) -> Any:
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.eager import context
 
+    if spec.task_type in WORKER_TASK_TYPES:
+        progress.warn(open_port_warning(spec))
     if spec.task_type in WORKER_TASK_TYPES and context.context().coordination_service is None:
         leader = "chief" if "chief" in spec.cluster else "worker"
         context.context().configure_coordination_service(
@@ -187,6 +222,14 @@ def _multi_worker_strategy(spec: ClusterSpec, timeout: float) -> Any:
         ) from None
     except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
         raise ConfigError(_missing_peers(spec, timeout, str(error))) from None
+
+
+def open_port_warning(spec: ClusterSpec) -> str:
+    """The warning each multi-worker task prints as it starts: its port is open to the network, unauthenticated."""
+    port = spec.cluster[spec.task_type][spec.task_index].rpartition(":")[2]
+    return (f"{spec.task_type} {spec.task_index} listens on port {port} on every network interface (TensorFlow's "
+            f"gRPC server binds [::]/0.0.0.0 whatever host TF_CONFIG names) with no authentication: train on a "
+            f"trusted network only, firewall the TF_CONFIG ports, or on one machine use `kdeep launch --one-process`")
 
 
 def _missing_peers(spec: ClusterSpec, timeout: float, error: str) -> str:

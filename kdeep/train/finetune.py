@@ -10,6 +10,7 @@ import keras
 from kdeep import io
 from kdeep.contract import attach, block_of, contract_of, infer
 from kdeep.data.splits import load_split
+from kdeep.data.splits import num_classes as classes_of
 from kdeep.errors import ConfigError
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
@@ -95,7 +96,7 @@ def unfreeze_top(model: keras.Model, blocks: int) -> list[str]:
     return chosen
 
 
-def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_classes: int, dataset: Any, *,
+def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_classes: int | None, dataset: Any, *,
              config: TrainConfig | None = None, head_epochs: int | None = None, unfreeze_blocks: int = 2,
              lr_factor: float = 0.1, verbose: int | str = "auto") -> Run:
     """Fine-tunes a trained model on a new task in two runs: OUT/head (backbone frozen), then OUT/finetune
@@ -104,7 +105,7 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     Args:
         backbone_model_or_path: a Keras model, a kdeep run directory or any .keras file (e.g. a
             keras.applications model with its top); images of another size or grey ones are adapted to its input.
-        new_num_classes: classes of the new task.
+        new_num_classes: classes of the new task (None: the dataset's, `kdeep.data.num_classes`).
         dataset: a dataset name or ((x_train, y_train), (x_test, y_test)); `config.limit` picks the first N labels.
         config: TrainConfig of both phases (`epochs` is the fine-tuning phase's; `out` the transfer directory).
         head_epochs: epochs of the frozen phase (default: config.epochs).
@@ -115,6 +116,7 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     Returns:
         The fine-tuning Run; its metrics add head_test_accuracy and unfrozen_blocks (also in OUT/metrics.json).
     """
+    new_num_classes = classes_of(dataset) if new_num_classes is None else new_num_classes
     if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
         raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
     from kdeep.models import presets  # not at the top: it imports Keras

@@ -51,12 +51,10 @@ def check(run_dir: str | os.PathLike, config: TrainConfig) -> Path:
         The run directory's path.
 
     Raises:
-        ConfigError: the path is a file, or the directory holds a run with a different configuration (the
+        ArtifactError: the path is a file. ConfigError: the directory holds a run with a different configuration (the
             differences are listed) or an unreadable config.json.
     """
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"run directory {run_dir} is a file: choose another --out")
+    run_dir = io.output_dir(run_dir, "run directory")
     config_path = run_dir / CONFIG
     if config_path.exists():
         fix = "remove it or use another --out"

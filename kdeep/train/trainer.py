@@ -89,8 +89,8 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     with strategy.scope():
         initial_epoch = _restore(model, run_dir, steps_per_epoch)
     state = _resume_state(run_dir, initial_epoch)
-    if initial_epoch and verbose:
-        print(f"kdeep: resuming {run_dir} after epoch {initial_epoch}/{config.epochs}")
+    if verbose and is_chief(strategy):
+        _announce(config, splits, run_dir, strategy.num_replicas_in_sync, initial_epoch)
 
     input_range = contract_of(model).input_range
     train = _dataset(x_train, y_train, config, num_classes, input_range, shuffle=True,
@@ -117,9 +117,22 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
         model.optimizer.finalize_variable_values(model.trainable_variables)
     selected = io.load_model(write_dir / rd.BEST) if config.select == "best" else model
     io.save_model(selected, write_dir / rd.MODEL)
+    if verbose and is_chief(strategy):
+        print(f"kdeep: evaluating the {config.select} model on {len(x_test):,} test images", flush=True)
     metrics = _metrics(selected, config, state, (x_train, x_val, x_test), scoring.score(selected, (x_test, y_test)))
     io.write_json(write_dir / rd.METRICS, metrics)
     return Run(run_dir, selected, metrics, state["history"])
+
+
+def _announce(config: TrainConfig, splits: Any, run_dir: Path, replicas: int, initial_epoch: int) -> None:
+    """The opening line of a run: what trains on which images, how, and where it goes (and where it resumes)."""
+    counts = (len(splits.train[0]), len(splits.validation[0]), len(splits.test[0]))
+    recipe = f" (recipe {config.recipe})" if config.recipe else ""
+    print(f"kdeep: training {config.model} on {config.dataset}: {counts[0]:,} training images, {counts[1]:,} "
+          f"validation, {counts[2]:,} test; {config.epochs} epochs of batch {config.batch_size}{recipe} on "
+          f"{replicas} replica{'s' if replicas > 1 else ''}; run dir {run_dir}", flush=True)
+    if initial_epoch:
+        print(f"kdeep: resuming {run_dir} after epoch {initial_epoch}/{config.epochs}", flush=True)
 
 
 def best_row(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
