@@ -16,6 +16,10 @@ set of layers' weights at chosen widths (the rest stay float) and, optionally, e
   a conv/dense output that feeds only a ReLU or batch norm (fused into the op), nor to the output of layers that
   only move values (pooling by max, padding, flatten, reshape, dropout), which keep their input's quantization.
 
+Both are options: `Simulator(weights=...)` takes another weight quantizer (`quantization.ptq.PTQWeights`: CLE,
+AdaRound, bias correction) and `ranges=` another activation-range method (`quantization.ranges`: percentile,
+MSE); activation widths may differ per tensor (`activation_tensors`).
+
 Every figure this module yields is "simulated": reports label it so.
 """
 from dataclasses import dataclass
