@@ -70,7 +70,8 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarr
 
     Returns:
         The `Rounding` (its integers keep each channel's largest magnitude where round-to-nearest puts it, so a
-        quantizer that scales the grid to the channel's max recovers `scale`).
+        quantizer that scales the grid to the channel's max recovers `scale`; round-to-nearest itself when the
+        learnt rounding is not better on the calibration inputs).
     """
     kernel = np.asarray(kernel, np.float64)
     scale = np.asarray(scale, np.float64).reshape(1, -1)
@@ -101,8 +102,10 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarr
         v -= learning_rate * (m / (1 - 0.9 ** (step + 1))) / (np.sqrt(s / (1 - 0.999 ** (step + 1))) + 1e-12)
     integers = np.clip(floor + (_rectified_sigmoid(v)[0] >= 0.5), -qmax, qmax)
     integers = _keep_channel_peaks(integers, nearest)
-    return Rounding(integers=integers.astype(np.float32), nearest_error=nearest_error,
-                    error=reconstruction_error((integers - ratio) * scale, hessian),
+    error = reconstruction_error((integers - ratio) * scale, hessian)
+    if error >= nearest_error:  # never worse than nearest on the calibration inputs (tiny kernels: the stem)
+        integers, error = nearest, nearest_error
+    return Rounding(integers=integers.astype(np.float32), nearest_error=nearest_error, error=error,
                     flipped=float(np.mean(integers != nearest)))
 
 
