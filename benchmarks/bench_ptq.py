@@ -1,11 +1,13 @@
 """Benchmark: what each post-training option (quantization.ptq) buys at 3-4 bits and what it costs, in one run.
 
-    python benchmarks/bench_ptq.py --model RUN_DIR --dataset fashion_mnist --out out/bench_ptq.json
+    python benchmarks/bench_ptq.py --model RUN_DIR|MODEL.keras|PRESET --dataset fashion_mnist --out out/bench_ptq.json
 
 For each option set it prints the simulated accuracy (float weights and activations, 3-bit weights, W4A4 with the
 first and last layers at 8 bits, W4A8) on the first --images test images, then the deployable int4 (weight-only)
-and w4a8 LiteRT files made with it, scored in LiteRT on the first --litert-images test images, and the seconds
-each option set took (simulator and exports), as a ratio to the plain set measured in the same run.
+and w4a8 LiteRT files made with it by the pipeline's own export (`quantization.pipeline.quantize` with the options,
+as `kdeep quantize` makes them), scored in LiteRT on the first --litert-images test images, and the seconds each
+option set took (simulator and exports), as a ratio to the plain set measured in the same run. Calibration: the
+pipeline's 500 seeded training images (`quantization.convert.calibration_images`).
 """
 import argparse
 import json
@@ -18,9 +20,14 @@ import numpy as np
 
 SETS = {
     "plain": {},
+    "percentile": {"ranges": "percentile"},
     "mse": {"ranges": "mse"},
+    "cle": {"equalize": True},
+    "bc": {"bias_correction": True},
+    "adaround": {"adaround": True},
     "adaround+bc": {"adaround": True, "bias_correction": True},
     "all": {"ranges": "mse", "equalize": True, "adaround": True, "bias_correction": True},
+    "mse+adaround+bc": {"ranges": "mse", "adaround": True, "bias_correction": True},
 }
 
 
@@ -41,18 +48,15 @@ def _simulated(sim, x, y) -> dict:
             "w4a4_ends8": sim.accuracy(x, y, w, a), "w4a8": sim.accuracy(x, y, sim.uniform(4), 8)}
 
 
-def _deployed(sim, options, calibration, x, y, folder: Path) -> dict:
-    """LiteRT accuracies of the int4 (weight-only) and w4a8 files carrying the option set."""
-    from quantization import aiedge, ptq
-    from quantization.evaluate import predict
+def _deployed(model, sim, options, calibration, x, y, folder: Path) -> dict:
+    """LiteRT accuracies of the int4 (weight-only) and w4a8 files the pipeline makes with the option set."""
+    from quantization.litert import predict
     from quantization.pipeline import quantize
 
-    prepared = ptq.prepared_model(sim.weights, {}, default_bits=4)
-    float_tflite = quantize(prepared, ["float32"], calibration, folder)["float32"]
-    files = {"int4": aiedge.quantize_tflite(float_tflite, folder / "int4.tflite", weight_bits={}, default_bits=4),
-             "w4a8": aiedge.quantize_tflite(float_tflite, folder / "w4a8.tflite", weight_bits={}, default_bits=4,
-                                            activation_bits=8, calibration=calibration,
-                                            activation_ranges=options.ranges)}
+    weights = sim.weights if options.weights_on else None
+    files = quantize(model, ["int4", "w4a8"], calibration, folder, options=options, weights=weights)
+    if files.failed:
+        raise SystemExit(f"bench_ptq: {files.failed}")
     return {f"{name}_litert": float(np.mean(predict(path, x).argmax(-1) == y)) for name, path in files.items()}
 
 
@@ -68,15 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import kdeep.data
-    from kdeep.io import load_model, write_atomic
-    from quantization import ptq
-    from quantization.evaluate import predict
+    from kdeep.io import write_atomic
+    from kdeep.models import presets
+    from quantization import convert, ptq
+    from quantization.litert import predict
     from quantization.pipeline import quantize
 
-    model = load_model(args.model)
+    model = presets.as_model(args.model)
     (x_train, _), (x_test, y_test) = kdeep.data.load(args.dataset)
-    rng = np.random.default_rng(0)
-    calibration = kdeep.data.scale_pixels(x_train[rng.choice(len(x_train), 500, replace=False)])
+    calibration = convert.calibration_images(x_train)
     x, y = kdeep.data.scale_pixels(x_test), np.asarray(y_test).reshape(-1)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -87,21 +91,23 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             sim = ptq.simulator(model, calibration, options)
             row = {"set": name, "options": options.names, **_simulated(sim, x[:args.images], y[:args.images])}
-            row.update(_deployed(sim, options, calibration, x[:args.litert_images], y[:args.litert_images],
+            row.update(_deployed(model, sim, options, calibration, x[:args.litert_images], y[:args.litert_images],
                                  Path(scratch) / name))
             row["seconds"] = time.perf_counter() - start
-            row["ptq_seconds"] = sim.weights.seconds
+            row["ptq_seconds"] = getattr(sim.weights, "seconds", {})
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = rows[0]["seconds"]
     print(f"\n{_cpu()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; LiteRT float32 {100 * litert_float:.2f}% "
           f"on {min(args.litert_images, len(x))} images; simulated on {min(args.images, len(x))}")
-    print("| set | float | W3 | W4A4 (ends 8) | W4A8 | int4 LiteRT | w4a8 LiteRT | seconds | x plain |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("drops in points against float (simulated: the Keras float model; LiteRT: the float32 file)")
+    print("| set | W3 | W4A4 (ends 8) | W4A8 | int4 LiteRT | w4a8 LiteRT | seconds | x plain |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['set']} | {100 * r['float']:.2f} | {100 * r['w3']:.2f} | {100 * r['w4a4_ends8']:.2f} | "
-              f"{100 * r['w4a8']:.2f} | {100 * r['int4_litert']:.2f} | {100 * r['w4a8_litert']:.2f} | "
-              f"{r['seconds']:.0f} | {r['seconds'] / base:.2f} |")
+        drop = lambda key, ref: f"{100 * (ref - r[key]):+.2f}"  # noqa: E731 - points below the float reference
+        print(f"| {r['set']} | {drop('w3', r['float'])} | {drop('w4a4_ends8', r['float'])} | "
+              f"{drop('w4a8', r['float'])} | {drop('int4_litert', litert_float)} | "
+              f"{drop('w4a8_litert', litert_float)} | {r['seconds']:.0f} | {r['seconds'] / base:.2f} |")
     if args.out:
         write_atomic(args.out, json.dumps({"cpu": _cpu(), "litert_float": litert_float, "rows": rows}, indent=1))
     return 0

@@ -3,10 +3,12 @@ the LiteRT exports.
 
 `PTQOptions` names what is on; `PTQWeights` is the simulator's weight quantizer with them (`simulator` builds a
 `quantization.sweep.Simulator` that uses it and the chosen activation ranges); `prepared_model` writes the same
-quantized kernels and corrected biases into a float Keras copy, which the LiteRT quantizer then quantizes without
-changing them (each channel's grid is scaled to its max, and the copy's kernels already lie on that grid), so the
-files carry exactly what was simulated. Activation ranges reach static LiteRT files through
-`quantization.ranges.litert_ranges`.
+quantized kernels and corrected biases into a float Keras copy, which the LiteRT quantizer (or the TF converter at
+8 bits) then quantizes without changing them (each channel's grid is scaled to its max, and the copy's kernels
+already lie on that grid), so the files carry exactly what was simulated. `variant_source` is that copy for one
+variant's widths (`quantization.pipeline.quantize` exports it), `carried_by` says which options a variant's file
+carries and `result` records it all for the report (`quantization.results.PTQResult`). Activation ranges reach
+static files through `quantization.ranges`.
 """
 import dataclasses
 import time
@@ -21,9 +23,11 @@ from quantization.adaround import ITERATIONS, Rounding, adaround
 from quantization.clipping import clip_range
 from quantization.equalization import equalize
 from quantization.layer_inputs import flat_kernel, input_statistics, supported
-from quantization.plan import find_layer, walk
+from quantization.plan import LayerPlan, find_layer, walk
 from quantization.ranges import check_method
+from quantization.results import PTQResult
 from quantization.sweep import KernelQuantizer, Simulator
+from quantization.variants import VARIANTS, Variant, layer_widths
 
 ADAROUND_BITS = (2, 3, 4)  # widths AdaRound learns the rounding for (wider ones round to nearest)
 CALIBRATION_IMAGES = 256  # calibration images whose layer inputs AdaRound and bias correction see
@@ -63,6 +67,11 @@ class PTQOptions:
         names += [f"adaround({self.adaround_iterations} it)"] if self.adaround else []
         names += ["bias_correction"] if self.bias_correction else []
         return names
+
+    @property
+    def weights_on(self) -> bool:
+        """True when a weight algorithm (CLE, AdaRound, bias correction) is on: kernels then come from `PTQWeights`."""
+        return self.equalize or self.adaround or self.bias_correction
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, with `names`."""
@@ -127,21 +136,78 @@ class PTQWeights(KernelQuantizer):
         shift = bias_correction.output_shift(self.float_kernels[key], values[0][2], self.statistics()[key].mean)
         return [*values, (path, attribute, float_value + sign * shift)]
 
-    def summary(self) -> dict[str, Any]:
-        """What the algorithms did, JSON-ready: options, CLE pairs, AdaRound's errors against nearest, seconds."""
-        return {
-            "options": self.options.to_dict(),
-            "cle_pairs": [list(pair[:2]) for pair in self.equalized.pairs] if self.equalized else [],
-            "adaround": [{"layer": layer, "bits": bits, "nearest_error": r.nearest_error, "error": r.error,
-                          "flipped": r.flipped} for (layer, bits), r in self.roundings.items()],
-            "seconds": dict(self.seconds),
-        }
+    def summary(self, carried: Mapping[str, list[str]] | None = None) -> PTQResult:
+        """What the algorithms did: options, CLE pairs, AdaRound's errors against nearest, seconds, and `carried`
+        ({variant: the options its file carries}, `carried_by`)."""
+        return PTQResult(
+            options=self.options.to_dict(), carried=dict(carried or {}),
+            cle_pairs=[list(pair[:2]) for pair in self.equalized.pairs] if self.equalized else [],
+            adaround=[{"layer": layer, "bits": bits, "nearest_error": r.nearest_error, "error": r.error,
+                       "flipped": r.flipped} for (layer, bits), r in self.roundings.items()],
+            seconds=dict(self.seconds))
 
 
-def simulator(model: Any, calibration: np.ndarray | None, options: PTQOptions | None = None) -> Simulator:
-    """A `Simulator` of `model` with the options' weight algorithms and activation ranges."""
+def simulator(model: Any, calibration: np.ndarray | None, options: PTQOptions | None = None,
+              weights: KernelQuantizer | None = None) -> Simulator:
+    """A `Simulator` of `model` with the options' weight algorithms (`weights`, when already made for these
+    options: AdaRound's roundings are then shared) and activation ranges."""
     options = options or PTQOptions()
-    return Simulator(model, calibration, weights=PTQWeights(model, calibration, options), ranges=options.ranges)
+    weights = weights or (PTQWeights(model, calibration, options) if options.weights_on else None)
+    return Simulator(model, calibration, weights=weights, ranges=options.ranges)
+
+
+def variant_widths(variant: Variant, layers: LayerPlan) -> dict[str, int | None] | None:
+    """{plan key: width} a variant's file stores each planned layer at, for the weight algorithms to prepare; None
+    for the variants they do not reach (float32, float16, and QAT, which trains its own weights)."""
+    if variant.qat or variant.weight_bits > 8:
+        return None
+    if variant.backend == "aiedge":
+        return layer_widths(variant, layers)
+    return layers.dynamic_twin(8) if not variant.representative else {key: 8 for key in layers.keys}
+
+
+def carried_by(options: PTQOptions, variant: Variant | None, widths: Mapping[str, int | None] | None) -> list[str]:
+    """The options a file carries: activation ranges where activations are calibrated (the converter's int8, the
+    LiteRT quantizer's static variants), the weight algorithms where weights are quantized at `widths`
+    (`variant_widths`; AdaRound only where a layer gets 2-4 bits); QAT variants carry none.
+
+    Args:
+        options: the run's options.
+        variant: the file's variant (None: the mixed-precision file, dynamic range).
+        widths: {plan key: width} its layers are stored at (None: its weights are not prepared).
+    """
+    if variant is not None and variant.qat:
+        return []
+    static = variant is not None and variant.representative and (variant.backend == "aiedge"
+                                                                  or variant.activation_bits == 8)
+    names = [f"ranges={options.ranges}"] if static and options.ranges != "minmax" else []
+    if widths is None:
+        return names
+    names += ["cle"] if options.equalize else []
+    low = any(bits in ADAROUND_BITS for bits in widths.values())
+    names += [f"adaround({options.adaround_iterations} it)"] if options.adaround and low else []
+    return names + (["bias_correction"] if options.bias_correction else [])
+
+
+def result(options: PTQOptions, weights: KernelQuantizer | None, names: list[str], layers: LayerPlan, *,
+           mixed: Mapping[str, int | None] | None = None) -> PTQResult | None:
+    """The report's record of the options (None when all are off): what the weight algorithms did and, per scored
+    variant (`VARIANTS` names, and "mixed" with its widths `mixed`), the options its file carries."""
+    if not options.names:
+        return None
+    carried = {name: carried_by(options, VARIANTS.get(name), mixed if name == "mixed" else
+                                variant_widths(VARIANTS[name], layers)) for name in names}
+    return weights.summary(carried) if isinstance(weights, PTQWeights) else PTQResult(options.to_dict(), carried)
+
+
+def variant_source(weights: KernelQuantizer | None, variant: Variant) -> Any:
+    """The float model a variant's file is made from with the weight algorithms: `prepared_model` at the widths
+    the file stores (its kernels already on their grids: exported unclipped); None when no weight algorithm is on
+    or the variant is not reached (`variant_widths`)."""
+    if not isinstance(weights, PTQWeights):
+        return None
+    widths = variant_widths(variant, weights.plan)
+    return None if widths is None else prepared_model(weights, widths)
 
 
 def with_ends_at(simulator: Simulator, weight_bits: int | None, activation_bits: int | None,

@@ -112,7 +112,7 @@ class RangeTable:
         self._extremes[name] = (low, high)
         self._ranges = {key: value for key, value in self._ranges.items() if key[0] != name}
         if self.method != "minmax":
-            share = -(-SAMPLE * max(len(values), 1) // self.images)
+            share = -(-SAMPLE * (len(values) if values.ndim else 1) // self.images)
             batches = self._samples.setdefault(name, [])
             batches.append(subsample(values, share, seed=len(batches)))
 

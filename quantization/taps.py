@@ -52,6 +52,9 @@ def record(model: Any, sides: Mapping[str, str], images: np.ndarray, batch: int 
                 super().__init__(name=layer.name)
                 self.inner = layer
 
+            def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
+                return self.inner.compute_output_spec(*args, **kwargs)  # while the clone is built: nothing to record
+
             def call(self, *args: Any, **kwargs: Any) -> Any:
                 output = self.inner(*args, **kwargs)
                 found[key] = np.asarray(args[0] if sides[key] == "input" else output, np.float32)
