@@ -29,7 +29,7 @@ import numpy as np
 from kdeep.errors import QuantizationError, reason
 from kdeep.io import write_atomic
 from kdeep.quiet import silenced
-from quantization import litert
+from quantization import litert, ranges
 from quantization.plan import QUANTIZER_OP_NAMES, check_width, plan
 
 ACTIVATION_BITS = (8, 16)
@@ -198,7 +198,8 @@ def _recipe(widths: list[tuple[LayerOp, str, int | None]], activation_bits: int 
 
 def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bits: dict[str, int | None],
                     default_bits: int | None, activation_bits: int | None = None, model: Any = None,
-                    calibration: np.ndarray | None = None, dynamic: bool = False, float_io: bool = False) -> Path:
+                    calibration: np.ndarray | None = None, dynamic: bool = False, float_io: bool = False,
+                    activation_ranges: str = "minmax") -> Path:
     """Quantizes a float .tflite with the LiteRT quantizer, with a weight width per planned layer.
 
     Args:
@@ -213,6 +214,9 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
         dynamic: with float activations, dynamic range (True) or weight-only (False) for 4- and 8-bit layers.
         float_io: with integer activations, keep a float32 input and output (QUANTIZE and DEQUANTIZE at the edges)
             instead of integer ones.
+        activation_ranges: how static activations' ranges come from the calibration images
+            (`quantization.ranges`): "minmax" (over every image, as the simulator and the TF converter calibrate,
+            not the quantizer's moving average), "percentile" or "mse".
 
     Returns:
         `out_path`.
@@ -222,6 +226,7 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
             quantization (the message gives the LiteRT quantizer's reason).
     """
     float_tflite, out_path = Path(float_tflite), Path(out_path)
+    ranges.check_method(activation_ranges)
     if activation_bits is not None and activation_bits not in ACTIVATION_BITS:
         raise QuantizationError(f"{activation_bits}-bit activations are not supported; use 8, 16 or None (float)")
     if activation_bits is not None and (calibration is None or len(calibration) == 0):
@@ -243,6 +248,8 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
                 key, name = litert.open_model(float_tflite).signature()
                 images = np.asarray(calibration, dtype=np.float32)
                 calibrated = engine.calibrate({key: [{name: image[None]} for image in images]})
+                calibrated = ranges.litert_ranges(float_tflite, calibrated, images, activation_bits,
+                                                  activation_ranges)
             flatbuffer = bytes(engine.quantize(calibrated).quantized_model)
     except (ValueError, RuntimeError, KeyError, TypeError) as error:
         raise QuantizationError(f"the LiteRT quantizer failed on {float_tflite.name}: {reason(error)}") from error

@@ -15,6 +15,7 @@ from kdeep.errors import QuantizationError, reason
 from kdeep.io import write_atomic
 from kdeep.quiet import silenced
 from kdeep.shapes import takes_images
+from quantization.ranges import check_method, converter_ranges
 from quantization.variants import Variant
 
 CALIBRATION_SAMPLES = 500
@@ -141,7 +142,8 @@ def _converter(source: Any, variant: Variant, representative: np.ndarray | None)
     return converter
 
 
-def convert(source: Any, variant: Variant, representative: np.ndarray | None, path: str | os.PathLike) -> Path:
+def convert(source: Any, variant: Variant, representative: np.ndarray | None, path: str | os.PathLike, *,
+            activation_ranges: str = "minmax") -> Path:
     """Converts a model to `path` with the variant's settings.
 
     Args:
@@ -149,6 +151,9 @@ def convert(source: Any, variant: Variant, representative: np.ndarray | None, pa
         variant: the recipe from `VARIANTS`.
         representative: validated float32 calibration images (needed when `variant.representative`).
         path: destination `.tflite` file (written atomically).
+        activation_ranges: for an 8-bit full-integer variant, "minmax" (the converter's own calibration),
+            "percentile" or "mse": the converter calibrates only, `quantization.ranges.converter_ranges` replaces
+            the recorded ranges, and the converter's own quantizer (`mlir_quantize`) finishes the file.
 
     Returns:
         The written path.
@@ -159,10 +164,24 @@ def convert(source: Any, variant: Variant, representative: np.ndarray | None, pa
     with silenced():
         converter = _converter(source, variant, representative)
         try:
-            flatbuffer = converter.convert()
+            flatbuffer = _with_ranges(converter, variant, representative, check_method(activation_ranges))
         except Exception as error:  # the converter raises many unrelated types; its trace ends with the cause
             raise QuantizationError(f"converting to {variant.name} failed: {reason(error, last=True)}") from error
     return write_atomic(path, flatbuffer)
+
+
+def _with_ranges(converter: Any, variant: Variant, representative: np.ndarray | None, method: str) -> bytes:
+    """The converted flatbuffer; for a full-int8 variant with a range method other than min/max, calibrated
+    first, its ranges replaced, then quantized by the converter's quantizer with the variant's I/O types."""
+    if method == "minmax" or not variant.representative or variant.activation_bits != 8:
+        return converter.convert()
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter_ranges(converter.convert(), representative[:CALIBRATION_SAMPLES], 8, method)
+    io_type = getattr(tf, variant.io_type) if variant.io_type else tf.float32
+    return tflite_convert.mlir_quantize(calibrated, input_data_type=io_type, output_data_type=io_type)
 
 
 def layer_errors(source: Any, variant: Variant, representative: np.ndarray, top: int = 10) -> list[dict]:

@@ -17,7 +17,7 @@ from kdeep.data.scaling import scale_pixels
 from kdeep.data.splits import Dataset, load_splits
 from kdeep.errors import QuantizationError
 from kdeep.report import describe_machine, timestamp
-from quantization import aiedge, clipping, convert, latency, litert, qat
+from quantization import aiedge, clipping, convert, latency, litert, ptq, qat
 from quantization.advice import Measured, purposes, slow_reason
 from quantization.check import CHECK_IMAGES, check_export
 from quantization.deploy import Deployment, deployment
@@ -72,17 +72,19 @@ def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite:
 
 
 def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path,
-            folder: Path, graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Path:
+            folder: Path, graph: convert.ModelGraph = convert.MODEL_GRAPH, *, on_grid: bool = False,
+            ranges: str = "minmax") -> Path:
     """Makes a LiteRT-quantizer variant from `model` and its float32 .tflite (clipped copies go to `folder`), each
-    planned layer at the width `variants.layer_widths` gives it."""
+    planned layer at the width `variants.layer_widths` gives it; `on_grid` kernels (QAT's, or prepared by
+    `quantization.ptq`) are not clipped again; `ranges`: how static activations' ranges are calibrated."""
     widths = layer_widths(variant, layer_plan(model))
-    source, source_tflite = (model, float_tflite) if variant.qat else _clipped_float(model, widths, float_tflite,
-                                                                                      folder, graph)
+    source, source_tflite = (model, float_tflite) if on_grid else _clipped_float(model, widths, float_tflite,
+                                                                                  folder, graph)
     activation_bits = None if variant.activation_bits == 32 else variant.activation_bits
     return aiedge.quantize_tflite(source_tflite, path, weight_bits=widths, default_bits=None,
                                   activation_bits=activation_bits, model=source, dynamic=variant.dynamic,
                                   calibration=representative if variant.representative else None,
-                                  float_io=graph.float_io)
+                                  float_io=graph.float_io, activation_ranges=ranges)
 
 
 def _float_tflite(model_or_export: Any, path: Path, graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Path:
@@ -98,7 +100,8 @@ def _float_tflite(model_or_export: Any, path: Path, graph: convert.ModelGraph = 
 def quantize(model: Any, variants: str | Sequence[str] | None, representative_data: np.ndarray,
              out_dir: str | os.PathLike, *, train_data: tuple[np.ndarray, np.ndarray] | None = None,
              qat_epochs: int = 1, layer_errors: bool = False,
-             graph: convert.ModelGraph = convert.MODEL_GRAPH) -> Conversions:
+             graph: convert.ModelGraph = convert.MODEL_GRAPH, options: ptq.PTQOptions | None = None,
+             weights: Any = None) -> Conversions:
     """Converts `model` to each variant as `<out_dir>/<variant>.tflite`.
 
     Converter variants come from one SavedModel export; LiteRT-quantizer variants from the float32 .tflite
@@ -116,6 +119,10 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
         layer_errors: also run the int8 QuantizationDebugger (into `.layer_errors`).
         graph: the graph converted: the model's own (`convert.MODEL_GRAPH`), or the deployable one
             (`quantization.deploy.Deployment`, which also finishes each file).
+        options: the post-training options (`quantization.ptq.PTQOptions`): activation ranges reach the calibrated
+            files (`ptq.carried_by`); None: min/max.
+        weights: the `ptq.PTQWeights` of the weight algorithms (CLE, AdaRound, bias correction): each variant they
+            reach is made from `ptq.variant_source` (kernels on the file's grids); None: the model's own kernels.
 
     Returns:
         `Conversions`: {variant: path}, with `.failed`, `.seconds` and `.layer_errors`.
@@ -137,21 +144,25 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
             progress.say(f"converting {variant.name} ({index}/{len(chosen)}: {variant.what})")
             start = time.perf_counter()
             path = variant_path(out, variant.name)
+            ranges = "minmax" if options is None or variant.qat else options.ranges
             try:
                 tuned = (qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs,
                                        weight_bits=variant.weight_bits) if variant.qat else None)
-                if variant.backend == "converter" and tuned is None:
-                    convert.convert(exported, graph.variant(variant), representative, path)
+                on_grid = tuned if tuned is not None else ptq.variant_source(weights, variant)
+                if variant.backend == "converter" and on_grid is None:
+                    convert.convert(exported, graph.variant(variant), representative, path, activation_ranges=ranges)
                 elif variant.backend == "converter":
-                    with graph.saved_model(tuned) as source:
-                        convert.convert(source, graph.variant(variant), representative, path)
-                elif tuned is None:
+                    with graph.saved_model(on_grid) as source:
+                        convert.convert(source, graph.variant(variant), representative, path,
+                                        activation_ranges=ranges)
+                elif on_grid is None:
                     float_tflite = _float_tflite(exported, Path(scratch) / "float32.tflite")
-                    _aiedge(variant, model, float_tflite, representative, path, Path(scratch), graph)
-                else:  # QAT trained the weights on the max-scaled grid: exported unclipped
-                    source = qat.float_weights(model, tuned)
+                    _aiedge(variant, model, float_tflite, representative, path, Path(scratch), graph, ranges=ranges)
+                else:  # QAT trained the weights on the max-scaled grid, or PTQ put them there: exported unclipped
+                    source = qat.float_weights(model, tuned) if tuned is not None else on_grid
                     float_tflite = _float_tflite(source, Path(scratch) / f"{variant.name}_float32.tflite", graph)
-                    _aiedge(variant, source, float_tflite, representative, path, Path(scratch), graph)
+                    _aiedge(variant, source, float_tflite, representative, path, Path(scratch), graph,
+                            on_grid=True, ranges=ranges)
                 conversions[variant.name] = graph.finish(path, variant)
                 conversions.seconds[variant.name] = time.perf_counter() - start
             except QuantizationError as error:
@@ -300,10 +311,11 @@ def score(model: Any, data: Prepared, conversions: Conversions) -> tuple[Pipelin
 
 def simulate(model: Any, data: Prepared, conversions: Conversions, results: PipelineResults, reference: np.ndarray,
              *, sweep_bits: bool, sweep_limit: int | None, max_drop: float | None, out: Path,
-             objective: str = "size") -> None:
+             objective: str = "size", options: ptq.PTQOptions | None = None, weights: Any = None) -> None:
     """The simulate phase (into `results`): the sweep and sensitivity, the mixed-precision file (exported to
-    `out`, checked, confirmed, scored like the other variants) and the size-against-accuracy frontier."""
-    simulator = Simulator(model, data.representative)
+    `out`, checked, confirmed, scored like the other variants) and the size-against-accuracy frontier, simulated
+    with the post-training `options` (their `weights`, shared with the exports)."""
+    simulator = ptq.simulator(model, data.representative, options, weights)
     if sweep_bits:
         progress.say("simulated bit-width sweep and per-layer sensitivity")
         results.sweep = simulated_sweep(simulator, data.test_inputs[:sweep_limit], data.y_test[:sweep_limit],
@@ -364,7 +376,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
                  variants: str | Sequence[str] | None = None, qat_epochs: int = 1, limit: int | None = None,
                  calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None,
                  sweep_bits: bool = False, sweep_limit: int | None = SWEEP_IMAGES, max_drop: float | None = None,
-                 validation: tuple[np.ndarray, np.ndarray] | None = None, objective: str = "size") -> PipelineResults:
+                 validation: tuple[np.ndarray, np.ndarray] | None = None, objective: str = "size",
+                 options: ptq.PTQOptions | None = None) -> PipelineResults:
     """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
 
     Phases: `prepare` (data), `quantize` (convert), `check_exports` (every file against the Keras model on real
@@ -391,6 +404,9 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
             config.json held out (a model that trained on every image, or has no config.json, is refused).
         objective: what the search makes smallest under the budget: "size" (the kernels' bytes) or "latency"
             (bytes too, but no move that a measured per-layer latency table predicts slower than the start).
+        options: post-training quantization options (`quantization.ptq.PTQOptions`: activation ranges by
+            percentile or MSE, CLE, AdaRound, bias correction), in the simulator and in every file that can carry
+            them (the report says which); None: min/max ranges and round-to-nearest.
 
     Returns:
         The `PipelineResults` (`.report_dir` is the report directory; report.json holds `.to_dict()`).
@@ -410,8 +426,11 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     held = None if max_drop is None else held_out_images(model_or_path, dataset, validation, dataset_name)
     data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=held,
                    fine_tunes=any(v.qat for v in chosen), dataset_name=dataset_name)
+    options = options or ptq.PTQOptions()
+    weights = ptq.PTQWeights(model, data.representative, options) if options.weights_on else None
     conversions = quantize(model, [v.name for v in chosen], data.graph.channels_of(data.representative), out,
-                           train_data=data.qat_train, qat_epochs=qat_epochs, layer_errors=True, graph=data.graph)
+                           train_data=data.qat_train, qat_epochs=qat_epochs, layer_errors=True, graph=data.graph,
+                           options=options, weights=weights)
     checks = check_exports(model, data, conversions)
     for stale in (VARIANTS.keys() | {"mixed"}) - conversions.keys():  # mixed.tflite comes later, if asked for
         variant_path(out, stale).unlink(missing_ok=True)
@@ -419,7 +438,9 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     results.checks = checks
     if sweep_bits or max_drop is not None:
         simulate(model, data, conversions, results, reference, sweep_bits=sweep_bits, sweep_limit=sweep_limit,
-                 max_drop=max_drop, out=out, objective=objective)
+                 max_drop=max_drop, out=out, objective=objective, options=options, weights=weights)
+    results.ptq = ptq.result(options, weights, list(results.variants), layer_plan(model),
+                             mixed=results.mixed.bits if results.mixed else None)
     results.purposes = variant_purposes(results, model)
     write_report(results, out)
     results.report_dir = out
@@ -488,7 +509,11 @@ def _export_mix(simulator: Simulator, bits: dict[str, int | None], conversions: 
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="kdeep_mixed_") as folder:
-            source, source_tflite = _clipped_float(simulator.model, bits, conversions["float32"], Path(folder), graph)
+            weights = simulator.weights
+            prepared = ptq.prepared_model(weights, bits) if isinstance(weights, ptq.PTQWeights) else None
+            source, source_tflite = (_clipped_float(simulator.model, bits, conversions["float32"], Path(folder), graph)
+                                     if prepared is None else  # kernels on their grids already: unclipped
+                                     (prepared, _float_tflite(prepared, Path(folder) / "mixed_float32.tflite", graph)))
             path = aiedge.quantize_tflite(source_tflite, variant_path(out, "mixed"), weight_bits=bits,
                                           default_bits=None, model=source, dynamic=True)
             conversions["mixed"] = graph.finish(path, MIXED)

@@ -164,10 +164,7 @@ class PlannedLayer:
 
     def layer(self, model: Any) -> Any:
         """This layer in `model` (the planned model or a clone with the same layer names)."""
-        found = model
-        for name in self.path:
-            found = found.get_layer(name)
-        return found
+        return find_layer(model, self.path)
 
     def kernel(self, model: Any) -> Any:
         """This layer's kernel variable in `model`."""
@@ -261,6 +258,27 @@ def _has_kernel(layer: Any) -> bool:
     return any(getattr(layer, name, None) is not None for name in WEIGHT_ATTRIBUTES)
 
 
+def find_layer(model: Any, path: tuple[str, ...]) -> Any:
+    """The layer at `path` (Keras names from the outer model down) in `model` or a clone with the same names."""
+    found = model
+    for name in path:
+        found = found.get_layer(name)
+    return found
+
+
+def walk(model: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, layer) of every layer of `model` in model order, a nested model's layers in its place (neither the
+    nested model itself nor its input layer is yielded); a layer's key is "/".join(path)."""
+    import keras
+
+    for layer in model.layers:
+        path = (*prefix, layer.name)
+        if isinstance(layer, keras.Model):
+            yield from walk(layer, path)
+        elif prefix == () or type(layer).__name__ != "InputLayer":
+            yield path, layer
+
+
 def plan(model: Any) -> LayerPlan:
     """The layer plan of a Keras model: every layer with a kernel LiteRT can quantize, nested models included.
 
@@ -270,22 +288,13 @@ def plan(model: Any) -> LayerPlan:
     Returns:
         The `LayerPlan`.
     """
-    import keras
-
     layers: list[PlannedLayer] = []
     skipped: dict[str, str] = {}
-
-    def visit(layer: Any, path: tuple[str, ...]) -> None:
-        if isinstance(layer, keras.Model):
-            for child in layer.layers:
-                visit(child, (*path, child.name))
-        elif _has_kernel(layer):
+    for path, layer in walk(model):
+        if _has_kernel(layer):
             entry = _entry(layer, path)
             if isinstance(entry, str):
                 skipped["/".join(path)] = entry
             else:
                 layers.append(entry)
-
-    for top in model.layers:
-        visit(top, (top.name,))
     return LayerPlan(tuple(layers), skipped)

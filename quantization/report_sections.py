@@ -233,10 +233,29 @@ def _purpose_section(results: PipelineResults) -> list[Section]:
     return out
 
 
+def _ptq_section(results: PipelineResults) -> list[Section]:
+    """The post-training options that were on, which files carry which, and what the weight algorithms did."""
+    info = results.ptq
+    if info is None:
+        return []
+    notes = [f"Options on: {', '.join(info.options['names'])}; the simulator (sweep, sensitivity, mix) uses them "
+             "all. A file carries an option where its runtime can: activation ranges in calibrated files, the "
+             "weight algorithms' kernels and biases in files with quantized weights (QAT variants carry none)."]
+    if info.cle_pairs:
+        notes.append(f"Cross-layer equalization rescaled {len(info.cle_pairs)} layer pair(s).")
+    if info.adaround:
+        better = sum(row["error"] < row["nearest_error"] for row in info.adaround)
+        notes.append(f"AdaRound learnt {len(info.adaround)} (layer, width) rounding(s) in "
+                     f"{info.seconds.get('adaround', 0.0):.0f} s; {better} beat round-to-nearest on the calibration "
+                     "inputs (the others keep it).")
+    rows = [[name, ", ".join(names) or "none"] for name, names in info.carried.items()]
+    return [Section("Post-training quantization options", notes, table=Table(("variant", "carries"), _cells(rows)))]
+
+
 def sections(results: PipelineResults) -> list[Section]:
-    """What each variant is for, the export checks, and the sweep, sensitivity and mixed-precision sections the
-    results hold."""
-    out = _purpose_section(results)
+    """What each variant is for, the export checks, the post-training options, and the sweep, sensitivity and
+    mixed-precision sections the results hold."""
+    out = _purpose_section(results) + _ptq_section(results)
     if results.sweep:
         out += _sweep_sections(results) + _sensitivity_section(results)
     if results.mixed:

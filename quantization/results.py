@@ -100,6 +100,34 @@ class MixedResult(Mix):
 
 
 @dataclass
+class PTQResult:
+    """The post-training options of a run (`quantization.ptq`) and what they did.
+
+    Attributes:
+        options: `PTQOptions.to_dict()` (with "names", the options that are on).
+        carried: {variant: the options its file carries} (`quantization.ptq.carried_by`).
+        cle_pairs: the layer pairs cross-layer equalization rescaled.
+        adaround: per layer and width AdaRound learnt: {"layer", "bits", "nearest_error", "error", "flipped"}.
+        seconds: {"statistics", "adaround"} wall time.
+    """
+
+    options: dict[str, Any]
+    carried: dict[str, list[str]] = field(default_factory=dict)
+    cle_pairs: list[list[str]] = field(default_factory=list)
+    adaround: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PTQResult:
+        """Reads what `to_dict` wrote."""
+        return cls(**known_fields(cls, data))
+
+
+@dataclass
 class PipelineResults:
     """One quantization run: the float model, every variant scored, what failed, and the optional analyses.
 
@@ -115,6 +143,7 @@ class PipelineResults:
         checks: {variant: `quantization.check.ExportCheck.to_dict()`}: each exported file against the Keras model
             on real images (a file that failed it is in `failed`, not in `variants`).
         purposes: {variant: what it is for on this machine} (`quantization.advice.purposes`).
+        ptq: the post-training options and what they did, when any is on (`PTQResult`).
         report_dir: the folder `run_pipeline` wrote the report and the files into (not in report.json).
     """
 
@@ -133,6 +162,7 @@ class PipelineResults:
     pareto: list[str] | None = None
     checks: dict[str, dict] = field(default_factory=dict)
     purposes: dict[str, str] = field(default_factory=dict)
+    ptq: PTQResult | None = None
     report_dir: Path | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,8 +171,9 @@ class PipelineResults:
         data["variants"] = {name: v.to_dict() for name, v in self.variants.items()}
         data["sweep"] = self.sweep.to_dict() if self.sweep else None
         data["mixed"] = self.mixed.to_dict() if self.mixed else None
+        data["ptq"] = self.ptq.to_dict() if self.ptq else None
         return {key: value for key, value in data.items()
-                if value is not None or key not in ("sweep", "mixed", "pareto")}
+                if value is not None or key not in ("sweep", "mixed", "pareto", "ptq")}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineResults:
@@ -151,4 +182,5 @@ class PipelineResults:
         values["variants"] = {name: VariantResult.from_dict(v) for name, v in data.get("variants", {}).items()}
         values["sweep"] = SweepResult.from_dict(data["sweep"]) if data.get("sweep") else None
         values["mixed"] = MixedResult.from_dict(data["mixed"]) if data.get("mixed") else None
+        values["ptq"] = PTQResult.from_dict(data["ptq"]) if data.get("ptq") else None
         return cls(**values)

@@ -16,6 +16,10 @@ set of layers' weights at chosen widths (the rest stay float) and, optionally, e
   a conv/dense output that feeds only a ReLU or batch norm (fused into the op), nor to the output of layers that
   only move values (pooling by max, padding, flatten, reshape, dropout), which keep their input's quantization.
 
+Both are options: `Simulator(weights=...)` takes another weight quantizer (`quantization.ptq.PTQWeights`: CLE,
+AdaRound, bias correction) and `ranges=` another activation-range method (`quantization.ranges`: percentile,
+MSE); activation widths may differ per tensor (`activation_tensors`).
+
 Every figure this module yields is "simulated": reports label it so.
 """
 from dataclasses import dataclass
@@ -26,15 +30,18 @@ import numpy as np
 from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy
 from quantization.clipping import clip_range, reduce_axes
-from quantization.plan import plan as layer_plan
+from quantization.plan import find_layer, plan as layer_plan, walk
+from quantization.ranges import RangeTable, activation_grid, check_method
+from quantization.taps import record, wrapped_clone
 
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 ACTIVATION_BITS = (None, 4, 6, 8, 16)  # None: float activations (weight-only quantization)
 SOFTMAX_RANGE = (0.0, 255 / 256)  # LiteRT's int8 softmax output: scale 1/256, zero point -128
 BATCH = 256  # images per Keras predict step (faster than 1000 on a small CPU)
+INPUT = "<input>"  # the model input's activation tensor
 # Layers whose output LiteRT keeps in its input's quantization (no requantization of their own).
-_PASS_THROUGH = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling2D", "ZeroPadding2D", "Flatten",
-                 "Reshape", "Dropout", "Cropping2D", "Rescaling")
+_PASS_THROUGH = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling2D", "ZeroPadding1D",
+                 "ZeroPadding2D", "ZeroPadding3D", "Flatten", "Reshape", "Dropout", "Cropping2D", "Rescaling")
 
 
 def quantize_kernel(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] = (-1,)) -> np.ndarray:
@@ -57,14 +64,6 @@ def quantize_kernel(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] =
     qmax = 2 ** (bits - 1) - 1
     scale = clip_range(kernel, bits, channel_axes) / qmax
     return (np.clip(np.round(kernel / scale), -qmax, qmax) * scale).astype(np.float32)
-
-
-def activation_grid(low: float, high: float, bits: int) -> tuple[float, float]:
-    """(scale, zero point) of a per-tensor asymmetric grid over [low, high] widened to hold 0, as TFLite nudges it."""
-    low, high = min(float(low), 0.0), max(float(high), 0.0)
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    scale = max(high - low, 1e-9) / (qmax - qmin)
-    return scale, float(np.clip(np.round(qmin - low / scale), qmin, qmax))
 
 
 def fake_quantize(x: Any, low: float, high: float, bits: int) -> Any:
@@ -99,29 +98,72 @@ def _requantizes(layer: Any) -> bool:
     return not (fusable and consumers and all(_fuses(c) for c in consumers))
 
 
-@dataclass
-class _QuantizeOutput:
-    """Wraps a layer so its output is fake-quantized (a clone_function for keras.models.clone_model)."""
+def _producer(layer: Any) -> Any:
+    """The layer whose output is `layer`'s (first) input, in the graph `layer` was first called in."""
+    return layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
 
-    ranges: Mapping[str, tuple[float, float]]
-    bits: int
 
-    def __call__(self, layer: Any) -> Any:
-        import keras
+def _fake_quant_output(layer: Any, key: str) -> Any:
+    """A wrapper whose output is `layer`'s on a grid held in variables (`set_grid`; off: passed through)."""
+    import keras
+    from keras import ops
 
-        ranges, bits = self.ranges, self.bits
-        if layer.name not in ranges:
-            return layer
+    class FakeQuantOutput(keras.layers.Layer):
+        def __init__(self) -> None:
+            super().__init__(name=layer.name)
+            self.inner, self.key = layer, key
+            self.grid = {name: self.add_weight(shape=(), initializer="zeros", trainable=False, name=name)
+                         for name in ("scale", "zero", "qmin", "qmax", "on")}
 
-        class FakeQuantOutput(keras.layers.Layer):
-            def __init__(self) -> None:
-                super().__init__(name=layer.name)
-                self.inner = layer
+        def call(self, *args: Any, **kwargs: Any) -> Any:
+            x = self.inner(*args, **kwargs)
+            g = self.grid
+            quantized = (ops.clip(ops.round(x / g["scale"]) + g["zero"], g["qmin"], g["qmax"]) - g["zero"]) * g["scale"]
+            return g["on"] * quantized + (1.0 - g["on"]) * x
 
-            def call(self, *args: Any, **kwargs: Any) -> Any:
-                return fake_quantize(self.inner(*args, **kwargs), *ranges[layer.name], bits)
+        def set_grid(self, grid: tuple[float, float, int] | None) -> None:
+            """Quantizes to (low, high, bits) from the next call on (None: float)."""
+            self.grid["on"].assign(0.0 if grid is None else 1.0)
+            if grid is not None:
+                low, high, bits = grid
+                scale, zero = activation_grid(low, high, bits)
+                values = {"scale": scale, "zero": zero, "qmin": -(2 ** (bits - 1)), "qmax": 2 ** (bits - 1) - 1}
+                for name, value in values.items():
+                    self.grid[name].assign(float(value))
 
-        return FakeQuantOutput()
+    return FakeQuantOutput()
+
+
+class KernelQuantizer:
+    """Round-to-nearest kernels on `quantize_kernel`'s grids: what `Simulator` assigns for a planned layer at a width.
+
+    `quantization.ptq.PTQWeights` extends it (cross-layer equalization, AdaRound, bias correction).
+
+    Args:
+        model: the float Keras model.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.plan = layer_plan(model)
+        self.float_kernels = {entry.key: np.asarray(entry.kernel(model)) for entry in self.plan}
+        self._entries = {entry.key: entry for entry in self.plan}
+        self._cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def kernel(self, key: str, bits: int) -> np.ndarray:
+        """The planned layer's kernel on its `bits`-wide grid (computed once per layer and width)."""
+        if (key, bits) not in self._cache:
+            self._cache[(key, bits)] = self._quantize(key, bits)
+        return self._cache[(key, bits)]
+
+    def _quantize(self, key: str, bits: int) -> np.ndarray:
+        """The quantized kernel (round to nearest); subclasses round otherwise."""
+        return quantize_kernel(self.float_kernels[key], bits, self._entries[key].channel_axes)
+
+    def assignments(self, key: str, bits: int | None) -> list[tuple[tuple[str, ...], str, np.ndarray]]:
+        """[(layer path, variable attribute, value)] that put planned layer `key` at `bits` (None: float)."""
+        entry = self._entries[key]
+        return [(entry.path, entry.attribute, self.float_kernels[key] if bits is None else self.kernel(key, bits))]
 
 
 class Simulator:
@@ -130,56 +172,90 @@ class Simulator:
     Args:
         model: the float Keras model (never modified).
         calibration: float images for the activation ranges (needed only for activation widths).
+        weights: what puts a planned layer's kernel (and whatever else) on a width's grid (default: round to
+            nearest; `quantization.ptq.PTQWeights` adds equalization, AdaRound and bias correction, and then
+            `weights.model`, the equalized copy, is the float model simulated).
+        ranges: how activation ranges come from the calibration values (`quantization.ranges.RANGE_METHODS`).
     """
 
-    def __init__(self, model: Any, calibration: np.ndarray | None = None) -> None:
+    def __init__(self, model: Any, calibration: np.ndarray | None = None, *, weights: KernelQuantizer | None = None,
+                 ranges: str = "minmax") -> None:
         import keras
 
-        self.model = model
-        self.plan = layer_plan(model)  # the quantizable layers, nested models included, by plan key
-        self.twin = keras.models.clone_model(model)
-        self.twin.set_weights(model.get_weights())
-        self._float = {entry.key: np.asarray(entry.kernel(self.twin)) for entry in self.plan}
-        self._current: dict[str, int | None] = {name: None for name in self._float}
+        self.weights = weights or KernelQuantizer(model)
+        self.model = self.weights.model
+        self.plan = self.weights.plan  # the quantizable layers, nested models included, by plan key
+        self.twin = keras.models.clone_model(self.model)
+        self.twin.set_weights(self.model.get_weights())
+        self._current: dict[str, int | None] = {key: None for key in self.plan.keys}
         self._calibration = calibration
-        self._ranges: dict[str, tuple[float, float]] | None = None
-        self._quantized_activations: dict[int, Any] = {}
+        self.range_method = check_method(ranges)
+        self._ranges: RangeTable | None = None
+        self._wrappers: dict[str, Any] = {}
+        self._activation_twin: Any = None
+        self._tensors = {"/".join(path): layer for path, layer in walk(self.model) if _requantizes(layer)}
 
     @property
     def layers(self) -> list[str]:
         """Plan keys of the layers with weights to quantize (`quantization.plan`: nested models included), in
         model order."""
-        return list(self._float)
+        return list(self._current)
+
+    @property
+    def activation_tensors(self) -> list[str]:
+        """Keys of the tensors with their own activation grid: "<input>", then each requantizing layer's output
+        (plan-style keys: "outer/inner" inside a nested model), in model order."""
+        return [INPUT, *self._tensors]
+
+    def input_tensor(self, key: str) -> str:
+        """The activation tensor whose grid planned layer `key`'s input lies on (`INPUT` or a requantizing layer's
+        key), found back through the layers that keep their input's grid, into and out of nested models."""
+        path = self.plan[key].path
+        while True:
+            source = _producer(find_layer(self.model, path))
+            while type(source).__name__ in _PASS_THROUGH:
+                source = _producer(source)
+            if type(source).__name__ != "InputLayer":
+                found = "/".join((*path[:-1], source.name))
+                inside = [name for name in self._tensors if name.startswith(found + "/")]
+                return inside[-1] if hasattr(source, "layers") and inside else found  # a nested model: its output
+            if len(path) == 1:
+                return INPUT
+            path = path[:-1]  # a nested model's input: look at what feeds the nested model
 
     def parameters(self, layer: str) -> int:
         """Weights in `layer`'s kernel."""
-        return int(self._float[layer].size)
+        return int(self.weights.float_kernels[layer].size)
 
-    def _ranges_from_calibration(self) -> dict[str, tuple[float, float]]:
-        """min/max per requantizing layer output (and the input) over the calibration images, float weights."""
-        import keras
-
+    def ranges(self) -> RangeTable:
+        """The activation ranges: every requantizing output's (and the input's) calibration values, float model."""
+        if self._ranges is not None:
+            return self._ranges
         if self._calibration is None:
             raise QuantizationError("simulated activation quantization needs calibration images; "
                                     "pass Simulator(model, calibration=...)")
-        chosen = [layer for layer in self.model.layers if _requantizes(layer)]
-        probe = keras.Model(self.model.inputs, [layer.output for layer in chosen])
-        outputs = probe.predict(self._calibration, batch_size=BATCH, verbose=0)
-        outputs = outputs if isinstance(outputs, list) else [outputs]
-        ranges = {layer.name: SOFTMAX_RANGE if _is_softmax(layer) else (float(np.min(o)), float(np.max(o)))
-                  for layer, o in zip(chosen, outputs)}
-        ranges["<input>"] = (float(np.min(self._calibration)), float(np.max(self._calibration)))
-        return ranges
+        fixed = {key: SOFTMAX_RANGE for key, layer in self._tensors.items() if _is_softmax(layer)}
+        table = RangeTable(self.range_method, fixed, images=len(self._calibration))
+        table.observe(INPUT, np.asarray(self._calibration, np.float32))
+        for values in record(self.model, {key: "output" for key in self._tensors}, self._calibration):
+            for key, value in values.items():
+                table.observe(key, value)
+        self._ranges = table
+        return table
 
-    def _activation_model(self, bits: int) -> Any:
-        """The twin with every requantizing output fake-quantized at `bits` (built once per width, sharing weights)."""
-        import keras
+    def _activation_model(self, bits: Mapping[str, int | None]) -> Any:
+        """The twin with every requantizing output fake-quantized at its width in `bits` (built once)."""
+        table = self.ranges()
+        if self._activation_twin is None:
+            def wrap(layer: Any, key: str) -> Any:
+                self._wrappers[key] = _fake_quant_output(layer, key)
+                return self._wrappers[key]
 
-        if bits not in self._quantized_activations:
-            self._ranges = self._ranges or self._ranges_from_calibration()
-            self._quantized_activations[bits] = keras.models.clone_model(
-                self.twin, clone_function=_QuantizeOutput(self._ranges, bits))
-        return self._quantized_activations[bits]
+            self._activation_twin = wrapped_clone(self.twin, self._tensors, wrap)
+        for key, wrapper in self._wrappers.items():
+            width = bits.get(key)
+            wrapper.set_grid((*table.range(key, width), width) if width else None)
+        return self._activation_twin
 
     def set_weights(self, weight_bits: Mapping[str, int | None]) -> None:
         """Puts the twin's kernels on the grid of each layer's width (None or absent: float).
@@ -187,35 +263,51 @@ class Simulator:
         Raises:
             QuantizationError: a layer name that has no kernel to quantize.
         """
-        unknown = set(weight_bits) - set(self._float)
+        unknown = set(weight_bits) - set(self._current)
         if unknown:
             raise QuantizationError(f"no quantizable layer named {', '.join(sorted(unknown))}; "
-                                    f"layers: {', '.join(self._float)}")
-        for entry in self.plan:
-            bits = weight_bits.get(entry.key)
-            if bits == self._current[entry.key]:
+                                    f"layers: {', '.join(self._current)}")
+        for key in self._current:
+            bits = weight_bits.get(key)
+            if bits == self._current[key]:
                 continue
-            kernel = self._float[entry.key]
-            entry.kernel(self.twin).assign(kernel if bits is None else
-                                           quantize_kernel(kernel, bits, entry.channel_axes))
-            self._current[entry.key] = bits
+            for path, attribute, value in self.weights.assignments(key, bits):
+                getattr(find_layer(self.twin, path), attribute).assign(value)
+            self._current[key] = bits
 
     def uniform(self, bits: int | None) -> dict[str, int | None]:
         """Every quantizable layer at one width."""
-        return {name: bits for name in self._float}
+        return {key: bits for key in self._current}
+
+    def activation_widths(self, bits: int | None | Mapping[str, int | None]) -> dict[str, int | None]:
+        """{tensor: width} for every activation tensor: one width for all, or a mapping (absent tensors float).
+
+        Raises:
+            QuantizationError: a mapping that names a tensor the model does not have.
+        """
+        if isinstance(bits, Mapping):
+            unknown = set(bits) - set(self.activation_tensors)
+            if unknown:
+                raise QuantizationError(f"no activation tensor named {', '.join(sorted(unknown))}; "
+                                        f"tensors: {', '.join(self.activation_tensors)}")
+            return {name: bits.get(name) for name in self.activation_tensors}
+        return {name: bits for name in self.activation_tensors}
 
     def predict(self, x: np.ndarray, weight_bits: Mapping[str, int | None],
-                activation_bits: int | None = None) -> np.ndarray:
-        """Outputs of the simulated model: weights per `weight_bits`, activations at `activation_bits` (None: float)."""
+                activation_bits: int | None | Mapping[str, int | None] = None) -> np.ndarray:
+        """Outputs of the simulated model: weights per `weight_bits`, activations at `activation_bits` (one width
+        for every tensor, or {tensor key: width} over `activation_tensors`; None or absent: float)."""
         self.set_weights(weight_bits)
-        if activation_bits is None:
+        widths = self.activation_widths(activation_bits)
+        if not any(widths.values()):
             return np.asarray(self.twin.predict(x, batch_size=BATCH, verbose=0))
-        self._ranges = self._ranges or self._ranges_from_calibration()
-        x = np.asarray(fake_quantize(x, *self._ranges["<input>"], activation_bits))
-        return np.asarray(self._activation_model(activation_bits).predict(x, batch_size=BATCH, verbose=0))
+        model = self._activation_model(widths)
+        if widths[INPUT]:
+            x = np.asarray(fake_quantize(x, *self.ranges().range(INPUT, widths[INPUT]), widths[INPUT]))
+        return np.asarray(model.predict(x, batch_size=BATCH, verbose=0))
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, weight_bits: Mapping[str, int | None],
-                 activation_bits: int | None = None) -> float:
+                 activation_bits: int | None | Mapping[str, int | None] = None) -> float:
         """Top-1 accuracy of the simulated model on labelled images."""
         return accuracy(self.predict(x, weight_bits, activation_bits), y)
 

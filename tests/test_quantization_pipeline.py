@@ -152,3 +152,28 @@ def test_rerun_removes_variant_files_it_did_not_produce(trained, mnist, tmp_path
     assert results.variants["float32"].accuracy == report["variants"]["float32"]["accuracy"]
     assert sorted(p.name for p in out.glob("*.tflite")) == ["float32.tflite"]
     assert (out / "notes.txt").read_text() == "the user's own file"
+
+
+def test_cli_ptq_options_reach_the_simulator_and_the_files(trained, mnist, tmp_path, capsys):
+    """`--ranges mse --adaround --bias-correction`: the report names what each file carries, the int4 file holds
+    the simulator's kernels (LiteRT agrees with the simulation), and a bad value is one line, exit 2."""
+    from quantization import convert, ptq
+
+    trained.save(tmp_path / "model.keras")
+    args = ["quantize", str(tmp_path), "--dataset", "mnist", "--variants", "int8,int4,w4a8", "--limit", "300",
+            "--ranges", "mse", "--adaround", "--adaround-iterations", "30", "--bias-correction"]
+    assert cli_main(args) == 0
+    report = json.loads((tmp_path / "quantization" / "report.json").read_text())
+    assert report["ptq"]["options"]["names"] == ["ranges=mse", "adaround(30 it)", "bias_correction"]
+    assert report["ptq"]["carried"] == {"int8": ["ranges=mse", "bias_correction"],
+                                        "int4": ["adaround(30 it)", "bias_correction"],
+                                        "w4a8": ["ranges=mse", "adaround(30 it)", "bias_correction"]}
+    assert report["ptq"]["adaround"] and "Post-training quantization options" in capsys.readouterr().out
+    (x_train, _), (x_test, y_test) = mnist
+    options = ptq.PTQOptions(ranges="mse", adaround=True, adaround_iterations=30, bias_correction=True)
+    sim = ptq.simulator(trained, convert.calibration_images(x_train[:300]), options)
+    simulated = sim.accuracy(scale_pixels(x_test[:300]), y_test[:300], sim.uniform(4))
+    assert report["variants"]["int4"]["accuracy"] == pytest.approx(simulated, abs=0.34 / 100)  # 1 image of 300
+    assert cli_main(["quantize", str(tmp_path), "--ranges", "kl"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "invalid choice: 'kl'" in error[0]

@@ -7,7 +7,9 @@ from kdeep.cli.types import NON_NEGATIVE, POSITIVE
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep quantize`."""
+    from quantization.adaround import ITERATIONS
     from quantization.pipeline import OBJECTIVES, SWEEP_IMAGES
+    from quantization.ranges import RANGE_METHODS
     from quantization.variants import VARIANTS
 
     parser = subparsers.add_parser(
@@ -40,6 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", choices=OBJECTIVES, default="size",
                         help="what --max-drop makes smallest: size, or size with no layer slower than its start "
                         "in a per-layer latency table measured here (latency); default %(default)s")
+    ptq = parser.add_argument_group("post-training quantization (in the simulator and in every file that can "
+                                    "carry it; the report says which)")
+    ptq.add_argument("--ranges", choices=RANGE_METHODS, default="minmax",
+                     help="activation ranges from the calibration images: minmax, percentile (99.99th) or mse "
+                     "(the clipped range with the least quantization error at the tensor's width); "
+                     "default %(default)s")
+    ptq.add_argument("--cle", action="store_true", help="cross-layer equalization of consecutive layers' channels")
+    ptq.add_argument("--adaround", action="store_true", help="AdaRound: learn each 2-4-bit weight's rounding")
+    ptq.add_argument("--adaround-iterations", type=POSITIVE, default=ITERATIONS,
+                     help="AdaRound's steps per layer and width (default %(default)s)")
+    ptq.add_argument("--bias-correction", action="store_true",
+                     help="correct each layer's mean output shift caused by quantizing its weights")
     parser.set_defaults(func=quantize)
 
 
@@ -51,11 +65,14 @@ def quantize(args: argparse.Namespace) -> int:
     """
     from kdeep.train.run_dir import dataset_of
     from quantization.pipeline import run_pipeline
+    from quantization.ptq import PTQOptions
 
+    options = PTQOptions(ranges=args.ranges, equalize=args.cle, adaround=args.adaround,
+                         bias_correction=args.bias_correction, adaround_iterations=args.adaround_iterations)
     dataset = dataset_of(args.model, args.dataset, required=True)
     results = run_pipeline(args.model, dataset, args.out, variants=args.variants, qat_epochs=args.qat_epochs,
                            limit=args.limit, sweep_bits=args.sweep, sweep_limit=args.sweep_limit or None,
-                           max_drop=args.max_drop, objective=args.objective)
+                           max_drop=args.max_drop, objective=args.objective, options=options)
     print((results.report_dir / "report.md").read_text(encoding="utf-8"))
     print(f"report: {results.report_dir / 'report.html'}")
     for name, reason in results.failed.items():

@@ -1,0 +1,120 @@
+"""AdaRound (Nagel et al. 2020): learn whether each weight rounds up or down to minimise the layer's output error.
+
+Round-to-nearest minimises each weight's own error, not the error of the layer's output. AdaRound rounds
+w / s to floor(w / s) + h, with h = clip(sigmoid(V) (ZETA - GAMMA) + GAMMA, 0, 1) learnt per weight, minimising
+the layer's reconstruction error ||W x - W~ x||^2 over calibration inputs plus a regulariser that drives every h
+to 0 or 1 (its exponent annealed from 20 to 2 after a warm-up), then rounds h to {0, 1}.
+
+The layer's output is linear in its weights, so over calibration patches x (the rows of the im2col matrix P)
+the error is tr(dW^T H dW) with H = P^T P / N and dW = W~ - W: one K x K matrix per layer (K = kh * kw * c_in)
+holds everything the optimisation needs, and every step is a K x K by K x C_out product in numpy, full batch
+(no sampling noise, no TensorFlow graph). The loss is the pre-activation one (the paper's equation 20, without
+the activation function of equation 25), which is also what makes the per-channel grid scale irrelevant to
+which rounding wins.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (the paper's values)
+ITERATIONS = 500
+WARMUP = 0.2  # fraction of the iterations without the regulariser
+BETA = (20.0, 2.0)  # the regulariser's exponent, annealed from the first to the second after the warm-up
+LAMBDA = 0.01  # regulariser weight, against the reconstruction error normalised to 1 at round-to-nearest
+LEARNING_RATE = 1e-2
+
+
+@dataclass
+class Rounding:
+    """AdaRound's result for one layer.
+
+    Attributes:
+        integers: the rounded weights in grid steps (kernel / scale, rounded), shaped like the kernel.
+        nearest_error: tr(dW^T H dW) with round-to-nearest.
+        error: the same with the learnt rounding.
+        flipped: fraction of weights rounded the other way from nearest.
+    """
+
+    integers: np.ndarray
+    nearest_error: float
+    error: float
+    flipped: float
+
+
+def reconstruction_error(delta: np.ndarray, hessian: np.ndarray) -> float:
+    """tr(delta^T H delta): the mean squared output error over the calibration patches of a weight change
+    `delta` (K x C, the kernel flattened to its K input taps)."""
+    return float(np.sum(delta * (hessian @ delta)))
+
+
+def _rectified_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """h(V) and dh/dV (zero where h is clipped)."""
+    sigmoid = 1.0 / (1.0 + np.exp(-v))
+    raw = sigmoid * (ZETA - GAMMA) + GAMMA
+    inside = (raw > 0) & (raw < 1)
+    return np.clip(raw, 0.0, 1.0), np.where(inside, sigmoid * (1 - sigmoid) * (ZETA - GAMMA), 0.0)
+
+
+def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarray, *,
+             iterations: int = ITERATIONS, lam: float = LAMBDA, learning_rate: float = LEARNING_RATE) -> Rounding:
+    """Learns the rounding of one layer's kernel on a symmetric per-channel grid.
+
+    Args:
+        kernel: K x C float weights (the kernel reshaped so that rows are input taps, columns output channels).
+        scale: the grid step per output channel, shape (C,) or (1, C).
+        bits: the width; integers lie in [-(2^(bits-1) - 1), 2^(bits-1) - 1].
+        hessian: H = P^T P / N over the calibration patches, K x K.
+        iterations: Adam steps (full batch).
+        lam: the regulariser's weight.
+        learning_rate: Adam's step size on V.
+
+    Returns:
+        The `Rounding` (its integers keep each channel's largest magnitude where round-to-nearest puts it, so a
+        quantizer that scales the grid to the channel's max recovers `scale`; round-to-nearest itself when the
+        learnt rounding is not better on the calibration inputs).
+    """
+    kernel = np.asarray(kernel, np.float64)
+    scale = np.asarray(scale, np.float64).reshape(1, -1)
+    hessian = np.asarray(hessian, np.float64)
+    qmax = 2 ** (bits - 1) - 1
+    ratio = kernel / scale
+    floor = np.floor(ratio)
+    nearest = np.clip(np.round(ratio), -qmax, qmax)
+    nearest_error = reconstruction_error((nearest - ratio) * scale, hessian)
+    norm = max(nearest_error, 1e-30)
+    rest = np.clip((ratio - floor - GAMMA) / (ZETA - GAMMA), 1e-4, 1 - 1e-4)
+    v = np.log(rest / (1 - rest))
+    m, s = np.zeros_like(v), np.zeros_like(v)
+    start = int(WARMUP * iterations)
+    for step in range(iterations):
+        h, dh = _rectified_sigmoid(v)
+        unclipped = floor + h
+        inside = (unclipped >= -qmax) & (unclipped <= qmax)
+        delta = (np.clip(unclipped, -qmax, qmax) - ratio) * scale
+        grad_h = 2 * (hessian @ delta) * scale * inside / norm
+        if step >= start:
+            beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (step - start) / max(iterations - start, 1))
+            centred = 2 * h - 1
+            grad_h += lam * -beta * np.abs(centred) ** (beta - 1) * np.sign(centred) * 2 / h.size
+        grad = grad_h * dh
+        m = 0.9 * m + 0.1 * grad
+        s = 0.999 * s + 0.001 * grad ** 2
+        v -= learning_rate * (m / (1 - 0.9 ** (step + 1))) / (np.sqrt(s / (1 - 0.999 ** (step + 1))) + 1e-12)
+    integers = np.clip(floor + (_rectified_sigmoid(v)[0] >= 0.5), -qmax, qmax)
+    integers = _keep_channel_peaks(integers, nearest)
+    error = reconstruction_error((integers - ratio) * scale, hessian)
+    if error >= nearest_error:  # never worse than nearest on the calibration inputs (tiny kernels: the stem)
+        integers, error = nearest, nearest_error
+    return Rounding(integers=integers.astype(np.float32), nearest_error=nearest_error, error=error,
+                    flipped=float(np.mean(integers != nearest)))
+
+
+def _keep_channel_peaks(integers: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """`integers` with each channel's largest-magnitude nearest value restored where the learnt rounding lowered
+    the channel's peak (a max-scaled quantizer would otherwise pick another grid step)."""
+    integers = integers.copy()
+    lowered = np.abs(integers).max(axis=0) < np.abs(nearest).max(axis=0)
+    for channel in np.flatnonzero(lowered):
+        row = int(np.argmax(np.abs(nearest[:, channel])))
+        integers[row, channel] = nearest[row, channel]
+    return integers
