@@ -1,5 +1,6 @@
 """Pretrained presets: every shipped preset scores what its card says, files are verified, names are checked."""
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -12,11 +13,17 @@ from kdeep.errors import ModelError
 from kdeep.models import presets
 
 SHIPPED = [preset.name for preset in presets.list_presets()]
+PROMISED = {"deepconvnet.mnist", "deepconvnet.mnist_book", "resnet20.fashion_mnist", "resnet56.fashion_mnist",
+            "googlenet_bn.fashion_mnist", "resnet18.fashion_mnist"}  # README and docs/presets.md name these
 
 
 def kdeep(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kdeep", *args], capture_output=True, text=True, timeout=900,
                           cwd=cwd)
+
+
+def test_the_presets_the_docs_name_ship():
+    assert PROMISED <= set(SHIPPED), sorted(PROMISED - set(SHIPPED))
 
 
 def test_presets_fit_in_6_mb():
@@ -95,3 +102,33 @@ def test_a_preset_s_recorded_command_still_trains(tmp_path):
     done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--out", str(tmp_path / "run"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_a_near_miss_names_the_closest_preset():
+    with pytest.raises(ModelError, match="did you mean 'resnet20.fashion_mnist'"):
+        presets.get("resnet20.fashion")
+
+
+@pytest.mark.slow
+def test_predict_with_a_preset_needs_no_data_and_no_training(tmp_path, fashion_mnist):
+    """A fresh, offline install: `kdeep predict resnet20.fashion_mnist *.png` with no dataset anywhere."""
+    from PIL import Image
+
+    from kdeep.scoring import predict
+
+    (_, _), (x_test, y_test) = fashion_mnist
+    paths = []
+    for i in range(16):
+        paths.append(tmp_path / f"{i:02d}.png")
+        Image.fromarray(x_test[i, :, :, 0]).convert("RGB").resize((64, 64)).save(paths[-1])
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    env = {**os.environ, "KDEEP_DATA_DIR": str(empty), "HOME": str(empty)}
+    done = subprocess.run([sys.executable, "-m", "kdeep", "predict", "resnet20.fashion_mnist", *map(str, paths),
+                           "--json"], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    labels = presets.get("resnet20.fashion_mnist").labels
+    predicted = [labels.index(row["top"][0]["label"]) for row in json.loads(done.stdout)["predictions"]]
+    keras_labels = predict(presets.load("resnet20.fashion_mnist"), x_test[:16]).argmax(axis=1).tolist()
+    assert sum(a == b for a, b in zip(predicted, keras_labels)) >= 15  # PNG at 64x64 resized back to 28x28
+    assert sum(a == b for a, b in zip(predicted, y_test[:16].tolist())) >= 13

@@ -71,49 +71,36 @@ class DatasetSpec:
         return (CIFAR_ARCHIVE,)
 
 
+def _idx(name: str, class_names: tuple[str, ...], mirrors: tuple[str, ...], sha256: tuple[str, ...],
+         source: str) -> DatasetSpec:
+    """The table entry of a 28x28x1 IDX dataset; `sha256` lists the four files' digests in IDX_FILES order."""
+    files = [f"{stem}.gz" for pair in IDX_FILES.values() for stem in pair]
+    return DatasetSpec(name=name, layout="idx", image_shape=(28, 28, 1), counts=(60000, 10000),
+                       class_names=class_names, mirrors=mirrors, sha256=dict(zip(files, sha256, strict=True)),
+                       md5={}, source=source)
+
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
-        DatasetSpec(
-            name="mnist",
-            layout="idx",
-            image_shape=(28, 28, 1),
-            counts=(60000, 10000),
-            class_names=tuple(str(digit) for digit in range(10)),
-            mirrors=(
-                "https://storage.googleapis.com/cvdf-datasets/mnist/",
-                "https://ossci-datasets.s3.amazonaws.com/mnist/",
-                "http://yann.lecun.com/exdb/mnist/",
-            ),
-            sha256={
-                "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-                "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-                "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-                "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-            },
-            md5={},
-            source="MNIST handwritten digits (Yann LeCun, Corinna Cortes, Christopher Burges), CC BY-SA 3.0",
-        ),
-        DatasetSpec(
-            name="fashion_mnist",
-            layout="idx",
-            image_shape=(28, 28, 1),
-            counts=(60000, 10000),
-            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-            mirrors=(
-                "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
-                "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            ),
-            sha256={
-                "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-            },
-            md5={},
-            source="Fashion-MNIST (Zalando Research), MIT license",
-        ),
+        _idx("mnist", tuple(str(digit) for digit in range(10)),
+             mirrors=("https://storage.googleapis.com/cvdf-datasets/mnist/",
+                      "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                      "http://yann.lecun.com/exdb/mnist/"),
+             sha256=("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                     "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                     "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+             source="MNIST handwritten digits (Yann LeCun, Corinna Cortes, Christopher Burges), CC BY-SA 3.0"),
+        _idx("fashion_mnist", ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+             mirrors=("https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+                      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+             sha256=("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                     "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                     "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                     "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+             source="Fashion-MNIST (Zalando Research), MIT license"),
         DatasetSpec(
             name="cifar10",
             layout="cifar-binary",
