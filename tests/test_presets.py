@@ -102,6 +102,21 @@ def test_a_preset_s_recorded_command_still_trains(tmp_path):
     done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--out", str(tmp_path / "run"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "model.keras").is_file()
+    # ... and publishing that run writes weights whose checksum and score are what its card says
+    import hashlib
+
+    from kdeep.models import build
+    from kdeep.scoring import score
+    from kdeep.train.publish import publish
+
+    card = publish(tmp_path / "run", "deepconvnet.tiny", folder=tmp_path / "shelf")
+    stored = tmp_path / "shelf" / "deepconvnet.tiny.npz"
+    assert card.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "shelf" / "deepconvnet.tiny.json").read_text())["test_accuracy"] == card.test_accuracy
+    model = build("deepconvnet")
+    with np.load(stored) as arrays:
+        presets.assign(model, {path: arrays[path] for path in arrays.files})
+    assert score(model, "mnist").accuracy == pytest.approx(card.test_accuracy, abs=1e-6)
 
 
 def test_a_near_miss_names_the_closest_preset():

@@ -27,6 +27,7 @@ IDX_FILES = {  # split -> (images file, labels file), the standard IDX names (gz
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+IDX_DOWNLOADS = tuple(f"{stem}.gz" for pair in IDX_FILES.values() for stem in pair)  # what a mirror serves
 CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
 CIFAR_BATCHES = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801  # IDX: unsigned bytes, 3 resp. 1 dimensions
@@ -67,16 +68,15 @@ class DatasetSpec:
     def download_files(self) -> tuple[str, ...]:
         """The files fetched from a mirror (and kept in the cache)."""
         if self.layout == "idx":
-            return tuple(f"{stem}.gz" for pair in IDX_FILES.values() for stem in pair)
+            return IDX_DOWNLOADS
         return (CIFAR_ARCHIVE,)
 
 
 def _idx(name: str, class_names: tuple[str, ...], mirrors: tuple[str, ...], sha256: tuple[str, ...],
          source: str) -> DatasetSpec:
-    """The table entry of a 28x28x1 IDX dataset; `sha256` lists the four files' digests in IDX_FILES order."""
-    files = [f"{stem}.gz" for pair in IDX_FILES.values() for stem in pair]
+    """The table entry of a 28x28x1 IDX dataset; `sha256` lists the four files' digests in IDX_DOWNLOADS order."""
     return DatasetSpec(name=name, layout="idx", image_shape=(28, 28, 1), counts=(60000, 10000),
-                       class_names=class_names, mirrors=mirrors, sha256=dict(zip(files, sha256, strict=True)),
+                       class_names=class_names, mirrors=mirrors, sha256=dict(zip(IDX_DOWNLOADS, sha256, strict=True)),
                        md5={}, source=source)
 
 

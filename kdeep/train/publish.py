@@ -54,15 +54,17 @@ def publish(run: str | Path, name: str | None = None, *, storage: str = "float16
                                  num_classes=spec.num_classes, width=config.width)
     arrays = presets.weight_arrays(model, storage)
     presets.assign(rebuilt, arrays)  # refuses a model the registry does not rebuild with the same weights
+    accuracy = round(score(rebuilt, config.dataset).accuracy, 6)  # before any file is written
     buffer = bytes_io.BytesIO()
     np.savez(buffer, **arrays)
-    weights_file = io.write_atomic(Path(folder) / f"{name}.npz", buffer.getvalue())
+    stored = buffer.getvalue()
+    io.write_atomic(Path(folder) / f"{name}.npz", stored)
     card = presets.Preset(
         name=name, model=config.model, width=config.width, dataset=config.dataset,
         input_shape=tuple(int(d) for d in model.inputs[0].shape[1:]), labels=tuple(spec.class_names),
-        test_accuracy=round(score(rebuilt, config.dataset).accuracy, 6),
+        test_accuracy=accuracy,
         run_test_accuracy=round(metrics["test_accuracy"], 6), storage=storage,
-        sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest(), params=int(rebuilt.count_params()),
+        sha256=hashlib.sha256(stored).hexdigest(), params=int(rebuilt.count_params()),
         train_command=config.command(), publish_command=f"kdeep presets publish {run} --name {name} --storage {storage}",
         config=config.to_dict(), seed=config.seed, epochs=int(metrics["epochs_completed"]),
         train_seconds=float(metrics["train_seconds"]),
