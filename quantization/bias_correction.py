@@ -13,12 +13,7 @@ from typing import Any
 import numpy as np
 
 from quantization.layer_inputs import flat_kernel
-from quantization.plan import find_layer
-
-
-def _consumers(layer: Any) -> list[Any]:
-    """The layers that take `layer`'s output."""
-    return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+from quantization.plan import consumers, find_layer
 
 
 def target(model: Any, key: str) -> tuple[str, str, float] | None:
@@ -29,8 +24,8 @@ def target(model: Any, key: str) -> tuple[str, str, float] | None:
     layer = find_layer(model, path)
     if getattr(layer, "bias", None) is not None:
         return key, "bias", -1.0
-    consumers = _consumers(layer)
-    batchnorm = consumers[0] if len(consumers) == 1 else None
+    takers = consumers(layer)
+    batchnorm = takers[0] if len(takers) == 1 else None
     if batchnorm is None or type(batchnorm).__name__ != "BatchNormalization":
         return None
     axis = batchnorm.axis if isinstance(batchnorm.axis, int) else batchnorm.axis[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from quantization.plan import find_layer, walk
+from quantization.plan import consumers, layer_at, walk
 
 ROUNDS = 20  # passes over the pairs at most
 TOLERANCE = 1e-3  # stop when every scale of a pass is within this of 1 (in log)
@@ -30,10 +30,6 @@ class Equalized:
     model: Any
     pairs: list[tuple[str, str, str | None]] = field(default_factory=list)
     rounds: int = 0
-
-
-def _consumers(layer: Any) -> list[Any]:
-    return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
 
 
 def _weighted(layer: Any) -> bool:
@@ -56,10 +52,10 @@ def find_pairs(model: Any) -> list[tuple[str, str, str | None]]:
             continue
         batchnorm, current = None, first
         while True:
-            consumers = _consumers(current)
-            if len(consumers) != 1:
+            takers = consumers(current)
+            if len(takers) != 1:
                 break
-            nxt = consumers[0]
+            nxt = takers[0]
             kind = type(nxt).__name__
             if kind == "BatchNormalization" and current is first and nxt.scale and nxt.center:
                 batchnorm, current = nxt.name, nxt
@@ -75,24 +71,19 @@ def find_pairs(model: Any) -> list[tuple[str, str, str | None]]:
     return pairs
 
 
-def _layer(model: Any, key: str) -> Any:
-    """The layer of `model` at a plan-style key."""
-    return find_layer(model, tuple(key.split("/")))
-
-
 def _output_range(model: Any, first: str, batchnorm: str | None) -> np.ndarray:
     """Per output channel, max |w| of A's kernel with its batch norm's scale folded in."""
-    kernel = np.asarray(_layer(model, first).kernel)
+    kernel = np.asarray(layer_at(model, first).kernel)
     peak = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0)
     if batchnorm is None:
         return peak
-    bn = _layer(model, batchnorm)
+    bn = layer_at(model, batchnorm)
     return peak * np.abs(np.asarray(bn.gamma)) / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
 
 
 def _input_range(model: Any, second: str) -> np.ndarray:
     """Per input channel, max |w| of B's kernel."""
-    kernel = np.asarray(_layer(model, second).kernel)
+    kernel = np.asarray(layer_at(model, second).kernel)
     return np.abs(np.moveaxis(kernel, -2, -1).reshape(-1, kernel.shape[-2])).max(axis=0)
 
 
@@ -109,15 +100,15 @@ def _rescale(model: Any, pair: tuple[str, str, str | None]) -> float:
     usable = (r_out > 0) & (r_in > 0)
     scale = np.where(usable, np.sqrt(np.where(usable, r_out / np.where(usable, r_in, 1), 1)), 1.0).astype(np.float32)
     if batchnorm is not None:
-        bn = _layer(model, batchnorm)
+        bn = layer_at(model, batchnorm)
         bn.gamma.assign(np.asarray(bn.gamma) / scale)
         bn.beta.assign(np.asarray(bn.beta) / scale)
     else:
-        layer = _layer(model, first)
+        layer = layer_at(model, first)
         layer.kernel.assign(np.asarray(layer.kernel) / scale)
         if layer.bias is not None:
             layer.bias.assign(np.asarray(layer.bias) / scale)
-    layer = _layer(model, second)
+    layer = layer_at(model, second)
     kernel = np.asarray(layer.kernel)
     shape = [1] * kernel.ndim
     shape[-2] = -1

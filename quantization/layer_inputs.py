@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from quantization.plan import find_layer
+from quantization.plan import layer_at
 from quantization.taps import record
 
 BATCH = 64  # calibration images per pass (bounds the patch matrix's memory)
@@ -65,7 +65,7 @@ def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, batch:
     Returns:
         {key: InputStats}.
     """
-    layers = {key: find_layer(model, tuple(key.split("/"))) for key in keys}
+    layers = {key: layer_at(model, key) for key in keys}
     layers = {key: layer for key, layer in layers.items() if supported(layer)}
     if not layers:
         return {}

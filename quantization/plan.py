@@ -266,6 +266,16 @@ def find_layer(model: Any, path: tuple[str, ...]) -> Any:
     return found
 
 
+def layer_at(model: Any, key: str) -> Any:
+    """The layer at a plan key ("outer/inner" inside a nested model)."""
+    return find_layer(model, tuple(key.split("/")))
+
+
+def consumers(layer: Any) -> list[Any]:
+    """The layers that take `layer`'s output."""
+    return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+
+
 def walk(model: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(path, layer) of every layer of `model` in model order, a nested model's layers in its place (neither the
     nested model itself nor its input layer is yielded); a layer's key is "/".join(path)."""

@@ -30,7 +30,7 @@ import numpy as np
 from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy
 from quantization.clipping import clip_range, reduce_axes
-from quantization.plan import find_layer, plan as layer_plan, walk
+from quantization.plan import consumers, find_layer, plan as layer_plan, walk
 from quantization.ranges import RangeTable, activation_grid, check_method
 from quantization.taps import record, wrapped_clone
 
@@ -93,9 +93,9 @@ def _requantizes(layer: Any) -> bool:
     kind = type(layer).__name__
     if kind in _PASS_THROUGH or kind == "InputLayer":
         return False
-    consumers = [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+    takers = consumers(layer)
     fusable = getattr(layer, "kernel", None) is not None or kind in ("BatchNormalization", "Add")
-    return not (fusable and consumers and all(_fuses(c) for c in consumers))
+    return not (fusable and takers and all(_fuses(c) for c in takers))
 
 
 def _producer(layer: Any) -> Any:
