@@ -427,7 +427,7 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=held,
                    fine_tunes=any(v.qat for v in chosen), dataset_name=dataset_name)
     options = options or ptq.PTQOptions()
-    weights = ptq.PTQWeights(model, data.representative, options) if options.weights_on else None
+    weights = ptq.weights_for(model, data.representative, options)
     conversions = quantize(model, [v.name for v in chosen], data.graph.channels_of(data.representative), out,
                            train_data=data.qat_train, qat_epochs=qat_epochs, layer_errors=True, graph=data.graph,
                            options=options, weights=weights)

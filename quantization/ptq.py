@@ -147,12 +147,17 @@ class PTQWeights(KernelQuantizer):
             seconds=dict(self.seconds))
 
 
+def weights_for(model: Any, calibration: np.ndarray | None, options: PTQOptions) -> PTQWeights | None:
+    """The weight algorithms the options ask for (AdaRound, bias correction, CLE), or None for plain rounding."""
+    return PTQWeights(model, calibration, options) if options.weights_on else None
+
+
 def simulator(model: Any, calibration: np.ndarray | None, options: PTQOptions | None = None,
               weights: KernelQuantizer | None = None) -> Simulator:
     """A `Simulator` of `model` with the options' weight algorithms (`weights`, when already made for these
     options: AdaRound's roundings are then shared) and activation ranges."""
     options = options or PTQOptions()
-    weights = weights or (PTQWeights(model, calibration, options) if options.weights_on else None)
+    weights = weights or weights_for(model, calibration, options)
     return Simulator(model, calibration, weights=weights, ranges=options.ranges)
 
 
