@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from kdeep.contract import Contract, attach, contract_of
 from kdeep.errors import ArtifactError, reason
@@ -84,10 +85,22 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: 
 def known_fields(cls: type, data: Any) -> dict[str, Any]:
     """The entries of a JSON object that name fields of the dataclass `cls` (what its `from_dict` takes; keys
     written by other versions are dropped)."""
-    import dataclasses
-
     names = {f.name for f in dataclasses.fields(cls)}
     return {key: value for key, value in data.items() if key in names}
+
+
+class Record:
+    """A results dataclass's JSON form: `to_dict` gives its fields, `from_dict` reads them back (keys written by
+    other versions dropped). Subclasses with nested dataclasses extend `from_dict`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Reads what `to_dict` wrote."""
+        return cls(**known_fields(cls, data))
 
 
 def output_dir(path: str | os.PathLike, what: str = "output directory") -> Path:

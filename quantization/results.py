@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from kdeep.io import known_fields
+from kdeep.io import Record, known_fields
 from quantization.evaluate import VariantScore
 from quantization.search import Confirmation, Mix
 
@@ -38,7 +38,7 @@ class VariantResult(VariantScore):
 
 
 @dataclass
-class SweepResult:
+class SweepResult(Record):
     """The simulated bit-width sweep, the per-layer sensitivity and the simulator-against-LiteRT check.
 
     Attributes:
@@ -62,15 +62,6 @@ class SweepResult:
     check: dict[str, dict]
     seconds: dict[str, float]
     simulated: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SweepResult:
-        """Reads what `to_dict` wrote."""
-        return cls(**known_fields(cls, data))
 
 
 @dataclass
@@ -100,7 +91,7 @@ class MixedResult(Mix):
 
 
 @dataclass
-class PTQResult:
+class PTQResult(Record):
     """The post-training options of a run (`quantization.ptq`) and what they did.
 
     Attributes:
@@ -116,15 +107,6 @@ class PTQResult:
     cle_pairs: list[list[str]] = field(default_factory=list)
     adaround: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PTQResult:
-        """Reads what `to_dict` wrote."""
-        return cls(**known_fields(cls, data))
 
 
 @dataclass

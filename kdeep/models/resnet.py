@@ -148,7 +148,8 @@ def resnet(input_shape: InputShape | None = None, num_classes: int | None = None
         The Keras model, its contract declared.
 
     Raises:
-        ModelError: an argument out of range (one line naming the valid values).
+        ModelError: a depth and version not in DEPTHS, an input smaller than the stem allows, or another argument
+            out of range (one line naming the valid values).
     """
     name = name or f"resnet{depth}{'v2' if version == 2 else ''}"
     kind, counts = choose(name, "depth", depth, choose(name, "version", version, DEPTHS))

@@ -60,7 +60,8 @@ def vgg(input_shape: InputShape | None = None, num_classes: int | None = None, *
         The Keras model, its contract declared.
 
     Raises:
-        ModelError: an argument out of range (one line naming the valid values).
+        ModelError: a depth not in CONVS_PER_BLOCK, an input smaller than the stem allows, or another argument
+            out of range (one line naming the valid values).
     """
     name = name or f"vgg{depth}{'_bn' if batchnorm else ''}"
     convs_per_block = choose(name, "depth", depth, CONVS_PER_BLOCK)
