@@ -3,8 +3,8 @@
 Files are decoded with Pillow (PNG, JPEG, ... of any size and channel count), resized to the model's input and
 converted to its channels, then fed as uint8 pixels to a `Classifier`: a Keras model scales them as its contract
 says, a LiteRT file as its input tensor and metadata say (`quantization.litert.pixel_inputs`). Decoding runs on
-one thread, one batch ahead of the model. A file that is not a readable image is skipped and reported; the others
-are still classified.
+one thread, one batch ahead of the model (a LiteRT file invokes on every core by default). A file that is not a
+readable image is skipped and reported; the others are still classified.
 """
 from __future__ import annotations
 
@@ -82,14 +82,15 @@ class KerasClassifier:
 
 
 class LiteRTClassifier:
-    """A deployable LiteRT file fed uint8 pixels as its input tensor and TFLite Metadata say."""
+    """A deployable LiteRT file fed uint8 pixels as its input tensor and TFLite Metadata say, invoked on
+    `num_threads` threads (None: every core)."""
 
-    def __init__(self, path: Path, num_threads: int = 1) -> None:
+    def __init__(self, path: Path, num_threads: int | None = None) -> None:
         from quantization import litert, metadata
 
         self.path = path
         data = path.read_bytes()
-        self.runner = litert.open_model(path, num_threads=num_threads)
+        self.runner = litert.open_model(path, num_threads=num_threads or os.cpu_count() or 1)
         self.detail, output = self.runner.input_detail(), self.runner.output_detail()
         shape, dtype = tuple(int(d) for d in self.detail["shape"]), np.dtype(self.detail["dtype"])
         if len(self.detail["shape"]) != 4 or shape[3] not in (1, 3) or dtype not in (np.uint8, np.int8, np.float32):
@@ -110,11 +111,11 @@ class LiteRTClassifier:
         return self.runner.run(pixel_inputs(pixels, self.detail, self.runner.normalization))
 
 
-def open_classifier(model_path: str | os.PathLike, dataset: str | None = None) -> Any:
+def open_classifier(model_path: str | os.PathLike, dataset: str | None = None, threads: int | None = None) -> Any:
     """The classifier a path names: a `.tflite` file, a `.keras` file, a run directory or a preset name.
 
     Labels: a `.tflite` file's packed labels file; a Keras model's contract labels, else those of its run's
-    dataset (or `dataset`), else the class indices.
+    dataset (or `dataset`), else the class indices. `threads`: the LiteRT interpreter's (None: every core).
 
     Raises:
         ArtifactError: no model there; QuantizationError: a `.tflite` file that does not take images.
@@ -125,7 +126,7 @@ def open_classifier(model_path: str | os.PathLike, dataset: str | None = None) -
     from kdeep.train.run_dir import dataset_of
 
     if presets.named(model_path) is None and io.resolve_model(model_path, tflite=True).suffix == ".tflite":
-        return LiteRTClassifier(io.resolve_model(model_path, tflite=True))
+        return LiteRTClassifier(io.resolve_model(model_path, tflite=True), threads)
     model = presets.as_model(model_path)
     dataset = dataset_of(model_path, dataset)
     classes = int(model.output_shape[-1])
@@ -134,7 +135,7 @@ def open_classifier(model_path: str | os.PathLike, dataset: str | None = None) -
 
 
 def classify(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, top_k: int = 5,
-             batch_size: int = BATCH, dataset: str | None = None,
+             batch_size: int = BATCH, dataset: str | None = None, threads: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> Predictions:
     """Classifies image files (and the files in folders, recursively) with a model.
 
@@ -145,6 +146,7 @@ def classify(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike],
         top_k: classes reported per image.
         batch_size: images decoded and classified together.
         dataset: the dataset whose class names label a Keras model without labels of its own.
+        threads: threads of a `.tflite` model's invokes (None: every core; decoding overlaps them on its own thread).
         progress: called as progress(files done, files in all) after each batch.
 
     Returns:
@@ -157,12 +159,13 @@ def classify(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     if top_k < 1:
         raise DataError(f"top_k={top_k} must be >= 1")
     files = image_files(list(inputs))
-    classifier = open_classifier(model_path, dataset)
+    classifier = open_classifier(model_path, dataset, threads)
     result = Predictions(str(model_path), classifier.labels)
     k = min(top_k, len(classifier.labels))
     batches = [files[start:start + batch_size] for start in range(0, len(files), batch_size)]
-    # One decoding thread, a batch ahead of the model, whose invokes release the GIL. More threads do not help:
-    # decoding small images is mostly Python holding the GIL, and two threads cost 3.5x the CPU per file here.
+    # One decoding thread, a batch ahead of the model, whose invokes release the GIL and run on every core (LiteRT's
+    # threads take what decoding leaves). More decoding threads do not help: decoding small images is mostly Python
+    # holding the GIL, and two threads cost 3.5x the CPU per file here.
     with ThreadPoolExecutor(max_workers=1) as pool:
         def submit(batch: list[str]) -> Any:
             return pool.submit(_decode, batch, classifier.image_size, classifier.channels)

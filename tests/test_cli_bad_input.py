@@ -120,6 +120,7 @@ CASES = [
     ("predict-missing-image", ["predict", "{tmp}/good.keras", "{tmp}/nothing.png"], {}),
     ("predict-empty-folder", ["predict", "{tmp}/good.keras", "{tmp}/emptyfolder"], {}),
     ("predict-top-k-zero", ["predict", "{tmp}/good.keras", "{tmp}/digit.png", "--top-k", "0"], {}),
+    ("predict-threads-zero", ["predict", "{tmp}/good.keras", "{tmp}/digit.png", "--threads", "0"], {}),
     # compare
     ("compare-unknown-model", ["compare", "--models", "deepconvnet,resnet7", "--out", "{tmp}/new"], {}),
     ("compare-width-flag", ["compare", "--models", "vgg11_bn", "--width", "0.5", "--out", "{tmp}/new"], {}),

@@ -150,6 +150,15 @@ def test_predict_on_png_folder_matches_keras_evaluation(exported, capsys):
     assert printed["accuracy"] == pytest.approx(np.mean([by_index[i] == str(label) for i, label in enumerate(labels)]))
 
 
+def test_predict_threads_change_no_label_or_probability(exported, capsys):
+    _run, result, pngs, _labels = exported
+    printed = []
+    for threads in ("1", "2"):
+        assert main(["predict", str(result.files["int8"]), str(pngs), "--json", "--threads", threads]) == 0
+        printed.append(json.loads(capsys.readouterr().out)["predictions"])
+    assert len(printed[0]) == IMAGES and printed[0] == printed[1]
+
+
 def test_predict_reads_any_size_and_channel_count_and_skips_what_is_no_image(exported, tmp_path, capsys):
     from PIL import Image
 

@@ -54,6 +54,8 @@ def _predict_flags(predict: argparse.ArgumentParser) -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=POSITIVE, default=3, help="classes shown per image (default 3)")
     predict.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch (default 256)")
     predict.add_argument("--dataset", help="dataset whose class names label a .keras model without labels")
+    predict.add_argument("--threads", type=POSITIVE, default=None,
+                         help="threads of a .tflite model's invokes (default: every core)")
     predict.add_argument("--json", action="store_true", help="print the result as JSON")
     return predict
 
@@ -83,6 +85,7 @@ def predict_command(args: argparse.Namespace) -> int:
     from kdeep.classify import classify
 
     result = classify(args.model, args.inputs, top_k=args.top_k, batch_size=args.batch_size, dataset=args.dataset,
+                      threads=args.threads,
                       progress=_progress if len(args.inputs) > 1 or _is_folder(args.inputs[0]) else None)
     for why in result.skipped.values():
         print(f"kdeep: skipped {why}", file=sys.stderr)
