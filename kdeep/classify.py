@@ -166,34 +166,46 @@ def classify(model_path: str | os.PathLike, inputs: Sequence[str | os.PathLike],
     # One decoding thread, a batch ahead of the model, whose invokes release the GIL and run on every core (LiteRT's
     # threads take what decoding leaves). More decoding threads do not help: decoding small images is mostly Python
     # holding the GIL, and two threads cost 3.5x the CPU per file here.
+    outputs: list[tuple[list[str], np.ndarray]] = []  # (files, probabilities) per batch; labelled after the loop
     with ThreadPoolExecutor(max_workers=1) as pool:
         def submit(batch: list[str]) -> Any:
             return pool.submit(_decode, batch, classifier.image_size, classifier.channels)
 
         pending = submit(batches[0]) if batches else None
-        for index, batch in enumerate(batches):
+        for index in range(len(batches)):
             decoded = pending.result()
             pending = submit(batches[index + 1]) if index + 1 < len(batches) else None  # decoded while this runs
-            good = [(file, pixels) for file, pixels in zip(batch, decoded) if not isinstance(pixels, str)]
-            result.skipped.update({file: why for file, why in zip(batch, decoded) if isinstance(why, str)})
-            if good:
-                probabilities = classifier.probabilities(np.stack([pixels for _file, pixels in good]))
-                result.predictions += _top(classifier.labels, [file for file, _p in good], probabilities, k)
+            result.skipped.update(decoded.skipped)
+            if decoded.files:
+                outputs.append((decoded.files, classifier.probabilities(decoded.pixels)))
             if progress:
                 progress(min((index + 1) * batch_size, len(files)), len(files))
+    for batch_files, probabilities in outputs:
+        result.predictions += _top(classifier.labels, batch_files, probabilities, k)
     result.accuracy = _folder_accuracy(result.predictions, classifier.labels)
     return result
 
 
-def _decode(files: list[str], image_size: tuple[int, int], channels: int) -> list[np.ndarray | str]:
-    """Each file's pixels at the model's size and channels, or why it is not a readable image (naming it)."""
-    decoded: list[np.ndarray | str] = []
+@dataclass
+class _Decoded:
+    """A batch decoded: the readable files, their pixels stacked (N, H, W, C), and {file: why} for the others."""
+
+    files: list[str]
+    pixels: np.ndarray
+    skipped: dict[str, str]
+
+
+def _decode(files: list[str], image_size: tuple[int, int], channels: int) -> _Decoded:
+    """The batch at the model's size and channels, stacked on the decoding thread (the model's thread only
+    invokes), and why each unreadable file is not an image (naming it)."""
+    good, pixels, skipped = [], [], {}
     for file in files:
         try:
-            decoded.append(read_image(file, image_size, channels))
+            pixels.append(read_image(file, image_size, channels))
+            good.append(file)
         except DataError as error:
-            decoded.append(str(error))
-    return decoded
+            skipped[file] = str(error)
+    return _Decoded(good, np.stack(pixels) if pixels else np.zeros((0, *image_size, channels), np.uint8), skipped)
 
 
 def _top(labels: tuple[str, ...], files: list[str], probabilities: np.ndarray, k: int) -> list[Prediction]:
