@@ -3,8 +3,9 @@
 Public functions (the signatures the sweep, sensitivity and search modules code against):
 
     layer_ops(model, float_tflite) -> {plan key: LayerOp}
+    op_activation_widths(float_tflite, widths) -> {op scope: activation width}
     quantize_tflite(float_tflite, out_path, *, weight_bits, default_bits, activation_bits=None, model=None,
-                    calibration=None, dynamic=False) -> Path
+                    calibration=None, dynamic=False, activation_widths=None) -> Path
     tensor_snr(float_tflite, quant_tflite, images, model) -> [{"layer", "op", "snr_db"}, ...]
     weight_values(quant_tflite, op, image) -> the float weights a weight-only file feeds to an op
 
@@ -22,7 +23,7 @@ through it).
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -138,6 +139,47 @@ def layer_ops(model: Any, float_tflite: str | Path) -> dict[str, LayerOp]:
     return mapping
 
 
+def _tensor_key(names: list[str], keys: list[str]) -> str | None:
+    """The activation tensor key (`Simulator.activation_tensors`) an op's output names carry (the last in model
+    order when a fused op carries several, e.g. a convolution and its ReLU), or None."""
+    found = None
+    for key in keys:
+        if any(_matches(tuple(key.split("/")), name.split("/")) is not None for name in names):
+            found = key
+    return found
+
+
+def op_activation_widths(float_tflite: str | Path, widths: Mapping[str, int]) -> dict[str, int]:
+    """{op scope: activation width} for every op of a float .tflite, from a width per activation tensor.
+
+    An op's output carries the tensor key its names match (`quantization.sweep.Simulator.activation_tensors`;
+    `INPUT` is the model input), else its first input's (pooling, padding, reshape: they keep their input's grid).
+    LiteRT runs an op with one width for its inputs and outputs (int16x8 kernels or int8 ones) and requantizes
+    between ops of different widths, so an op gets the widest width of the tensors it reads or writes: every tensor
+    chosen at 16 bits is computed and read at 16 bits. A tensor chosen at 8 bits that lies between two 16-bit ops
+    is carried at 16 bits (more precise than simulated, never less).
+
+    Args:
+        float_tflite: the float32 .tflite.
+        widths: {tensor key: 8 or 16} over every activation tensor.
+    """
+    from quantization.sweep import INPUT  # the simulator's name for the model input
+
+    keys = [key for key in widths if key != INPUT]
+    runner = litert.open_model(float_tflite, num_threads=1)
+    names = {t["index"]: t["name"] for t in runner.tensor_details()}
+    carried = {runner.input_detail()["index"]: INPUT}
+    result = {}
+    for op in runner.ops():
+        outputs = [i for i in op["outputs"] if i >= 0]
+        read = [carried[i] for i in op["inputs"] if i in carried]
+        key = _tensor_key([names[i] for i in outputs], keys) or (read[0] if read else None)
+        for index in outputs:
+            carried[index] = key
+        result[";".join(names[i] for i in outputs) + ";"] = max(widths.get(k) or 0 for k in (key, *read))
+    return result
+
+
 def _mode(bits: int | None, activation_bits: int | None, dynamic: bool) -> str:
     """The quantization mode of one op: static with integer activations, dynamic range (always at 2 bits, the only
     2-bit configs the LiteRT quantizer has), else weight-only."""
@@ -163,44 +205,55 @@ def _op_bits(ops: list[LayerOp], weight_bits: dict[str, int | None], default_bit
 
 
 def _recipe(widths: list[tuple[LayerOp, str, int | None]], activation_bits: int | None, dynamic: bool,
-            float_io: bool = False) -> Any:
+            float_io: bool = False, op_activations: Mapping[str, int] | None = None) -> Any:
     """Builds the LiteRT quantizer recipe, one rule per weighted op, after checking every width against the plan's
     rules (the quantizer's policy, less what LiteRT runs wrongly); `float_io`: the model's input and output stay
-    float32, with QUANTIZE and DEQUANTIZE ops at the edges.
+    float32, with QUANTIZE and DEQUANTIZE ops at the edges; `op_activations`: {op scope: activation width} for
+    ops whose activations differ from `activation_bits` (`op_activation_widths`).
 
     Raises:
         QuantizationError: a width LiteRT does not take for an op in its mode (the message names the layer).
     """
     from litert_quantizer import algorithm_manager, qtyping, recipe_manager
 
+    op_activations = op_activations or {}
+
+    def activations(op: LayerOp) -> int | None:
+        return op_activations.get(op.scope, activation_bits)
+
     for op, label, bits in widths:
-        check_width(label, op.op, bits, _mode(bits, activation_bits, dynamic), activation_bits)
+        check_width(label, op.op, bits, _mode(bits, activations(op), dynamic), activations(op))
     names = qtyping.TFLOperationName
     manager = recipe_manager.RecipeManager()
     if activation_bits is not None:  # every other supported op (pooling, reshape, softmax) runs on integers too
         manager.add_static_config(".*", names.ALL_SUPPORTED, activation_bits, 8)
-        for edge in (names.INPUT, names.OUTPUT) if float_io else ():
-            manager.add_quantization_config(".*", edge, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+        for scope, width in op_activations.items():  # later rules win: these ops run at their own width
+            if width != activation_bits:
+                manager.add_static_config(f"^{re.escape(scope)}$", names.ALL_SUPPORTED, width, 8)
     for op, label, bits in widths:
         operation = names(QUANTIZER_OP_NAMES.get(op.op, op.op))
-        mode = _mode(bits, activation_bits, dynamic)
+        mode = _mode(bits, activations(op), dynamic)
         if bits is None:
             manager.add_quantization_config(op.regex, operation,
                                             algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
         elif mode == "static":
-            manager.add_static_config(op.regex, operation, activation_bits, bits)
+            manager.add_static_config(op.regex, operation, activations(op), bits)
         elif mode == "dynamic":
             manager.add_dynamic_config(op.regex, operation, bits, qtyping.QuantGranularity.CHANNELWISE)
         else:
             manager.add_weight_only_config(op.regex, operation, bits)
+    for edge in (names.INPUT, names.OUTPUT) if float_io and activation_bits is not None else ():
+        # ".+": a scope of its own, added last, so that no op's rule above overrides the float edges
+        manager.add_quantization_config(".+", edge, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
     return manager.get_quantization_recipe()
 
 
 def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bits: dict[str, int | None],
                     default_bits: int | None, activation_bits: int | None = None, model: Any = None,
                     calibration: np.ndarray | None = None, dynamic: bool = False, float_io: bool = False,
-                    activation_ranges: str = "minmax") -> Path:
-    """Quantizes a float .tflite with the LiteRT quantizer, with a weight width per planned layer.
+                    activation_ranges: str = "minmax", activation_widths: Mapping[str, int] | None = None) -> Path:
+    """Quantizes a float .tflite with the LiteRT quantizer, with a weight width per planned layer (and, static, an
+    activation width per tensor).
 
     Args:
         float_tflite: the float32 .tflite (kdeep's `float32` variant).
@@ -216,7 +269,10 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
             instead of integer ones.
         activation_ranges: how static activations' ranges come from the calibration images
             (`quantization.ranges`): "minmax" (over every image, as the simulator and the TF converter calibrate,
-            not the quantizer's moving average), "percentile" or "mse".
+            not the quantizer's moving average), "percentile" or "mse" (at the narrowest activation width).
+        activation_widths: {activation tensor key (`quantization.sweep.Simulator.activation_tensors`): 8 or 16}
+            over every tensor, for a static file whose ops run at different widths (`op_activation_widths`);
+            `activation_bits` is then the narrowest of them.
 
     Returns:
         `out_path`.
@@ -227,12 +283,19 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, *, weight_bi
     """
     float_tflite, out_path = Path(float_tflite), Path(out_path)
     ranges.check_method(activation_ranges)
+    op_activations = None
+    if activation_widths:
+        if set(activation_widths.values()) - set(ACTIVATION_BITS):
+            raise QuantizationError(f"activation widths {sorted(set(activation_widths.values()))} are not all "
+                                    f"supported; use {' or '.join(map(str, ACTIVATION_BITS))} per tensor")
+        activation_bits = min(activation_widths.values())
+        op_activations = op_activation_widths(float_tflite, activation_widths)
     if activation_bits is not None and activation_bits not in ACTIVATION_BITS:
         raise QuantizationError(f"{activation_bits}-bit activations are not supported; use 8, 16 or None (float)")
     if activation_bits is not None and (calibration is None or len(calibration) == 0):
         raise QuantizationError(f"{activation_bits}-bit activations need calibration images (training data)")
     recipe = _recipe(_op_bits(weighted_ops(float_tflite), weight_bits, default_bits, model, float_tflite),
-                     activation_bits, dynamic, float_io)
+                     activation_bits, dynamic, float_io, op_activations)
     from litert_quantizer import quantizer
 
     try:

@@ -26,7 +26,8 @@ from quantization.holdout import HeldOut, held_out, run_config
 from quantization.plan import plan as layer_plan
 from quantization.report import write_report
 from quantization.results import MixedResult, PipelineResults, SweepResult, VariantResult
-from quantization.search import check_budget, confirm, pareto, search
+from quantization.search import (SEARCHES, check_budget, confirm, mean_activation_bits, pareto, search,
+                                 search_activations)
 from quantization.sensitivity import layer_sensitivity, sensitivity_width, with_snr
 from quantization.sweep import Simulator, collapse_width, sweep
 from quantization.variants import VARIANTS, Variant, layer_widths, resolve
@@ -38,6 +39,9 @@ SIMULATED_TWINS = {"dynamic": (8, None), "int4": (4, None), "int8": (8, 8)}
 MIXED_WHAT = "mixed precision chosen under the budget (LiteRT quantizer, per-layer widths, dynamic range)"
 OBJECTIVES = ("size", "latency")  # what the mixed-precision search minimises under its accuracy budget
 MIXED = Variant("mixed", MIXED_WHAT, 32, 32, backend="aiedge", dynamic=True)  # what the mix's file says it is
+MIXED_STATIC_WHAT = ("mixed precision chosen under the budget (LiteRT quantizer, full integer: 8- or 16-bit "
+                     "activations per tensor, per-layer weight widths, float input and output)")
+MIXED_STATIC = Variant("mixed", MIXED_STATIC_WHAT, 8, 16, backend="aiedge", representative=True)
 
 
 class Conversions(dict):
@@ -311,10 +315,12 @@ def score(model: Any, data: Prepared, conversions: Conversions) -> tuple[Pipelin
 
 def simulate(model: Any, data: Prepared, conversions: Conversions, results: PipelineResults, reference: np.ndarray,
              *, sweep_bits: bool, sweep_limit: int | None, max_drop: float | None, out: Path,
-             objective: str = "size", options: ptq.PTQOptions | None = None, weights: Any = None) -> None:
+             objective: str = "size", options: ptq.PTQOptions | None = None, weights: Any = None,
+             search_for: str = "weights") -> None:
     """The simulate phase (into `results`): the sweep and sensitivity, the mixed-precision file (exported to
-    `out`, checked, confirmed, scored like the other variants) and the size-against-accuracy frontier, simulated
-    with the post-training `options` (their `weights`, shared with the exports)."""
+    `out`, checked, confirmed, scored like the other variants; `search_for`: `mixed_precision`'s) and the
+    size-against-accuracy frontier, simulated with the post-training `options` (their `weights`, shared with the
+    exports)."""
     simulator = ptq.simulator(model, data.representative, options, weights)
     if sweep_bits:
         progress.say("simulated bit-width sweep and per-layer sensitivity")
@@ -323,12 +329,13 @@ def simulate(model: Any, data: Prepared, conversions: Conversions, results: Pipe
     if max_drop is not None:
         progress.say(f"mixed-precision search under a {max_drop:g}-point budget")
         results.mixed = mixed_precision(simulator, data, conversions, max_drop, out, objective=objective,
-                                        checks=results.checks)
+                                        checks=results.checks, search_for=search_for)
         if "mixed" in conversions:
+            mixed = results.mixed
             results.variants["mixed"] = _scored(conversions["mixed"], data, reference, len(data.x_test),
-                                                what=MIXED_WHAT, weight_bits=results.mixed.mean_bits,
-                                                activation_bits=32, file="mixed.tflite",
-                                                convert_seconds=conversions.seconds["mixed"])
+                                                what=MIXED_STATIC_WHAT if mixed.activation_bits else MIXED_WHAT,
+                                                weight_bits=mixed.mean_bits, activation_bits=mixed.mean_activation_bits,
+                                                file="mixed.tflite", convert_seconds=conversions.seconds["mixed"])
     results.pareto = pareto([{"name": n, "size_bytes": v.size_bytes, "accuracy": v.accuracy}
                              for n, v in results.variants.items()
                              if v.n == results.n_test])  # a subset's accuracy is not comparable
@@ -344,10 +351,23 @@ def _check_counts(**counts: int | None) -> None:
             raise QuantizationError(f"{name}={value!r} must be an integer >= {least}")
 
 
-def _chosen(variants: str | Sequence[str] | None, max_drop: float | None, objective: str) -> list[Variant]:
-    """The variants to make: those named (all for None), with float32 added when a mix is made from it."""
+def _chosen(variants: str | Sequence[str] | None, max_drop: float | None, objective: str,
+            search_for: str = "weights") -> list[Variant]:
+    """The variants to make: those named (all for None), with float32 added when a mix is made from it.
+
+    Raises:
+        QuantizationError: an unknown objective or search, an activation search without a budget, or the latency
+            objective with an activation search.
+    """
     if objective not in OBJECTIVES:
         raise QuantizationError(f"objective {objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
+    if search_for not in SEARCHES:
+        raise QuantizationError(f"search {search_for!r} is unknown; use one of {', '.join(SEARCHES)}")
+    if search_for != "weights" and max_drop is None:
+        raise QuantizationError(f"--search {search_for} chooses under a budget; give --max-drop PP too")
+    if objective == "latency" and search_for != "weights":
+        raise QuantizationError(f"--objective latency weighs dynamic-range weight widths only; use it with "
+                                f"--search weights, or --objective size with --search {search_for}")
     if max_drop is not None:
         check_budget(max_drop)
         names = [v.name for v in resolve(variants)]
@@ -377,7 +397,7 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
                  calibration_samples: int = convert.CALIBRATION_SAMPLES, dataset_name: str | None = None,
                  sweep_bits: bool = False, sweep_limit: int | None = SWEEP_IMAGES, max_drop: float | None = None,
                  validation: tuple[np.ndarray, np.ndarray] | None = None, objective: str = "size",
-                 options: ptq.PTQOptions | None = None) -> PipelineResults:
+                 options: ptq.PTQOptions | None = None, search_for: str = "weights") -> PipelineResults:
     """Quantizes a model to every chosen variant, scores each on the test set and writes the report.
 
     Phases: `prepare` (data), `quantize` (convert), `check_exports` (every file against the Keras model on real
@@ -404,6 +424,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
             config.json held out (a model that trained on every image, or has no config.json, is refused).
         objective: what the search makes smallest under the budget: "size" (the kernels' bytes) or "latency"
             (bytes too, but no move that a measured per-layer latency table predicts slower than the start).
+        search_for: what `max_drop` chooses widths for (`mixed_precision`): "weights" (per layer, dynamic range),
+            "activations" (8 or 16 bits per activation tensor, int8 weights, full integer) or "both".
         options: post-training quantization options (`quantization.ptq.PTQOptions`: activation ranges by
             percentile or MSE, CLE, AdaRound, bias correction), in the simulator and in every file that can carry
             them (the report says which); None: min/max ranges and round-to-nearest.
@@ -412,13 +434,13 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
         The `PipelineResults` (`.report_dir` is the report directory; report.json holds `.to_dict()`).
 
     Raises:
-        QuantizationError: `max_drop` outside (0, 100) or without held-out images, an unknown variant or
-            objective, or a negative count (a limit below 1).
+        QuantizationError: `max_drop` outside (0, 100) or without held-out images, an unknown variant, objective or
+            search (or the latency objective with an activation search), or a negative count (a limit below 1).
         ArtifactError: `out_dir` is a file.
     """
     _check_counts(qat_epochs=qat_epochs, limit=limit, calibration_samples=calibration_samples,
                   sweep_limit=sweep_limit)
-    chosen = _chosen(variants, max_drop, objective)
+    chosen = _chosen(variants, max_drop, objective, search_for)
     out = io.output_dir(default_out_dir(model_or_path) if out_dir is None else out_dir, "report directory")
     from kdeep.models import presets  # not at the top: it imports Keras
 
@@ -438,7 +460,8 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
     results.checks = checks
     if sweep_bits or max_drop is not None:
         simulate(model, data, conversions, results, reference, sweep_bits=sweep_bits, sweep_limit=sweep_limit,
-                 max_drop=max_drop, out=out, objective=objective, options=options, weights=weights)
+                 max_drop=max_drop, out=out, objective=objective, options=options, weights=weights,
+                 search_for=search_for)
     results.ptq = ptq.result(options, weights, list(results.variants), layer_plan(model),
                              mixed=results.mixed.bits if results.mixed else None)
     results.purposes = variant_purposes(results, model)
@@ -500,9 +523,11 @@ def simulated_sweep(simulator: Simulator, x: np.ndarray, y: np.ndarray, conversi
 
 
 def _export_mix(simulator: Simulator, bits: dict[str, int | None], conversions: Conversions, out: Path,
-                graph: convert.ModelGraph | Deployment = convert.MODEL_GRAPH) -> None:
+                graph: convert.ModelGraph | Deployment = convert.MODEL_GRAPH, *,
+                activations: dict[str, int | None] | None = None, calibration: np.ndarray | None = None) -> None:
     """Exports the chosen widths as `<out>/mixed.tflite` into `conversions` (a failure into `.failed`), from the
-    graph the other files were converted from."""
+    graph the other files were converted from: dynamic range, or with `activations` ({tensor: 8 or 16}) full
+    integer, calibrated on `calibration` (in the graph's channels) with the simulator's range method."""
     if "float32" not in conversions:
         conversions.failed["mixed"] = f"needs the float32 variant, which failed: {conversions.failed.get('float32')}"
         return
@@ -514,43 +539,61 @@ def _export_mix(simulator: Simulator, bits: dict[str, int | None], conversions: 
             source, source_tflite = (_clipped_float(simulator.model, bits, conversions["float32"], Path(folder), graph)
                                      if prepared is None else  # kernels on their grids already: unclipped
                                      (prepared, _float_tflite(prepared, Path(folder) / "mixed_float32.tflite", graph)))
+            static = dict(activation_widths=activations, calibration=calibration, float_io=graph.float_io,
+                          activation_ranges=simulator.range_method) if activations else dict(dynamic=True)
             path = aiedge.quantize_tflite(source_tflite, variant_path(out, "mixed"), weight_bits=bits,
-                                          default_bits=None, model=source, dynamic=True)
-            conversions["mixed"] = graph.finish(path, MIXED)
+                                          default_bits=None, model=source, **static)
+            conversions["mixed"] = graph.finish(path, MIXED_STATIC if activations else MIXED)
         conversions.seconds["mixed"] = time.perf_counter() - start
     except QuantizationError as error:
         conversions.failed["mixed"] = str(error)
 
 
+def _choose(simulator: Simulator, data: Prepared, choose: HeldOut, max_drop: float, objective: str,
+            search_for: str) -> Any:
+    """The search `search_for` names on the images that choose (the latency objective measures its table)."""
+    x = scale_pixels(choose.x, data.input_range)
+    if search_for != "weights":
+        return search_activations(simulator, x, choose.y, max_drop, weights=search_for == "both",
+                                  chose_on=choose.source)
+    table = latency.measure(simulator.model, simulator.plan) if objective == "latency" else None
+    return search(simulator, x, choose.y, max_drop, latency=table,
+                  start=simulator.plan.dynamic_twin() if table else None, chose_on=choose.source)
+
+
 def mixed_precision(simulator: Simulator, data: Prepared, conversions: Conversions, max_drop: float, out: Path, *,
-                    objective: str = "size", checks: dict[str, dict] | None = None) -> MixedResult:
+                    objective: str = "size", checks: dict[str, dict] | None = None,
+                    search_for: str = "weights") -> MixedResult:
     """Chooses a per-layer mix on one half of the held-out images, exports it as `<out>/mixed.tflite` (into
     `conversions`, from the graph the other files were converted from), checks it against the Keras model and
     confirms it in LiteRT on the other half.
 
-    The export is dynamic range (activations quantized on the fly): as accurate as weight-only on the models
-    measured, and faster per invoke on the CPU, where weight-only dequantizes every weight on each invoke. With the
-    "latency" objective the search also weighs a per-layer latency table measured in LiteRT (`quantization.latency`)
-    and starts from the converter's `dynamic` layout.
+    `search_for="weights"` chooses weight widths (`search`) and exports dynamic range (activations quantized on the
+    fly): as accurate as weight-only on the models measured, and faster per invoke on the CPU, where weight-only
+    dequantizes every weight on each invoke. With the "latency" objective the search also weighs a per-layer
+    latency table measured in LiteRT (`quantization.latency`) and starts from the converter's `dynamic` layout.
+    "activations" chooses 8 or 16 bits per activation tensor with int8 weights, "both" then weight widths too
+    (`search_activations`), and exports a full-integer file whose ops run at those widths
+    (`aiedge.op_activation_widths`).
 
     Args:
         checks: where the export check's verdict goes ({"mixed": ...}), when given.
+        search_for: "weights", "activations" or "both" (`quantization.search.SEARCHES`).
 
     Returns:
         The mix (chosen on `chose_on`, its `confirmation` on the other images once exported) with "mean_bits"
-        (parameter-weighted weight width, float = 32), "seconds", "lowest" (each layer's narrowest width) and
-        "objective"; a failed export or check lands in `conversions.failed["mixed"]`.
+        (parameter-weighted weight width, float = 32), "mean_activation_bits" (value-weighted, float = 32),
+        "seconds", "lowest" (each layer's narrowest width) and "objective"; a failed export or check lands in
+        `conversions.failed["mixed"]`.
     """
     start = time.perf_counter()
     choose, confirming = data.validation.halves()
-    layers = simulator.plan
-    table = latency.measure(simulator.model, layers) if objective == "latency" else None
-    mix = search(simulator, scale_pixels(choose.x, data.input_range), choose.y, max_drop, latency=table,
-                 start=layers.dynamic_twin() if table else None, chose_on=choose.source)
+    mix = _choose(simulator, data, choose, max_drop, objective, search_for)
     seconds = time.perf_counter() - start
     total = sum(simulator.parameters(layer) for layer in simulator.layers)
     mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
-    _export_mix(simulator, mix.bits, conversions, out, data.graph)
+    _export_mix(simulator, mix.bits, conversions, out, data.graph, activations=mix.activation_bits,
+                calibration=data.graph.channels_of(data.representative))
     if "mixed" in conversions:
         checked = Conversions()
         checked["mixed"] = conversions["mixed"]
@@ -562,6 +605,10 @@ def mixed_precision(simulator: Simulator, data: Prepared, conversions: Conversio
         mix.confirmation = confirm(conversions["mixed"], confirming.x, confirming.y,
                                    scoring.predict(simulator.model, confirming.x), confirming.source,
                                    input_range=data.input_range)
+    mode = "static" if mix.activation_bits else "dynamic"
     return MixedResult.from_dict({**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds,
-                                  "lowest": {entry.key: entry.lowest("dynamic") for entry in layers},
+                                  "mean_activation_bits": round(mean_activation_bits(simulator, mix.activation_bits), 2),
+                                  "lowest": {entry.key: entry.lowest(mode, 8 if mode == "static" else None)
+                                             for entry in simulator.plan},
                                   "objective": objective})
+

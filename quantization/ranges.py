@@ -41,20 +41,33 @@ def subsample(values: np.ndarray, size: int = SAMPLE, seed: int = 0) -> np.ndarr
     return flat[np.random.default_rng(seed).choice(flat.size, size, replace=False)]
 
 
+def activation_limits(bits: int) -> tuple[int, int]:
+    """(qmin, qmax) of a signed `bits`-wide activation grid."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
 def activation_grid(low: float, high: float, bits: int) -> tuple[float, float]:
     """(scale, zero point) of a per-tensor asymmetric grid over [low, high] widened to hold 0, as TFLite nudges it."""
     low, high = min(float(low), 0.0), max(float(high), 0.0)
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    qmin, qmax = activation_limits(bits)
     scale = max(high - low, 1e-9) / (qmax - qmin)
     return scale, float(np.clip(np.round(qmin - low / scale), qmin, qmax))
 
 
+def on_grid(x: Any, scale: Any, zero: Any, qmin: Any, qmax: Any, xp: Any = np) -> Any:
+    """`x` rounded to an asymmetric integer grid and back to float: kdeep's one activation fake-quantization formula
+    (`xp`: numpy for arrays, `keras.ops` for Keras tensors and grids held in variables)."""
+    return (xp.clip(xp.round(x / scale) + zero, qmin, qmax) - zero) * scale
+
+
+def fake_quantize(x: Any, low: float, high: float, bits: int, xp: Any = np) -> Any:
+    """`x` on the asymmetric `bits`-wide grid over [low, high] (`activation_grid`), back to float."""
+    return on_grid(x, *activation_grid(low, high, bits), *activation_limits(bits), xp=xp)
+
+
 def quantization_error(values: np.ndarray, low: float, high: float, bits: int) -> float:
     """Mean squared error of fake-quantizing `values` on the asymmetric `bits`-wide grid over [low, high]."""
-    scale, zero = activation_grid(low, high, bits)
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    rounded = (np.clip(np.round(values / scale) + zero, qmin, qmax) - zero) * scale
-    return float(np.mean((rounded - values) ** 2))
+    return float(np.mean((fake_quantize(values, low, high, bits) - values) ** 2))
 
 
 def tensor_range(values: np.ndarray, bits: int, method: str = "minmax", *, low: float | None = None,

@@ -18,7 +18,7 @@ class VariantResult(VariantScore):
     Attributes:
         what: the variant's description.
         weight_bits: its weight width (the parameter-weighted mean for a mixed-precision file).
-        activation_bits: its activation width (32: float).
+        activation_bits: its activation width (32: float; the value-weighted mean for a mixed-precision file).
         file: the .tflite file's name in the report directory.
         convert_seconds: conversion (and QAT fine-tuning) time.
         note: why it was scored on a subset of the test images ("" when on all).
@@ -26,7 +26,7 @@ class VariantResult(VariantScore):
 
     what: str = ""
     weight_bits: float = 32
-    activation_bits: int = 32
+    activation_bits: float = 32
     file: str = ""
     convert_seconds: float = 0.0
     note: str = ""
@@ -71,12 +71,15 @@ class MixedResult(Mix):
 
     Attributes:
         mean_bits: parameter-weighted weight width (float = 32).
+        mean_activation_bits: activation width weighted by each tensor's values per image (float = 32).
         seconds: the search's wall time (with the latency table's measurement).
-        lowest: each layer's narrowest allowed width (the layer plan's, dynamic range).
+        lowest: each layer's narrowest allowed width (the layer plan's, dynamic range; static with 8-bit
+            activations for an activation search).
         objective: "size" or "latency" (what the search made smallest under the budget).
     """
 
     mean_bits: float = 32.0
+    mean_activation_bits: float = 32.0
     seconds: float = 0.0
     lowest: dict[str, int] = field(default_factory=dict)
     objective: str = "size"

@@ -31,7 +31,7 @@ from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy
 from quantization.clipping import clip_range, reduce_axes
 from quantization.plan import consumers, find_layer, plan as layer_plan, walk
-from quantization.ranges import RangeTable, activation_grid, check_method
+from quantization.ranges import RangeTable, activation_grid, activation_limits, check_method, fake_quantize, on_grid
 from quantization.taps import record, wrapped_clone
 
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -64,15 +64,6 @@ def quantize_kernel(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] =
     qmax = 2 ** (bits - 1) - 1
     scale = clip_range(kernel, bits, channel_axes) / qmax
     return (np.clip(np.round(kernel / scale), -qmax, qmax) * scale).astype(np.float32)
-
-
-def fake_quantize(x: Any, low: float, high: float, bits: int) -> Any:
-    """Rounds `x` (numpy array or Keras tensor) to the asymmetric `bits`-wide grid over [low, high], back to float."""
-    from keras import ops
-
-    scale, zero = activation_grid(low, high, bits)
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return (ops.clip(ops.round(x / scale) + zero, qmin, qmax) - zero) * scale
 
 
 def _is_softmax(layer: Any) -> bool:
@@ -118,7 +109,7 @@ def _fake_quant_output(layer: Any, key: str) -> Any:
         def call(self, *args: Any, **kwargs: Any) -> Any:
             x = self.inner(*args, **kwargs)
             g = self.grid
-            quantized = (ops.clip(ops.round(x / g["scale"]) + g["zero"], g["qmin"], g["qmax"]) - g["zero"]) * g["scale"]
+            quantized = on_grid(x, g["scale"], g["zero"], g["qmin"], g["qmax"], xp=ops)
             return g["on"] * quantized + (1.0 - g["on"]) * x
 
         def set_grid(self, grid: tuple[float, float, int] | None) -> None:
@@ -126,8 +117,8 @@ def _fake_quant_output(layer: Any, key: str) -> Any:
             self.grid["on"].assign(0.0 if grid is None else 1.0)
             if grid is not None:
                 low, high, bits = grid
-                scale, zero = activation_grid(low, high, bits)
-                values = {"scale": scale, "zero": zero, "qmin": -(2 ** (bits - 1)), "qmax": 2 ** (bits - 1) - 1}
+                values = dict(zip(("scale", "zero", "qmin", "qmax"), (*activation_grid(low, high, bits),
+                                                                      *activation_limits(bits))))
                 for name, value in values.items():
                     self.grid[name].assign(float(value))
 
@@ -206,6 +197,11 @@ class Simulator:
         """Keys of the tensors with their own activation grid: "<input>", then each requantizing layer's output
         (plan-style keys: "outer/inner" inside a nested model), in model order."""
         return [INPUT, *self._tensors]
+
+    def activation_size(self, tensor: str) -> int:
+        """Values per image in an activation tensor (`activation_tensors`)."""
+        shape = self.model.input_shape if tensor == INPUT else self._tensors[tensor].output.shape
+        return int(np.prod([int(d) for d in shape[1:]]))
 
     def input_tensor(self, key: str) -> str:
         """The activation tensor whose grid planned layer `key`'s input lies on (`INPUT` or a requantizing layer's

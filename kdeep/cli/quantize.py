@@ -10,6 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from quantization.adaround import ITERATIONS
     from quantization.pipeline import OBJECTIVES, SWEEP_IMAGES
     from quantization.ranges import RANGE_METHODS
+    from quantization.search import SEARCHES
     from quantization.variants import VARIANTS
 
     parser = subparsers.add_parser(
@@ -42,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", choices=OBJECTIVES, default="size",
                         help="what --max-drop makes smallest: size, or size with no layer slower than its start "
                         "in a per-layer latency table measured here (latency); default %(default)s")
+    parser.add_argument("--search", choices=SEARCHES, default="weights",
+                        help="what --max-drop chooses: weights (a width per layer, 2/4/8/float, float activations, "
+                        "dynamic range), activations (8 or 16 bits per activation tensor, int8 weights: a "
+                        "full-integer w8a8 file with 16-bit activations only where the budget needs them) or both "
+                        "(activations, then 4 or 8 bits per layer's weights); default %(default)s")
     ptq = parser.add_argument_group("post-training quantization (in the simulator and in every file that can "
                                     "carry it; the report says which)")
     ptq.add_argument("--ranges", choices=RANGE_METHODS, default="minmax",
@@ -72,7 +78,8 @@ def quantize(args: argparse.Namespace) -> int:
     dataset = dataset_of(args.model, args.dataset, required=True)
     results = run_pipeline(args.model, dataset, args.out, variants=args.variants, qat_epochs=args.qat_epochs,
                            limit=args.limit, sweep_bits=args.sweep, sweep_limit=args.sweep_limit or None,
-                           max_drop=args.max_drop, objective=args.objective, options=options)
+                           max_drop=args.max_drop, objective=args.objective, options=options,
+                           search_for=args.search)
     print((results.report_dir / "report.md").read_text(encoding="utf-8"))
     print(f"report: {results.report_dir / 'report.html'}")
     for name, reason in results.failed.items():
