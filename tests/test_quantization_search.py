@@ -1,5 +1,6 @@
 """The mixed-precision search's arithmetic, pinned on known lost/gained counts (a stub simulator whose predictions
-each layer's width changes on fixed images), its latency limit, and the held-out images it chooses and confirms on."""
+each layer's weight width and each tensor's activation width change on fixed images), its latency limit, and the
+held-out images it chooses and confirms on."""
 import math
 
 import numpy as np
@@ -10,12 +11,15 @@ from kdeep.train.config import TrainConfig
 from quantization.holdout import HeldOut, held_out
 from quantization.latency import LayerLatency
 from quantization.plan import plan
-from quantization.search import drop_bound, search
+from quantization.search import drop_bound, mean_activation_bits, search, search_activations
 
 N = 100  # images that choose: the first 90 right under float, the last 10 wrong
 # (layer, width) -> (images that turn wrong, images that turn right) against float
 EFFECTS = {("big", 4): ({0, 1}, {90}), ("big", 2): (set(range(10, 20)), set()), ("small", 4): ({5},)  + (set(),),
            ("small", 2): ({6, 7, 8}, set())}
+# activation tensor -> values per image, and (tensor, 8 bits) -> (images that turn wrong, images that turn right)
+TENSORS = {"<input>": 10, "t_big": 1000, "t_small": 100}
+ACTIVATION_EFFECTS = {("t_big", 8): ({0, 1, 2, 3, 4}, set()), ("t_small", 8): ({5}, set())}
 
 
 class StubSimulator:
@@ -35,10 +39,22 @@ class StubSimulator:
     def parameters(self, layer):
         return {"big": 1000, "small": 10}[layer]
 
-    def predict(self, x, bits):
+    activation_tensors = list(TENSORS)
+
+    def activation_size(self, tensor):
+        return TENSORS[tensor]
+
+    def activation_widths(self, bits):
+        return {tensor: bits for tensor in TENSORS}
+
+    def input_tensor(self, key):
+        return "<input>"
+
+    def predict(self, x, bits, activations=None):
         right = set(range(90))
-        for layer, width in bits.items():
-            lost, gained = EFFECTS.get((layer, width), (set(), set()))
+        changes = [EFFECTS.get(move, (set(), set())) for move in bits.items()]
+        changes += [ACTIVATION_EFFECTS.get(move, (set(), set())) for move in (activations or {}).items()]
+        for lost, gained in changes:
             right = (right - lost) | gained
         return np.eye(2)[[0 if i in right else 1 for i in range(N)]]
 
@@ -96,6 +112,28 @@ def test_latency_limit_refuses_a_slower_move_without_measuring_it(stub):
 def test_a_start_that_does_not_fit_falls_back_to_float(stub):
     mix = search(stub, np.zeros((N, 1)), Y, max_drop=2.0, start={"big": 2})
     assert mix.tried[0]["layer"] == "big" and mix.tried[0]["bits"] == 8  # it started float, and steps down again
+
+
+def test_activation_search_lowers_to_8_bits_exactly_where_the_bound_fits(stub):
+    mix = search_activations(stub, np.zeros((N, 1)), Y, max_drop=3.0, chose_on="images 0-99")
+    # from every tensor at 16 bits: <input> (10 values, no loss) first, t_big (lost 5: 5 + sqrt 5 = 7.24 > 3)
+    # refused, t_small (lost 1: 1 + 1 = 2.0) kept; the weights stay at 8 bits
+    assert mix.activation_bits == {"<input>": 8, "t_big": 16, "t_small": 8} and mix.bits == {"big": 8, "small": 8}
+    assert [(t["kind"], t["layer"], t["bits"], t["accepted"]) for t in mix.tried] == [
+        ("activations", "<input>", 8, True), ("activations", "t_big", 8, False), ("activations", "t_small", 8, True)]
+    assert (mix.lost, mix.gained) == (1, 0) and mix.drop_bound_pp == pytest.approx(2.0)
+    assert mix.search == "activations" and mix.activation_bytes == 10 * 1 + 1000 * 2 + 100 * 1
+    assert mean_activation_bits(stub, mix.activation_bits) == pytest.approx((10 * 8 + 1000 * 16 + 100 * 8) / 1110)
+
+
+def test_both_lowers_static_weights_on_what_the_activations_left(stub):
+    mix = search_activations(stub, np.zeros((N, 1)), Y, max_drop=3.0, weights=True)
+    # big -> 4 on top (lost 0, 1 and 5, gained 90: 2 + 2 = 4.0 > 3) is refused; small -> 4 (loses image 5 again:
+    # bound 2.0) is kept, and goes no lower: static files take 4 or 8 bits
+    assert mix.activation_bits == {"<input>": 8, "t_big": 16, "t_small": 8} and mix.bits == {"big": 8, "small": 4}
+    weights = [(t["layer"], t["bits"], t["accepted"]) for t in mix.tried if t["kind"] == "weights"]
+    assert weights == [("big", 4, False), ("small", 4, True)] and mix.search == "both"
+    assert mix.drop_bound_pp == pytest.approx(2.0)
 
 
 def test_held_out_images_are_the_runs_validation_split():

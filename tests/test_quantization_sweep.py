@@ -184,6 +184,17 @@ def test_cli_max_drop_outside_range_is_one_line_exit_2(capsys, tmp_path):
     assert err.count("\n") == 0 and "--max-drop" in err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--search", "layers"], "argument --search: invalid choice: 'layers'"),
+    (["--search", "activations"], "--search activations chooses under a budget; give --max-drop PP too"),
+    (["--search", "both", "--max-drop", "1", "--objective", "latency"], "--objective latency weighs dynamic-range"),
+])
+def test_cli_bad_search_is_one_line_exit_2(flags, message, capsys, tmp_path):
+    assert cli_main(["quantize", str(tmp_path), "--dataset", "mnist", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+
+
 def test_pareto_frontier():
     points = [{"name": "a", "size_bytes": 100, "accuracy": 0.99}, {"name": "b", "size_bytes": 50, "accuracy": 0.98},
               {"name": "c", "size_bytes": 60, "accuracy": 0.97}, {"name": "d", "size_bytes": 20, "accuracy": 0.5}]
@@ -254,3 +265,58 @@ def test_mixed_is_scored_with_the_contracts_output_kind(data, tmp_path):
                       - probabilities(net.predict(x_test, verbose=0), "logits"))
     assert mixed["mean_abs_prob_diff"] == pytest.approx(float(expected.mean()), rel=1e-4)
     assert mixed["max_abs_prob_diff"] == pytest.approx(float(expected.max()), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_mix_of_8_and_16_bit_activations_deploys_as_simulated(simulator, model, litert, data, tmp_path):
+    """Activation widths per tensor: the LiteRT file runs each op at the width chosen for its tensors (int16x8 or
+    int8 kernels, requantized between them) and predicts what the simulator does with those widths."""
+    from quantization.litert import open_model
+
+    _, (x_val, y_val), _ = data
+    widths = {tensor: 16 if i % 2 == 0 else 8 for i, tensor in enumerate(simulator.activation_tensors)}
+    assert set(widths.values()) == {8, 16}
+    path = aiedge.quantize_tflite(litert["float32"], tmp_path / "mix.tflite", weight_bits={}, default_bits=8,
+                                  model=model, calibration=simulator._calibration, float_io=True,
+                                  activation_widths=widths)
+    expected = aiedge.op_activation_widths(litert["float32"], widths)
+    runner = open_model(path)
+    tensors = {t["index"]: t for t in runner.tensor_details()}
+    seen = 0
+    for op in runner.ops():
+        scope = ";".join(tensors[i]["name"] for i in op["outputs"]) + ";"
+        if op["op_name"] in aiedge.WEIGHTED_OPS and scope in expected:
+            seen += 1
+            assert tensors[op["inputs"][0]]["dtype"] == (np.int16 if expected[scope] == 16 else np.int8), scope
+    assert seen == len(simulator.layers)
+    x, y = x_val[:300], y_val[:300]  # int16 kernels are LiteRT's slow reference ones
+    simulated, deployed = simulator.predict(x, simulator.uniform(8), widths), litert_predict(path, x)
+    assert np.mean(simulated.argmax(-1) == deployed.argmax(-1)) >= 0.99
+    assert abs(top1(simulated, y) - top1(deployed, y)) <= 0.01
+
+
+@pytest.mark.slow
+def test_activation_search_holds_its_budget_in_litert_on_the_confirming_images(model, data, tmp_path):
+    """--search activations end to end: 8 or 16 bits per tensor chosen in simulation on one half of the held-out
+    images, the full-integer mixed.tflite confirmed in LiteRT on the other half within the budget; the report
+    lists the widths."""
+    import json
+
+    from quantization.pipeline import run_pipeline
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    budget = 2.0
+    out = run_pipeline(model, ((x_train, y_train), (x_test, y_test)), tmp_path / "report", variants="float32",
+                       limit=200, max_drop=budget, validation=(x_val[:400], y_val[:400]), calibration_samples=200,
+                       search_for="activations").report_dir
+    results = json.loads((out / "report.json").read_text())
+    mixed = results["mixed"]
+    assert mixed["search"] == "activations" and mixed["n"] == 200 and mixed["drop_bound_pp"] <= budget
+    assert set(mixed["activation_bits"].values()) <= {8, 16} and "<input>" in mixed["activation_bits"]
+    assert set(mixed["bits"].values()) == {8}
+    assert 8 <= mixed["mean_activation_bits"] <= 16 and results["variants"]["mixed"]["activation_bits"] < 32
+    confirmation = mixed["confirmation"]
+    assert confirmation["n"] == 200 and confirmation["drop_pp"] <= budget  # LiteRT, on images that did not choose
+    assert results["checks"]["mixed"]["passed"]
+    page = (out / "report.html").read_text()
+    assert "Activation widths chosen under the budget" in page and "Searched: activation widths per tensor" in page
