@@ -153,7 +153,8 @@ def op_activation_widths(float_tflite: str | Path, widths: Mapping[str, int]) ->
     """{op scope: activation width} for every op of a float .tflite, from a width per activation tensor.
 
     An op's output carries the tensor key its names match (`quantization.sweep.Simulator.activation_tensors`;
-    `INPUT` is the model input), else its first input's (pooling, padding, reshape: they keep their input's grid).
+    `INPUT` is the model input; the model output, which the converter renames, is the last tensor key), else its
+    first input's (pooling, padding, reshape: they keep their input's grid).
     LiteRT runs an op with one width for its inputs and outputs (int16x8 kernels or int8 ones) and requantizes
     between ops of different widths, so an op gets the widest width of the tensors it reads or writes: every tensor
     chosen at 16 bits is computed and read at 16 bits. A tensor chosen at 8 bits that lies between two 16-bit ops
@@ -169,11 +170,13 @@ def op_activation_widths(float_tflite: str | Path, widths: Mapping[str, int]) ->
     runner = litert.open_model(float_tflite, num_threads=1)
     names = {t["index"]: t["name"] for t in runner.tensor_details()}
     carried = {runner.input_detail()["index"]: INPUT}
+    output = runner.output_detail()["index"]
     result = {}
     for op in runner.ops():
         outputs = [i for i in op["outputs"] if i >= 0]
         read = [carried[i] for i in op["inputs"] if i in carried]
-        key = _tensor_key([names[i] for i in outputs], keys) or (read[0] if read else None)
+        key = (_tensor_key([names[i] for i in outputs], keys) or (keys[-1] if output in outputs and keys else None)
+               or (read[0] if read else None))
         for index in outputs:
             carried[index] = key
         result[";".join(names[i] for i in outputs) + ";"] = max(widths.get(k) or 0 for k in (key, *read))
