@@ -3,7 +3,7 @@ mixed-precision sections (a table and a plot each), on the report layer's `Secti
 from kdeep.report import FIGURE_WIDTH, Section, Table
 from kdeep.report.figures import png, pyplot
 from quantization.results import PipelineResults
-from quantization.sweep import ACTIVATION_BITS
+from quantization.sweep import ACTIVATION_BITS, INPUT
 
 FLOAT_X = 10  # where float weights sit on the sweep plot's weight-bits axis
 MARKERS = "*sPDv^<>hpX"
@@ -226,7 +226,8 @@ def _mixed_section(results: PipelineResults) -> list[Section]:
                    table=Table(("layer (plan key)", "weight bits", "narrowest allowed"), _cells(table)),
                    image="pareto.png", png=_pareto_plot(results))]
     if mixed.activation_bits:
-        rows = [[tensor, _bits(bits)] for tensor, bits in mixed.activation_bits.items()]
+        rows = [["the model input" if tensor == INPUT else tensor, _bits(bits)]
+                for tensor, bits in mixed.activation_bits.items()]
         out.append(Section("Activation widths chosen under the budget", [
             "Each tensor with its own grid (the input, then each layer output LiteRT requantizes), as simulated and "
             "as mixed.tflite carries it: each op runs at the widest width of the tensors it reads or writes, so a "

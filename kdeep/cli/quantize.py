@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sweep-limit", type=NON_NEGATIVE, default=SWEEP_IMAGES,
                         help="test images the simulated sweep scores (default %(default)s; 0 = all)")
     parser.add_argument("--max-drop", type=float, metavar="PP",
-                        help="choose a weight width per layer (2/4/8/float) for the smallest file whose accuracy on "
+                        help="choose a weight width per layer (2/4/8/float; or activation widths: --search) for "
+                        "the smallest file whose accuracy on "
                         "half the images the run held out (config.json val_split) drops at most PP points "
                         "(0 < PP < 100), export it as mixed.tflite, confirm it in LiteRT on the other half "
                         "(pareto.png); a run trained on every image is refused (train with --val-split)")
