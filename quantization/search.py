@@ -178,7 +178,8 @@ class _Descent:
         saving: (unit, width, lower width) -> bytes saved.
         score: {unit: width} -> (accuracy, bound, lost, gained) of the whole model with these widths.
         base: the widths a move alone is ranked against (the move on top of them).
-        admit: {unit: width} -> predicted latency when within the latency budget, else (False, predicted).
+        admit: {unit: width} -> (within the latency budget, predicted latency in µs); None: every move is
+            measured.
     """
 
     kind: str
@@ -208,7 +209,7 @@ class _Descent:
             admitted, predicted = self.admit(candidate) if self.admit else (True, None)
             row = {"kind": self.kind, "layer": unit, "bits": bits, "accuracy": None, "drop_bound_pp": None,
                    "latency_us": predicted, "accepted": False}
-            if admitted:  # slower than allowed: not worth measuring
+            if admitted:  # a move slower than allowed is not worth measuring
                 scored = self.score(candidate)
                 row.update(accuracy=scored[0], drop_bound_pp=scored[1], accepted=scored[1] <= max_drop)
                 if row["accepted"]:
