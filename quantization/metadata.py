@@ -181,11 +181,19 @@ def _model_bytes(tflite: bytes) -> bytes:
 
 def edit_model(tflite: bytes, edit: Callable[[Any], None]) -> bytes:
     """The model flatbuffer after `edit` changed its unpacked form (`ai_edge_litert.schema_py_generated.ModelT`,
-    LiteRT's generated object API), packed again; an appended zip of associated files is dropped."""
+    LiteRT's generated object API), packed again; an appended zip of associated files is dropped.
+
+    Buffers stored after the flatbuffer (`offset`/`size`: the LiteRT quantizer writes them so once a file holds
+    256 KiB of constants) are moved inside it first: packing again would leave their offsets pointing nowhere."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(_model_bytes(tflite)), 0)
+    data = _model_bytes(tflite)
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for buffer in model.buffers or []:
+        if buffer.offset > 1:  # 0: inline; 1: a placeholder the quantizer writes before it packs
+            buffer.data = np.frombuffer(data, np.uint8, buffer.size, buffer.offset)
+            buffer.offset = buffer.size = 0
     edit(model)
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

@@ -281,3 +281,24 @@ def test_nested_ensemble_is_planned_clipped_simulated_and_exported_per_member(tr
     assert set(dtypes.values()) == {"int8"} and len(dtypes) == len(keys)  # int4 reads back as int8
     simulated = Simulator(ensemble).accuracy(x_test, y_test, widths)
     assert abs(100 * (simulated - accuracy(mixed, data))) <= 0.15
+
+
+def test_constants_stored_after_the_flatbuffer_survive_the_metadata_rewrite(data, tmp_path):
+    """The LiteRT quantizer stores constants after the flatbuffer once they pass 256 KiB (a 784x400 int8 kernel
+    does); every deployable file is packed again for its metadata, which must carry them inside."""
+    import keras
+    from ai_edge_litert import schema_py_generated as schema
+
+    from quantization import metadata
+
+    (x, _), _ = data
+    inputs = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(400, activation="relu")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
+    float_tflite = quantize(model, ["float32"], x[:8], tmp_path)["float32"]
+    path = aiedge.quantize_tflite(float_tflite, tmp_path / "int8.tflite", weight_bits={}, default_bits=8)
+    packed = path.read_bytes()
+    stored_after = [b for b in schema.ModelT.InitFromPackedBuf(bytearray(packed), 0).buffers if b.offset > 1]
+    assert stored_after  # else this test tests nothing
+    edited = metadata.edit_model(packed, lambda model: None)
+    assert np.array_equal(litert.predict(edited, x[:32]), litert.predict(packed, x[:32]))
