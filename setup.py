@@ -23,6 +23,6 @@ setup(
         "matplotlib>=3.8",
     ],
     # jax: tests/test_models_backend.py builds the models under KERAS_BACKEND=jax on the CPU
-    extras_require={"test": ["pytest>=8", "pillow>=10", "jax>=0.4.30"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "pillow>=10", "jax>=0.4.30"]},
     entry_points={"console_scripts": ["kdeep=kdeep.cli:main"]},
 )
