@@ -26,8 +26,8 @@ from quantization.holdout import HeldOut, held_out, run_config
 from quantization.plan import plan as layer_plan
 from quantization.report import write_report
 from quantization.results import MixedResult, PipelineResults, SweepResult, VariantResult
-from quantization.search import (SEARCHES, check_budget, confirm, mean_activation_bits, pareto, search,
-                                 search_activations)
+from quantization.search import (SEARCHES, check_budget, confirm, mean_activation_bits, mean_weight_bits, pareto,
+                                 search, search_activations)
 from quantization.sensitivity import layer_sensitivity, sensitivity_width, with_snr
 from quantization.sweep import Simulator, collapse_width, sweep
 from quantization.variants import VARIANTS, Variant, layer_widths, resolve
@@ -590,10 +590,9 @@ def mixed_precision(simulator: Simulator, data: Prepared, conversions: Conversio
     choose, confirming = data.validation.halves()
     mix = _choose(simulator, data, choose, max_drop, objective, search_for)
     seconds = time.perf_counter() - start
-    total = sum(simulator.parameters(layer) for layer in simulator.layers)
-    mean_bits = sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in mix.bits.items()) / total
+    calibration = data.graph.channels_of(data.representative) if mix.activation_bits else None  # static files only
     _export_mix(simulator, mix.bits, conversions, out, data.graph, activations=mix.activation_bits,
-                calibration=data.graph.channels_of(data.representative))
+                calibration=calibration)
     if "mixed" in conversions:
         checked = Conversions()
         checked["mixed"] = conversions["mixed"]
@@ -606,9 +605,9 @@ def mixed_precision(simulator: Simulator, data: Prepared, conversions: Conversio
                                    scoring.predict(simulator.model, confirming.x), confirming.source,
                                    input_range=data.input_range)
     mode = "static" if mix.activation_bits else "dynamic"
-    return MixedResult.from_dict({**mix.to_dict(), "mean_bits": round(mean_bits, 2), "seconds": seconds,
-                                  "mean_activation_bits": round(mean_activation_bits(simulator, mix.activation_bits), 2),
+    widths = {"mean_bits": round(mean_weight_bits(simulator, mix.bits), 2),
+              "mean_activation_bits": round(mean_activation_bits(simulator, mix.activation_bits), 2)}
+    return MixedResult.from_dict({**mix.to_dict(), **widths, "seconds": seconds,
                                   "lowest": {entry.key: entry.lowest(mode, 8 if mode == "static" else None)
                                              for entry in simulator.plan},
                                   "objective": objective})
-

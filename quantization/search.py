@@ -293,6 +293,12 @@ def activation_bytes(simulator: Simulator, widths: Mapping[str, int | None]) -> 
                for t in simulator.activation_tensors)
 
 
+def mean_weight_bits(simulator: Simulator, bits: Mapping[str, int | None]) -> float:
+    """The weight width of a mix, weighted by each layer's kernel parameters (float: 32)."""
+    total = sum(simulator.parameters(layer) for layer in simulator.layers)
+    return sum(simulator.parameters(layer) * (32 if b is None else b) for layer, b in bits.items()) / total
+
+
 def mean_activation_bits(simulator: Simulator, widths: Mapping[str, int | None]) -> float:
     """The activation width of a mix, weighted by each tensor's values per image (no widths: float, 32)."""
     if not widths:
