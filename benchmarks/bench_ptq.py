@@ -26,6 +26,8 @@ SETS = {
     "bc": {"bias_correction": True},
     "adaround": {"adaround": True},
     "adaround+bc": {"adaround": True, "bias_correction": True},
+    "mse+adaround": {"ranges": "mse", "adaround": True},
+    "percentile+adaround": {"ranges": "percentile", "adaround": True},
     "all": {"ranges": "mse", "equalize": True, "adaround": True, "bias_correction": True},
     "mse+adaround+bc": {"ranges": "mse", "adaround": True, "bias_correction": True},
 }

@@ -2,19 +2,22 @@
 
 Round-to-nearest minimises each weight's own error, not the error of the layer's output. AdaRound rounds
 w / s to floor(w / s) + h, with h = clip(sigmoid(V) (ZETA - GAMMA) + GAMMA, 0, 1) learnt per weight, minimising
-the layer's reconstruction error ||W x - W~ x||^2 over calibration inputs plus a regulariser that drives every h
-to 0 or 1 (its exponent annealed from 20 to 2 after a warm-up), then rounds h to {0, 1}.
+the layer's reconstruction error plus a regulariser that drives every h to 0 or 1 (its exponent annealed from 20
+to 2 after a warm-up), then rounds h to {0, 1}.
 
-The layer's output is linear in its weights, so over calibration patches x (the rows of the im2col matrix P)
-the error is tr(dW^T H dW) with H = P^T P / N and dW = W~ - W: one K x K matrix per layer (K = kh * kw * c_in)
-holds everything the optimisation needs, and every step is a K x K by K x C_out product in numpy, full batch
-(no sampling noise, no TensorFlow graph). The loss is the pre-activation one (the paper's equation 20, without
-the activation function of equation 25), which is also what makes the per-channel grid scale irrelevant to
-which rounding wins.
+The error is the paper's asymmetric one, ||P W - Q W~||^2 / N: the float layer on its float inputs P against the
+quantized layer on Q, its inputs in the network whose earlier layers are already quantized, so each layer also
+makes up for the error that reaches it. It is a quadratic in W~ whose coefficients are the patch statistics of
+`quantization.layer_inputs.InputStats` (K x K matrices, K = kh * kw * c_in), so every step is a K x K by K x C_out
+product in numpy, full batch (no sampling noise, no TensorFlow graph). The loss is the pre-activation one (the
+paper's equation 20, without the activation function of equation 25).
 """
 from dataclasses import dataclass
 
 import numpy as np
+
+from quantization.clipping import CANDIDATES
+from quantization.layer_inputs import InputStats
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (the paper's values)
 ITERATIONS = 500
@@ -30,7 +33,7 @@ class Rounding:
 
     Attributes:
         integers: the rounded weights in grid steps (kernel / scale, rounded), shaped like the kernel.
-        nearest_error: tr(dW^T H dW) with round-to-nearest.
+        nearest_error: `reconstruction_error` with round-to-nearest.
         error: the same with the learnt rounding.
         flipped: fraction of weights rounded the other way from nearest.
     """
@@ -41,10 +44,41 @@ class Rounding:
     flipped: float
 
 
-def reconstruction_error(delta: np.ndarray, hessian: np.ndarray) -> float:
-    """tr(delta^T H delta): the mean squared output error over the calibration patches of a weight change
-    `delta` (K x C, the kernel flattened to its K input taps)."""
-    return float(np.sum(delta * (hessian @ delta)))
+def reconstruction_error(kernel: np.ndarray, quantized: np.ndarray, stats: InputStats) -> float:
+    """||P W - Q W~||^2 / N, the mean squared output error over the calibration patches of the quantized kernel
+    `quantized` (W~) on the quantized network's inputs against the float `kernel` (W) on the float ones (both K x C,
+    flattened to their K input taps)."""
+    kernel, quantized = np.asarray(kernel, np.float64), np.asarray(quantized, np.float64)
+    return float(np.sum(quantized * (stats.quantized_gram @ quantized)) - 2 * np.sum(quantized * (stats.cross @ kernel))
+                 + np.sum(kernel * (stats.gram @ kernel)))
+
+
+def output_scale(kernel: np.ndarray, bits: int, stats: InputStats, candidates: np.ndarray = CANDIDATES) -> np.ndarray:
+    """Each output channel's grid step, chosen among `candidates` x max|w| / qmax as the one whose round-to-nearest
+    kernel has the least `reconstruction_error` (the layer's output error, not the weights' own: the error each
+    channel's column adds is independent of the others').
+
+    Args:
+        kernel: K x C float weights.
+        bits: the width.
+        stats: the layer's input statistics.
+        candidates: clipping ranges tried, as fractions of each channel's max|w|.
+
+    Returns:
+        The steps, shape (C,).
+    """
+    kernel = np.asarray(kernel, np.float64)
+    qmax = 2 ** (bits - 1) - 1
+    peak = np.maximum(np.abs(kernel).max(axis=0), 1e-9)
+    hessian, target = np.asarray(stats.quantized_gram, np.float64), np.asarray(stats.cross, np.float64) @ kernel
+    best, best_error = peak / qmax, np.full(peak.shape, np.inf)
+    for fraction in candidates:
+        step = peak * fraction / qmax
+        quantized = np.clip(np.round(kernel / step), -qmax, qmax) * step
+        error = np.sum(quantized * (hessian @ quantized), axis=0) - 2 * np.sum(quantized * target, axis=0)
+        better = error < best_error
+        best, best_error = np.where(better, step, best), np.where(better, error, best_error)
+    return best
 
 
 def _rectified_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +89,7 @@ def _rectified_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(raw, 0.0, 1.0), np.where(inside, sigmoid * (1 - sigmoid) * (ZETA - GAMMA), 0.0)
 
 
-def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarray, *,
+def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, stats: InputStats, *,
              iterations: int = ITERATIONS, lam: float = LAMBDA, learning_rate: float = LEARNING_RATE) -> Rounding:
     """Learns the rounding of one layer's kernel on a symmetric per-channel grid.
 
@@ -63,7 +97,7 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarr
         kernel: K x C float weights (the kernel reshaped so that rows are input taps, columns output channels).
         scale: the grid step per output channel, shape (C,) or (1, C).
         bits: the width; integers lie in [-(2^(bits-1) - 1), 2^(bits-1) - 1].
-        hessian: H = P^T P / N over the calibration patches, K x K.
+        stats: the layer's input statistics (`quantization.layer_inputs.input_statistics`).
         iterations: Adam steps (full batch).
         lam: the regulariser's weight.
         learning_rate: Adam's step size on V.
@@ -75,12 +109,13 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarr
     """
     kernel = np.asarray(kernel, np.float64)
     scale = np.asarray(scale, np.float64).reshape(1, -1)
-    hessian = np.asarray(hessian, np.float64)
+    hessian = np.asarray(stats.quantized_gram, np.float64)
+    target = np.asarray(stats.cross, np.float64) @ kernel  # (Q^T P / N) W: the gradient's fixed part
     qmax = 2 ** (bits - 1) - 1
     ratio = kernel / scale
     floor = np.floor(ratio)
     nearest = np.clip(np.round(ratio), -qmax, qmax)
-    nearest_error = reconstruction_error((nearest - ratio) * scale, hessian)
+    nearest_error = reconstruction_error(kernel, nearest * scale, stats)
     norm = max(nearest_error, 1e-30)
     rest = np.clip((ratio - floor - GAMMA) / (ZETA - GAMMA), 1e-4, 1 - 1e-4)
     v = np.log(rest / (1 - rest))
@@ -90,8 +125,8 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarr
         h, dh = _rectified_sigmoid(v)
         unclipped = floor + h
         inside = (unclipped >= -qmax) & (unclipped <= qmax)
-        delta = (np.clip(unclipped, -qmax, qmax) - ratio) * scale
-        grad_h = 2 * (hessian @ delta) * scale * inside / norm
+        quantized = np.clip(unclipped, -qmax, qmax) * scale
+        grad_h = 2 * (hessian @ quantized - target) * scale * inside / norm
         if step >= start:
             beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (step - start) / max(iterations - start, 1))
             centred = 2 * h - 1
@@ -102,7 +137,7 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, hessian: np.ndarr
         v -= learning_rate * (m / (1 - 0.9 ** (step + 1))) / (np.sqrt(s / (1 - 0.999 ** (step + 1))) + 1e-12)
     integers = np.clip(floor + (_rectified_sigmoid(v)[0] >= 0.5), -qmax, qmax)
     integers = _keep_channel_peaks(integers, nearest)
-    error = reconstruction_error((integers - ratio) * scale, hessian)
+    error = reconstruction_error(kernel, integers * scale, stats)
     if error >= nearest_error:  # never worse than nearest on the calibration inputs (tiny kernels: the stem)
         integers, error = nearest, nearest_error
     return Rounding(integers=integers.astype(np.float32), nearest_error=nearest_error, error=error,

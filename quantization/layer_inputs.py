@@ -1,11 +1,13 @@
-"""What a layer's inputs look like to its kernel: the mean and Gram matrix of its im2col patches on calibration images.
+"""What a layer's inputs look like to its kernel: statistics of its im2col patches on calibration images.
 
 A Conv2D or Dense output is P @ W, with P the layer's input unrolled into one row of K = kh * kw * c_in taps per
-output position (the taps in the kernel's own order) and W the kernel as K x C_out. Two statistics of P over the
-calibration images serve the weight algorithms: its mean row (bias correction: a weight change dW moves the
-output's mean by mean @ dW) and H = P^T P / N (AdaRound: the output's mean squared error is tr(dW^T H dW)).
-Both come from the float model. Other layers (depthwise, transposed or grouped convolutions, 1-D and 3-D ones)
-get none: the algorithms leave them at round-to-nearest.
+output position (the taps in the kernel's own order) and W the kernel as K x C_out. The weight algorithms compare
+the float layer, P @ W, with the quantized network's, Q @ W~, where Q is the same layer's input in a copy whose
+earlier layers are already quantized (AdaRound's "asymmetric reconstruction"; Q = P when nothing before it is).
+The output's mean squared error is tr(W~^T (Q^T Q / N) W~) - 2 tr(W~^T (Q^T P / N) W) + tr(W^T (P^T P / N) W)
+(AdaRound) and its mean shift mean(Q) @ W~ - mean(P) @ W (bias correction), so five statistics over the
+calibration patches hold all they need. Other layers (depthwise, transposed or grouped convolutions, 1-D and 3-D
+ones) get none: the algorithms leave them at round-to-nearest.
 """
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -20,10 +22,23 @@ BATCH = 64  # calibration images per pass (bounds the patch matrix's memory)
 
 @dataclass
 class InputStats:
-    """Patch statistics of one layer's input: `mean` (K,) and `gram` (K, K), over `rows` patches."""
+    """Patch statistics of one layer's input over `rows` patches: P through the float model, Q through the copy with
+    the earlier layers quantized (the same arrays as P's when there is none).
+
+    Attributes:
+        mean: mean row of P, (K,).
+        gram: P^T P / N, (K, K).
+        quantized_mean: mean row of Q.
+        quantized_gram: Q^T Q / N.
+        cross: Q^T P / N.
+        rows: N.
+    """
 
     mean: np.ndarray
     gram: np.ndarray
+    quantized_mean: np.ndarray
+    quantized_gram: np.ndarray
+    cross: np.ndarray
     rows: int
 
 
@@ -53,13 +68,15 @@ def flat_kernel(kernel: np.ndarray) -> np.ndarray:
     return kernel.reshape(-1, kernel.shape[-1])
 
 
-def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, batch: int = BATCH) -> dict:
-    """{key: InputStats} for the named (supported) planned layers of `model`, over `images` through the float model.
+def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quantized: Any = None,
+                     batch: int = BATCH) -> dict:
+    """{key: InputStats} for the named (supported) planned layers of `model`, over `images`.
 
     Args:
         model: a functional Keras model (nested models included: keys are layer-plan keys).
         keys: plan keys of layers for which `supported` holds (others are skipped).
         images: float calibration images shaped like the model input.
+        quantized: a copy of `model` (same structure) whose earlier layers are quantized, giving Q; None: Q = P.
         batch: images per forward pass.
 
     Returns:
@@ -69,14 +86,31 @@ def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, batch:
     layers = {key: layer for key, layer in layers.items() if supported(layer)}
     if not layers:
         return {}
-    sums: dict[str, Any] = {key: 0.0 for key in layers}
-    grams: dict[str, Any] = {key: 0.0 for key in layers}
-    counts = {key: 0 for key in layers}
-    for values in record(model, {key: "input" for key in layers}, images, batch):
-        for key, value in values.items():
-            rows = patches(layers[key], value)
-            sums[key] = sums[key] + rows.sum(axis=0, dtype=np.float64)
-            grams[key] = grams[key] + (rows.T @ rows).astype(np.float64)
-            counts[key] += len(rows)
-    return {key: InputStats(mean=sums[key] / counts[key], gram=grams[key] / counts[key], rows=counts[key])
-            for key in layers}
+    sides = {key: "input" for key in layers}
+    floats = record(model, sides, images, batch)
+    twins = floats if quantized is None else record(quantized, sides, images, batch)
+    names = ("mean", "gram", "quantized_mean", "quantized_gram", "cross")
+    sums: dict[str, dict[str, Any]] = {key: dict.fromkeys(names, 0.0) for key in layers}
+    counts = dict.fromkeys(layers, 0)
+    for values in floats:
+        others = values if quantized is None else next(twins)
+        for key, layer in layers.items():
+            p = patches(layer, values[key])
+            q = p if quantized is None else patches(layer, others[key])
+            total = sums[key]
+            total["mean"] = total["mean"] + p.sum(axis=0, dtype=np.float64)
+            total["gram"] = total["gram"] + (p.T @ p).astype(np.float64)
+            if quantized is not None:
+                total["quantized_mean"] = total["quantized_mean"] + q.sum(axis=0, dtype=np.float64)
+                total["quantized_gram"] = total["quantized_gram"] + (q.T @ q).astype(np.float64)
+                total["cross"] = total["cross"] + (q.T @ p).astype(np.float64)
+            counts[key] += len(p)
+    stats = {}
+    for key, total in sums.items():
+        mean, gram = total["mean"] / counts[key], total["gram"] / counts[key]
+        if quantized is None:
+            stats[key] = InputStats(mean, gram, mean, gram, gram, counts[key])
+        else:
+            stats[key] = InputStats(mean, gram, total["quantized_mean"] / counts[key],
+                                    total["quantized_gram"] / counts[key], total["cross"] / counts[key], counts[key])
+    return stats

@@ -19,8 +19,7 @@ import numpy as np
 
 from kdeep.errors import QuantizationError
 from quantization import bias_correction
-from quantization.adaround import ITERATIONS, Rounding, adaround
-from quantization.clipping import clip_range
+from quantization.adaround import ITERATIONS, Rounding, adaround, output_scale
 from quantization.equalization import equalize
 from quantization.layer_inputs import flat_kernel, input_statistics, supported
 from quantization.plan import LayerPlan, find_layer, walk
@@ -95,29 +94,38 @@ class PTQWeights(KernelQuantizer):
         if needs_data and (calibration is None or len(calibration) == 0):
             raise QuantizationError("AdaRound and bias correction need calibration images (training data)")
         self._images = None if calibration is None else np.asarray(calibration[:options.calibration_images])
-        self._stats: dict | None = None
+        self._float_stats: dict | None = None
+        self._stats: dict[tuple[str, int], Any] = {}
         self.roundings: dict[tuple[str, int], Rounding] = {}
         self.seconds = {"statistics": 0.0, "adaround": 0.0}
 
-    def statistics(self) -> dict:
-        """{plan key: InputStats} of the supported planned layers (computed once)."""
-        if self._stats is None:
-            start = time.perf_counter()
-            self._stats = input_statistics(self.model, list(self.float_kernels), self._images)
-            self.seconds["statistics"] += time.perf_counter() - start
-        return self._stats
+    def statistics(self, key: str, bits: int | None = None) -> Any:
+        """The `InputStats` of supported planned layer `key` (computed once): its inputs through the float model
+        (the same for every layer's width: bias correction's mean) or, for a width `bits`, also through a prepared
+        copy whose earlier planned layers are at `bits` (AdaRound's asymmetric error: each layer then makes up for
+        the error that reaches it)."""
+        start = time.perf_counter()
+        if bits is None and self._float_stats is None:
+            self._float_stats = input_statistics(self.model, list(self.float_kernels), self._images)
+        elif bits is not None and (key, bits) not in self._stats:
+            earlier = self.plan.keys[:self.plan.keys.index(key)]
+            quantized = prepared_model(self, dict.fromkeys(earlier, bits)) if earlier else None
+            start = time.perf_counter()  # the earlier layers' own work is timed where it happens
+            self._stats[(key, bits)] = input_statistics(self.model, [key], self._images, quantized)[key]
+        self.seconds["statistics"] += time.perf_counter() - start
+        return self._float_stats[key] if bits is None else self._stats[(key, bits)]
 
     def _quantize(self, key: str, bits: int) -> np.ndarray:
-        """AdaRound's kernel at 2-4 bits for supported layers, else round to nearest."""
+        """AdaRound's kernel at 2-4 bits for supported layers (on the per-channel grid that `output_scale` picks for
+        the layer's output error, not the weights' own), else round to nearest."""
         entry = self.plan[key]
         if not (self.options.adaround and bits in ADAROUND_BITS and supported(entry.layer(self.model))):
             return super()._quantize(key, bits)
         kernel = self.float_kernels[key]
-        qmax = 2 ** (bits - 1) - 1
-        scale = flat_kernel(clip_range(kernel, bits, entry.channel_axes)) / qmax
-        stats = self.statistics()[key]
+        stats = self.statistics(key, bits)
         start = time.perf_counter()
-        rounding = adaround(flat_kernel(kernel), scale, bits, stats.gram, iterations=self.options.adaround_iterations)
+        scale = output_scale(flat_kernel(kernel), bits, stats)
+        rounding = adaround(flat_kernel(kernel), scale, bits, stats, iterations=self.options.adaround_iterations)
         self.seconds["adaround"] += time.perf_counter() - start
         self.roundings[(key, bits)] = rounding
         return (rounding.integers * scale).reshape(kernel.shape).astype(np.float32)
@@ -133,7 +141,7 @@ class PTQWeights(KernelQuantizer):
         float_value = np.asarray(getattr(find_layer(self.model, path), attribute))
         if bits is None:
             return [*values, (path, attribute, float_value)]
-        shift = bias_correction.output_shift(self.float_kernels[key], values[0][2], self.statistics()[key].mean)
+        shift = bias_correction.output_shift(self.float_kernels[key], values[0][2], self.statistics(key).mean)
         return [*values, (path, attribute, float_value + sign * shift)]
 
     def summary(self, carried: Mapping[str, list[str]] | None = None) -> PTQResult:

@@ -122,7 +122,7 @@ def test_adaround_lowers_the_layer_reconstruction_error_on_held_out_images(resne
         for bits in (3, 4):
             qmax = 2 ** (bits - 1) - 1
             scale = clip_range(kernel, bits) / qmax  # the simulator's and the exports' grid
-            result = adaround.adaround(kernel, scale, bits, train[name].gram)
+            result = adaround.adaround(kernel, scale, bits, train[name])
             assert result.error <= result.nearest_error
             if result.flipped == 0:  # the fallback kept nearest (tiny kernels such as the stem's 9 taps)
                 assert result.error == result.nearest_error
@@ -130,11 +130,30 @@ def test_adaround_lowers_the_layer_reconstruction_error_on_held_out_images(resne
             learnt += name != "stem_conv"
             assert result.error < result.nearest_error
             nearest = np.clip(np.round(kernel / scale), -qmax, qmax)
-            test_error = adaround.reconstruction_error((result.integers - kernel / scale) * scale,
-                                                       held_out[name].gram)
-            assert test_error < adaround.reconstruction_error((nearest - kernel / scale) * scale,
-                                                              held_out[name].gram), (name, bits)
+            test_error = adaround.reconstruction_error(kernel, result.integers * scale, held_out[name])
+            assert test_error < adaround.reconstruction_error(kernel, nearest * scale, held_out[name]), (name, bits)
     assert learnt >= 7  # of the 8 (layer, width) pairs past the stem on this one-epoch model
+
+
+def test_reconstruction_error_is_the_output_error_against_the_quantized_network(resnet, fashion):
+    """AdaRound's error from the patch statistics is ||P W - Q W~||^2 / N measured on the two networks' outputs of
+    the layer: the float one, and the prepared copy with every layer up to it at 3 bits."""
+    import keras
+
+    _, calibration, _ = fashion
+    weights = ptq.PTQWeights(resnet, calibration, PTQOptions(adaround=True, bias_correction=True,
+                                                             adaround_iterations=50))
+    name, bits = "stage2_block2_conv1", 3
+    assert resnet.get_layer(name).bias is None  # the conv output is P W itself
+    keys = weights.plan.keys
+    quantized = ptq.prepared_model(weights, dict.fromkeys(keys[:keys.index(name) + 1], bits))
+    outputs = [np.asarray(keras.Model(net.inputs, net.get_layer(name).output)(calibration, training=False))
+               for net in (resnet, quantized)]
+    measured = np.sum((outputs[0] - outputs[1]) ** 2) / np.prod(outputs[0].shape[:-1])
+    stats = weights.statistics(name, bits)
+    kernel, quantized_kernel = (flat_kernel(k) for k in (resnet.get_layer(name).kernel, weights.kernel(name, bits)))
+    assert adaround.reconstruction_error(kernel, quantized_kernel, stats) == pytest.approx(measured, rel=1e-3)
+    assert not np.allclose(stats.quantized_gram, stats.gram)  # the inputs did change: earlier layers at 3 bits
 
 
 def test_mse_ranges_beat_min_max_at_4_bit_activations(resnet, fashion):
