@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from quantization.layer_inputs import supported
 from quantization.plan import consumers, layer_at, walk
 
 ROUNDS = 20  # passes over the pairs at most
@@ -32,12 +33,6 @@ class Equalized:
     rounds: int = 0
 
 
-def _weighted(layer: Any) -> bool:
-    """A Conv2D without groups, or a Dense layer (the layers CLE rescales)."""
-    kind = type(layer).__name__
-    return kind == "Dense" or (kind == "Conv2D" and getattr(layer, "groups", 1) == 1)
-
-
 def _relu_or_linear(layer: Any) -> bool:
     """True when the layer's own activation is positively homogeneous (ReLU or none)."""
     return getattr(getattr(layer, "activation", None), "__name__", "linear") in ("relu", "linear")
@@ -48,7 +43,7 @@ def find_pairs(model: Any) -> list[tuple[str, str, str | None]]:
     nested models included (a pair lies inside one model)."""
     pairs = []
     for path, first in walk(model):
-        if not (_weighted(first) and _relu_or_linear(first)):
+        if not (supported(first) and _relu_or_linear(first)):
             continue
         batchnorm, current = None, first
         while True:
@@ -62,7 +57,7 @@ def find_pairs(model: Any) -> list[tuple[str, str, str | None]]:
             elif (kind in _HOMOGENEOUS and getattr(nxt, "max_value", None) is None
                   and not getattr(nxt, "threshold", 0)) or (kind == "Activation" and _relu_or_linear(nxt)):
                 current = nxt
-            elif _weighted(nxt) and len(nxt.input.shape) == len(first.output.shape):
+            elif supported(nxt) and len(nxt.input.shape) == len(first.output.shape):
                 key = "/".join(path[:-1] + (nxt.name,))
                 pairs.append(("/".join(path), key, None if batchnorm is None else "/".join(path[:-1] + (batchnorm,))))
                 break
