@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--litert-images", type=int, default=10000, help="test images LiteRT scores")
     parser.add_argument("--sets", default=",".join(SETS), help=f"option sets ({', '.join(SETS)})")
     parser.add_argument("--iterations", type=int, default=500, help="AdaRound iterations")
+    parser.add_argument("--calibration-images", type=int, default=256,
+                        help="calibration images of AdaRound's and bias correction's layer statistics")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         float_file = quantize(model, ["float32"], calibration, Path(scratch) / "float")["float32"]
         litert_float = float(np.mean(predict(float_file, x[:args.litert_images]).argmax(-1) == y[:args.litert_images]))
         for name in args.sets.split(","):
-            options = ptq.PTQOptions(**SETS[name], adaround_iterations=args.iterations)
+            options = ptq.PTQOptions(**SETS[name], adaround_iterations=args.iterations,
+                                     calibration_images=args.calibration_images)
             start = time.perf_counter()
             sim = ptq.simulator(model, calibration, options)
             row = {"set": name, "options": options.names, **_simulated(sim, x[:args.images], y[:args.images])}

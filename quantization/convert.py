@@ -99,9 +99,9 @@ class ModelGraph:
         return tuple(model.input_shape)
 
     @contextlib.contextmanager
-    def saved_model(self, model: Any) -> Iterator[Any]:
+    def saved_model(self, model: Any, variant: Variant | None = None) -> Iterator[Any]:
         """What `convert` converts for `model`: a Keras 3 model's SavedModel (`saved_model`), a tf_keras (QAT)
-        model as it is."""
+        model as it is (the same graph for every `variant`)."""
         import keras
 
         if not isinstance(model, keras.Model):

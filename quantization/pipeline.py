@@ -71,8 +71,12 @@ def _clipped_float(model: Any, weight_bits: dict[str, int | None], float_tflite:
     source = clipping.clipped_model(model, weight_bits)
     if source is model:
         return model, float_tflite
-    key = hashlib.sha1(repr(sorted(weight_bits.items())).encode()).hexdigest()[:12]
-    return source, _float_tflite(source, folder / f"clipped_{key}.tflite", graph)
+    return source, _float_tflite(source, folder / f"clipped_{_widths_key(weight_bits)}.tflite", graph)
+
+
+def _widths_key(weight_bits: dict[str, int | None]) -> str:
+    """A short name for a set of layer widths (files made from the same widths share it)."""
+    return hashlib.sha1(repr(sorted(weight_bits.items())).encode()).hexdigest()[:12]
 
 
 def _aiedge(variant: Variant, model: Any, float_tflite: Path, representative: np.ndarray, path: Path,
@@ -153,10 +157,10 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
                 tuned = (qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs,
                                        weight_bits=variant.weight_bits) if variant.qat else None)
                 on_grid = tuned if tuned is not None else ptq.variant_source(weights, variant)
-                if variant.backend == "converter" and on_grid is None:
+                if variant.backend == "converter" and on_grid is None and variant.activation_bits != 16:
                     convert.convert(exported, graph.variant(variant), representative, path, activation_ranges=ranges)
-                elif variant.backend == "converter":
-                    with graph.saved_model(on_grid) as source:
+                elif variant.backend == "converter":  # its own graph: on-grid kernels, or int16's front end
+                    with graph.saved_model(model if on_grid is None else on_grid, variant) as source:
                         convert.convert(source, graph.variant(variant), representative, path,
                                         activation_ranges=ranges)
                 elif on_grid is None:
@@ -164,7 +168,9 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
                     _aiedge(variant, model, float_tflite, representative, path, Path(scratch), graph, ranges=ranges)
                 else:  # QAT trained the weights on the max-scaled grid, or PTQ put them there: exported unclipped
                     source = qat.float_weights(model, tuned) if tuned is not None else on_grid
-                    float_tflite = _float_tflite(source, Path(scratch) / f"{variant.name}_float32.tflite", graph)
+                    name = (variant.name if tuned is not None  # PTQ: one float file per set of widths
+                            else f"prepared_{_widths_key(ptq.variant_widths(variant, weights.plan))}")
+                    float_tflite = _float_tflite(source, Path(scratch) / f"{name}_float32.tflite", graph)
                     _aiedge(variant, source, float_tflite, representative, path, Path(scratch), graph,
                             on_grid=True, ranges=ranges)
                 conversions[variant.name] = graph.finish(path, variant)
