@@ -49,8 +49,8 @@ def reconstruction_error(kernel: np.ndarray, quantized: np.ndarray, stats: Input
     `quantized` (W~) on the quantized network's inputs against the float `kernel` (W) on the float ones (both K x C,
     flattened to their K input taps)."""
     kernel, quantized = np.asarray(kernel, np.float64), np.asarray(quantized, np.float64)
-    return float(np.sum(quantized * (stats.quantized_gram @ quantized)) - 2 * np.sum(quantized * (stats.cross @ kernel))
-                 + np.sum(kernel * (stats.gram @ kernel)))
+    return float(np.sum(quantized * (stats.quantized_gram @ quantized))
+                 - 2 * np.sum(quantized * (stats.cross @ kernel)) + np.sum(kernel * (stats.gram @ kernel)))
 
 
 def output_scale(kernel: np.ndarray, bits: int, stats: InputStats, candidates: np.ndarray = CANDIDATES) -> np.ndarray:

@@ -5,9 +5,9 @@ output position (the taps in the kernel's own order) and W the kernel as K x C_o
 the float layer, P @ W, with the quantized network's, Q @ W~, where Q is the same layer's input in a copy whose
 earlier layers are already quantized (AdaRound's "asymmetric reconstruction"; Q = P when nothing before it is).
 The output's mean squared error is tr(W~^T (Q^T Q / N) W~) - 2 tr(W~^T (Q^T P / N) W) + tr(W^T (P^T P / N) W)
-(AdaRound) and its mean shift mean(Q) @ W~ - mean(P) @ W (bias correction), so five statistics over the
-calibration patches hold all they need. Other layers (depthwise, transposed or grouped convolutions, 1-D and 3-D
-ones) get none: the algorithms leave them at round-to-nearest.
+(AdaRound); bias correction takes the float inputs' mean row (a weight change dW moves the output's mean by
+mean(P) @ dW). Four statistics over the calibration patches hold all they need. Other layers (depthwise,
+transposed or grouped convolutions, 1-D and 3-D ones) get none: the algorithms leave them at round-to-nearest.
 """
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -28,7 +28,6 @@ class InputStats:
     Attributes:
         mean: mean row of P, (K,).
         gram: P^T P / N, (K, K).
-        quantized_mean: mean row of Q.
         quantized_gram: Q^T Q / N.
         cross: Q^T P / N.
         rows: N.
@@ -36,7 +35,6 @@ class InputStats:
 
     mean: np.ndarray
     gram: np.ndarray
-    quantized_mean: np.ndarray
     quantized_gram: np.ndarray
     cross: np.ndarray
     rows: int
@@ -89,7 +87,7 @@ def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quanti
     sides = {key: "input" for key in layers}
     floats = record(model, sides, images, batch)
     twins = floats if quantized is None else record(quantized, sides, images, batch)
-    names = ("mean", "gram", "quantized_mean", "quantized_gram", "cross")
+    names = ("mean", "gram", "quantized_gram", "cross")
     sums: dict[str, dict[str, Any]] = {key: dict.fromkeys(names, 0.0) for key in layers}
     counts = dict.fromkeys(layers, 0)
     for values in floats:
@@ -101,7 +99,6 @@ def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quanti
             total["mean"] = total["mean"] + p.sum(axis=0, dtype=np.float64)
             total["gram"] = total["gram"] + (p.T @ p).astype(np.float64)
             if quantized is not None:
-                total["quantized_mean"] = total["quantized_mean"] + q.sum(axis=0, dtype=np.float64)
                 total["quantized_gram"] = total["quantized_gram"] + (q.T @ q).astype(np.float64)
                 total["cross"] = total["cross"] + (q.T @ p).astype(np.float64)
             counts[key] += len(p)
@@ -109,8 +106,8 @@ def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quanti
     for key, total in sums.items():
         mean, gram = total["mean"] / counts[key], total["gram"] / counts[key]
         if quantized is None:
-            stats[key] = InputStats(mean, gram, mean, gram, gram, counts[key])
+            stats[key] = InputStats(mean, gram, gram, gram, counts[key])
         else:
-            stats[key] = InputStats(mean, gram, total["quantized_mean"] / counts[key],
-                                    total["quantized_gram"] / counts[key], total["cross"] / counts[key], counts[key])
+            stats[key] = InputStats(mean, gram, total["quantized_gram"] / counts[key], total["cross"] / counts[key],
+                                    counts[key])
     return stats

@@ -21,7 +21,7 @@ from kdeep.errors import QuantizationError
 from quantization import bias_correction
 from quantization.adaround import ITERATIONS, Rounding, adaround, output_scale
 from quantization.equalization import equalize
-from quantization.layer_inputs import flat_kernel, input_statistics, supported
+from quantization.layer_inputs import InputStats, flat_kernel, input_statistics, supported
 from quantization.plan import LayerPlan, find_layer, walk
 from quantization.ranges import check_method
 from quantization.results import PTQResult
@@ -95,11 +95,11 @@ class PTQWeights(KernelQuantizer):
             raise QuantizationError("AdaRound and bias correction need calibration images (training data)")
         self._images = None if calibration is None else np.asarray(calibration[:options.calibration_images])
         self._float_stats: dict | None = None
-        self._stats: dict[tuple[str, int], Any] = {}
+        self._stats: dict[tuple[str, int], InputStats] = {}
         self.roundings: dict[tuple[str, int], Rounding] = {}
         self.seconds = {"statistics": 0.0, "adaround": 0.0}
 
-    def statistics(self, key: str, bits: int | None = None) -> Any:
+    def statistics(self, key: str, bits: int | None = None) -> InputStats:
         """The `InputStats` of supported planned layer `key` (computed once): its inputs through the float model
         (the same for every layer's width: bias correction's mean) or, for a width `bits`, also through a prepared
         copy whose earlier planned layers are at `bits` (AdaRound's asymmetric error: each layer then makes up for
