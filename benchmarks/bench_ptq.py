@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=500, help="AdaRound iterations")
     parser.add_argument("--calibration-images", type=int, default=256,
                         help="calibration images of AdaRound's and bias correction's layer statistics")
+    parser.add_argument("--calibration-seed", type=int, default=None,
+                        help="seed of the calibration draw (default: the pipeline's own, as `kdeep quantize`)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model = presets.as_model(args.model)
     (x_train, _), (x_test, y_test) = kdeep.data.load(args.dataset)
-    calibration = convert.calibration_images(x_train)
+    calibration = convert.calibration_images(x_train, **({} if args.calibration_seed is None
+                                                          else {"seed": args.calibration_seed}))
     x, y = kdeep.data.scale_pixels(x_test), np.asarray(y_test).reshape(-1)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
