@@ -6,19 +6,16 @@ import pytest
 
 import kdeep.models
 from kdeep.data import scale_pixels
-from quantization import quantize
-from quantization import litert
-from quantization import convert, deploy, ptq
+from quantization import convert, litert, ptq, quantize
 from quantization.sweep import Simulator
 
 TRAIN, TEST, CALIBRATION = 6000, 2000, 300
 # |simulated - LiteRT| allowed: issue 28's target, 0.15 points (3 of the 2,000 images), for all three. Measured
 # 2026-12-06 on the preset (float 95.65 % on these images): int8 0.05, int4 0.00, w4a8 0.15.
 TOLERANCE_PP = 0.15
-INT16X8_IMAGES = 1000  # LiteRT runs int16 activations on its reference kernels (slow)
 TWINS = {"int8": (8, 8), "int4": (4, None), "w4a8": (4, 8)}  # variant -> simulated (weight, activation) widths
 
-pytestmark = pytest.mark.slow  # three conversions of ResNet-20 and 2,000 images through each
+pytestmark = pytest.mark.slow  # three conversions of ResNet-20, AdaRound on it, 2,000 images through each
 
 
 @pytest.fixture(scope="module")
@@ -58,26 +55,14 @@ def test_simulator_agrees_with_litert_on_a_batchnorm_resnet(resnet, files, simul
 def test_adaround_keeps_3_bit_weights_within_1_5_points_of_float(resnet, files, simulator, fashion_mnist):
     """Issue 28's 3-bit target on the trained preset: every layer's weights at 3 bits lose at most 1.5 points with
     AdaRound (each layer fitted to the inputs of the network quantized before it), where round to nearest loses
-    more than 5 (measured 2026-12-06 on these 2,000 images: float 95.65 %, nearest 85.60 %, AdaRound 94.75 %)."""
+    more than 5 (measured 2026-12-06 on these 2,000 images: float 95.65 %, nearest 85.60 %, AdaRound 94.70 % with
+    the defaults, 94.85 % with the 200 iterations on 128 images used here to keep the suite short)."""
     (x_train, _), (x_test, y_test) = fashion_mnist
     x, y = scale_pixels(x_test[:TEST]), y_test[:TEST].reshape(-1)
     calibration = convert.calibration_images(x_train)  # what `kdeep quantize` calibrates on
-    adaround = ptq.simulator(resnet, calibration, ptq.PTQOptions(adaround=True))  # 500 iterations, 256 images
+    adaround = ptq.simulator(resnet, calibration, ptq.PTQOptions(adaround=True, adaround_iterations=200,
+                                                               calibration_images=128))
     float_accuracy = simulator.accuracy(x, y, simulator.uniform(None))
     assert float_accuracy - simulator.accuracy(x, y, simulator.uniform(3)) > 0.05
     assert float_accuracy - adaround.accuracy(x, y, adaround.uniform(3)) <= 0.015
 
-
-def test_deployable_int16x8_file_keeps_the_accuracy(resnet, fashion_mnist, tmp_path):
-    """The deployable int16x8 file (RGB input, the luma computed in the graph) scores as the Keras model: with the
-    luma as a channel SUM, the TF converter's int16 kernels put it 12 points below (83.15 % against 95.65 % on the
-    first 2,000 test images), so 16-bit-activation graphs compute it with slices, multiplies and adds."""
-    graph = deploy.deployment(resnet)
-    (x_train, _), (x_test, y_test) = fashion_mnist
-    calibration = graph.channels_of(convert.calibration_images(x_train))
-    path = quantize(resnet, ["int16x8"], calibration, tmp_path, graph=graph)["int16x8"]
-    x, y = x_test[:INT16X8_IMAGES], y_test[:INT16X8_IMAGES].reshape(-1)
-    pixels = graph.channels_of(x if x.ndim == 4 else x[..., None])
-    deployed = float(np.mean(litert.predict(path, pixels).argmax(-1) == y))
-    keras_accuracy = float(np.mean(resnet.predict(scale_pixels(x), verbose=0).argmax(-1) == y))
-    assert abs(deployed - keras_accuracy) <= 0.005, f"int16x8 {deployed:.2%}, Keras {keras_accuracy:.2%}"
