@@ -195,7 +195,7 @@ def test_activation_widths_per_tensor(resnet, fashion):
 def test_int4_file_with_adaround_and_bias_correction_runs_what_was_simulated(resnet, fashion, tmp_path):
     _, calibration, (x, y) = fashion
     sim = ptq.simulator(resnet, calibration, PTQOptions(adaround=True, bias_correction=True, equalize=True,
-                                                         adaround_iterations=200))
+                                                         adaround_iterations=100, calibration_images=32))
     prepared = ptq.prepared_model(sim.weights, {}, default_bits=4)
     files = quantize(prepared, ["float32"], calibration, tmp_path)
     path = aiedge.quantize_tflite(files["float32"], tmp_path / "int4.tflite", weight_bits={}, default_bits=4)
