@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quantization.clipping import CANDIDATES
+from quantization.clipping import CANDIDATES, best_range, symmetric
 from quantization.layer_inputs import InputStats
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (the paper's values)
@@ -68,17 +68,14 @@ def output_scale(kernel: np.ndarray, bits: int, stats: InputStats, candidates: n
         The steps, shape (C,).
     """
     kernel = np.asarray(kernel, np.float64)
-    qmax = 2 ** (bits - 1) - 1
     peak = np.maximum(np.abs(kernel).max(axis=0), 1e-9)
     hessian, target = np.asarray(stats.quantized_gram, np.float64), np.asarray(stats.cross, np.float64) @ kernel
-    best, best_error = peak / qmax, np.full(peak.shape, np.inf)
-    for fraction in candidates:
-        step = peak * fraction / qmax
-        quantized = np.clip(np.round(kernel / step), -qmax, qmax) * step
-        error = np.sum(quantized * (hessian @ quantized), axis=0) - 2 * np.sum(quantized * target, axis=0)
-        better = error < best_error
-        best, best_error = np.where(better, step, best), np.where(better, error, best_error)
-    return best
+
+    def error(bound: np.ndarray) -> np.ndarray:  # the reconstruction error per channel, less its constant part
+        quantized = symmetric(kernel, bound, bits)
+        return np.sum(quantized * (hessian @ quantized), axis=0) - 2 * np.sum(quantized * target, axis=0)
+
+    return best_range(peak, error, candidates) / (2 ** (bits - 1) - 1)
 
 
 def _rectified_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ them to a float32 .tflite and lets the LiteRT quantizer's min/max recipe quantiz
 (`quantization.sweep.quantize_kernel`) rounds with the same ranges. At 5 bits and more the grid spans max|w|, as
 LiteRT's converter does for its int8 variants.
 """
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -47,14 +47,34 @@ def clip_range(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] = (-1,
     peak = np.maximum(np.abs(kernel).max(axis=reduce, keepdims=True), 1e-9)
     if not clips(bits):
         return peak
+    return best_range(peak, lambda c: np.sum((symmetric(kernel, c, bits) - kernel) ** 2, axis=reduce, keepdims=True))
+
+
+def symmetric(kernel: np.ndarray, bound: np.ndarray, bits: int) -> np.ndarray:
+    """`kernel` rounded to nearest on the symmetric `bits`-wide grid spanning [-bound, bound] (per channel)."""
     qmax = 2 ** (bits - 1) - 1
-    best, best_error = peak, np.full_like(peak, np.inf)
-    for fraction in CANDIDATES:
-        scale = peak * fraction / qmax
-        error = np.sum((np.clip(np.round(kernel / scale), -qmax, qmax) * scale - kernel) ** 2, axis=reduce,
-                       keepdims=True)
-        better = error < best_error
-        best, best_error = np.where(better, peak * fraction, best), np.where(better, error, best_error)
+    step = bound / qmax
+    return np.clip(np.round(kernel / step), -qmax, qmax) * step
+
+
+def best_range(peak: np.ndarray, error: Callable[[np.ndarray], np.ndarray],
+               candidates: np.ndarray = CANDIDATES) -> np.ndarray:
+    """Per channel, the range among `candidates` x `peak` with the least `error(ranges)` (an array shaped like
+    `peak`: each channel's error for its own range; channels are chosen independently).
+
+    Args:
+        peak: each channel's max|w|.
+        error: the error of rounding every channel on the grid spanning the given ranges.
+        candidates: the fractions of `peak` tried.
+
+    Returns:
+        The chosen ranges, shaped like `peak`.
+    """
+    best, best_error = peak, np.full(np.shape(peak), np.inf)
+    for fraction in candidates:
+        value = error(peak * fraction)
+        better = value < best_error
+        best, best_error = np.where(better, peak * fraction, best), np.where(better, value, best_error)
     return best
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from kdeep.errors import QuantizationError
 from kdeep.scoring import accuracy
-from quantization.clipping import clip_range, reduce_axes
+from quantization.clipping import clip_range, reduce_axes, symmetric
 from quantization.plan import consumers, find_layer, plan as layer_plan, walk
 from quantization.ranges import RangeTable, activation_grid, activation_limits, check_method, fake_quantize, on_grid
 from quantization.taps import record, wrapped_clone
@@ -61,9 +61,7 @@ def quantize_kernel(kernel: np.ndarray, bits: int, channel_axes: Sequence[int] =
     if bits == 1:
         return (np.where(kernel >= 0, 1.0, -1.0)
                 * np.abs(kernel).mean(axis=reduce_axes(kernel, channel_axes), keepdims=True)).astype(np.float32)
-    qmax = 2 ** (bits - 1) - 1
-    scale = clip_range(kernel, bits, channel_axes) / qmax
-    return (np.clip(np.round(kernel / scale), -qmax, qmax) * scale).astype(np.float32)
+    return symmetric(kernel, clip_range(kernel, bits, channel_axes), bits).astype(np.float32)
 
 
 def _is_softmax(layer: Any) -> bool:
