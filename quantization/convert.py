@@ -110,6 +110,10 @@ class ModelGraph:
         with saved_model(model) as folder:
             yield folder
 
+    def own_graph(self, variant: Variant) -> bool:
+        """False: every variant of this graph converts from the same export."""
+        return False
+
     def variant(self, variant: Variant) -> Variant:
         """The converter settings for a variant of this graph: the table's."""
         return variant

@@ -113,11 +113,11 @@ class Deployment:
         import tensorflow as tf
 
         model_channels, logits = self.image_shape[2], self.output == "logits"
-        without_sum = variant is not None and variant.activation_bits == 16
+        without_sum = variant is not None and self.own_graph(variant)
 
         def serve(image: Any) -> dict[str, Any]:
             x = image
-            if self.input_channels == 3 and model_channels == 1 and without_sum:
+            if without_sum:
                 x = x[..., 0:1] * LUMA[0] + x[..., 1:2] * LUMA[1] + x[..., 2:3] * LUMA[2]
             elif self.input_channels == 3 and model_channels == 1:
                 x = tf.reduce_sum(x * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
@@ -131,6 +131,11 @@ class Deployment:
         with tempfile.TemporaryDirectory(prefix="kdeep_deployable_") as folder:
             archive.write_out(folder, verbose=False)
             yield Path(folder)
+
+    def own_graph(self, variant: Variant) -> bool:
+        """True for a variant whose graph differs from the shared export's: a grey model's RGB luma with 16-bit
+        activations (`saved_model`)."""
+        return self.input_channels == 3 and self.image_shape[2] == 1 and variant.activation_bits == 16
 
     def variant(self, variant: Variant) -> Variant:
         """A variant converted with float32 input and output (`finish` gives full-integer ones their interface)."""

@@ -157,7 +157,7 @@ def quantize(model: Any, variants: str | Sequence[str] | None, representative_da
                 tuned = (qat.fine_tune(model, train_x, train_data[1], epochs=qat_epochs,
                                        weight_bits=variant.weight_bits) if variant.qat else None)
                 on_grid = tuned if tuned is not None else ptq.variant_source(weights, variant)
-                if variant.backend == "converter" and on_grid is None and variant.activation_bits != 16:
+                if variant.backend == "converter" and on_grid is None and not graph.own_graph(variant):
                     convert.convert(exported, graph.variant(variant), representative, path, activation_ranges=ranges)
                 elif variant.backend == "converter":  # its own graph: on-grid kernels, or int16's front end
                     with graph.saved_model(model if on_grid is None else on_grid, variant) as source:
