@@ -10,12 +10,12 @@ mean(P) @ dW). Four statistics over the calibration patches hold all they need. 
 transposed or grouped convolutions, 1-D and 3-D ones) get none: the algorithms leave them at round-to-nearest.
 """
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from quantization.plan import layer_at
-from quantization.taps import record
+from quantization.plan import layer_at, walk
+from quantization.taps import Recorder
 
 BATCH = 64  # calibration images per pass (bounds the patch matrix's memory)
 
@@ -66,7 +66,12 @@ def flat_kernel(kernel: np.ndarray) -> np.ndarray:
     return kernel.reshape(-1, kernel.shape[-1])
 
 
-def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quantized: Any = None,
+def recorder(model: Any) -> Recorder:
+    """A `Recorder` of the inputs of every supported planned layer of `model` (for `input_statistics`)."""
+    return Recorder(model, {"/".join(path): "input" for path, layer in walk(model) if supported(layer)})
+
+
+def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quantized: Recorder | None = None,
                      batch: int = BATCH) -> dict:
     """{key: InputStats} for the named (supported) planned layers of `model`, over `images`.
 
@@ -74,38 +79,41 @@ def input_statistics(model: Any, keys: Sequence[str], images: np.ndarray, quanti
         model: a functional Keras model (nested models included: keys are layer-plan keys).
         keys: plan keys of layers for which `supported` holds (others are skipped).
         images: float calibration images shaped like the model input.
-        quantized: a copy of `model` (same structure) whose earlier layers are quantized, giving Q; None: Q = P.
+        quantized: the `recorder` of a copy of `model` whose earlier layers are quantized, giving Q; None: Q = P.
         batch: images per forward pass.
 
     Returns:
         {key: InputStats}.
     """
-    layers = {key: layer_at(model, key) for key in keys}
-    layers = {key: layer for key, layer in layers.items() if supported(layer)}
-    if not layers:
-        return {}
-    sides = {key: "input" for key in layers}
-    floats = record(model, sides, images, batch)
-    twins = floats if quantized is None else record(quantized, sides, images, batch)
+    floats = recorder(model)
+    keys = [key for key in keys if key in floats.sides]
+    twins = None if quantized is None else quantized(images, keys, batch)
+    return statistics({key: layer_at(floats.model, key) for key in keys}, floats(images, keys, batch), twins)
+
+
+def statistics(layers: Mapping[str, Any], floats: Iterable[dict], twins: Iterator[dict] | None = None) -> dict:
+    """{key: InputStats} of `layers` ({plan key: layer}) from their inputs recorded batch by batch (`Recorder`):
+    `floats` through the float model (P), `twins` through the copy with the earlier layers quantized (Q, the same
+    batches; None: Q = P)."""
     names = ("mean", "gram", "quantized_gram", "cross")
     sums: dict[str, dict[str, Any]] = {key: dict.fromkeys(names, 0.0) for key in layers}
     counts = dict.fromkeys(layers, 0)
-    for values in floats:
-        others = values if quantized is None else next(twins)
+    for found in floats:
+        others = found if twins is None else next(twins)
         for key, layer in layers.items():
-            p = patches(layer, values[key])
-            q = p if quantized is None else patches(layer, others[key])
+            p = patches(layer, found[key])
+            q = p if twins is None else patches(layer, others[key])
             total = sums[key]
             total["mean"] = total["mean"] + p.sum(axis=0, dtype=np.float64)
             total["gram"] = total["gram"] + (p.T @ p).astype(np.float64)
-            if quantized is not None:
+            if twins is not None:
                 total["quantized_gram"] = total["quantized_gram"] + (q.T @ q).astype(np.float64)
                 total["cross"] = total["cross"] + (q.T @ p).astype(np.float64)
             counts[key] += len(p)
     stats = {}
     for key, total in sums.items():
         mean, gram = total["mean"] / counts[key], total["gram"] / counts[key]
-        if quantized is None:
+        if twins is None:
             stats[key] = InputStats(mean, gram, gram, gram, counts[key])
         else:
             stats[key] = InputStats(mean, gram, total["quantized_gram"] / counts[key], total["cross"] / counts[key],

@@ -13,7 +13,7 @@ static files through `quantization.ranges`.
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -21,15 +21,17 @@ from kdeep.errors import QuantizationError
 from quantization import bias_correction
 from quantization.adaround import ITERATIONS, Rounding, adaround, output_scale
 from quantization.equalization import equalize
-from quantization.layer_inputs import InputStats, flat_kernel, input_statistics, supported
+from quantization.layer_inputs import BATCH, InputStats, flat_kernel, input_statistics, recorder, statistics, supported
 from quantization.plan import LayerPlan, find_layer, walk
 from quantization.ranges import check_method
 from quantization.results import PTQResult
 from quantization.sweep import KernelQuantizer, Simulator
+from quantization.taps import Recorder
 from quantization.variants import VARIANTS, Variant, layer_widths
 
 ADAROUND_BITS = (2, 3, 4)  # widths AdaRound learns the rounding for (wider ones round to nearest)
 CALIBRATION_IMAGES = 256  # calibration images whose layer inputs AdaRound and bias correction see
+KEEP_BYTES = 2 ** 29  # the float model's layer inputs over them are recorded once when they fit (ResNet-20: 150 MB)
 
 
 @dataclass(frozen=True)
@@ -96,24 +98,62 @@ class PTQWeights(KernelQuantizer):
         self._images = None if calibration is None else np.asarray(calibration[:options.calibration_images])
         self._float_stats: dict | None = None
         self._stats: dict[tuple[str, int], InputStats] = {}
+        self._recorder: Recorder | None = None  # the float model's layer inputs (AdaRound's P) ...
+        self._kept: list[dict] = []  # ... and their values per batch when they fit in KEEP_BYTES
+        self._copies: dict[int, tuple[Recorder, set[str]]] = {}  # per width: the quantized copy, its layers set
         self.roundings: dict[tuple[str, int], Rounding] = {}
         self.seconds = {"statistics": 0.0, "adaround": 0.0}
 
     def statistics(self, key: str, bits: int | None = None) -> InputStats:
         """The `InputStats` of supported planned layer `key` (computed once): its inputs through the float model
-        (the same for every layer's width: bias correction's mean) or, for a width `bits`, also through a prepared
-        copy whose earlier planned layers are at `bits` (AdaRound's asymmetric error: each layer then makes up for
-        the error that reaches it)."""
-        start = time.perf_counter()
-        if bits is None and self._float_stats is None:
-            self._float_stats = input_statistics(self.model, list(self.float_kernels), self._images)
-        elif bits is not None and (key, bits) not in self._stats:
-            earlier = self.plan.keys[:self.plan.keys.index(key)]
-            quantized = prepared_model(self, dict.fromkeys(earlier, bits)) if earlier else None
-            start = time.perf_counter()  # the earlier layers' own work is timed where it happens
-            self._stats[(key, bits)] = input_statistics(self.model, [key], self._images, quantized)[key]
-        self.seconds["statistics"] += time.perf_counter() - start
-        return self._float_stats[key] if bits is None else self._stats[(key, bits)]
+        (the same for every layer's width: bias correction's mean) or, for a width `bits`, also through a copy
+        whose earlier planned layers are at `bits` (AdaRound's asymmetric error: each layer then makes up for the
+        error that reaches it)."""
+        if bits is None:
+            if self._float_stats is None:
+                start = time.perf_counter()
+                self._float_stats = input_statistics(self.model, list(self.float_kernels), self._images)
+                self.seconds["statistics"] += time.perf_counter() - start
+            return self._float_stats[key]
+        if (key, bits) not in self._stats:
+            quantized = self._quantized_before(key, bits)  # the earlier layers' own work is timed where it happens
+            start = time.perf_counter()
+            layer = {key: self.plan[key].layer(self.model)}
+            twins = None if quantized is None else quantized(self._images, [key])
+            self._stats[(key, bits)] = statistics(layer, self._float_inputs(key), twins)[key]
+            self.seconds["statistics"] += time.perf_counter() - start
+        return self._stats[(key, bits)]
+
+    def _float_inputs(self, key: str) -> Iterable[dict]:
+        """Per calibration batch, the float model's input to supported layer `key` (AdaRound's P): all layers'
+        recorded in one pass and kept when they take at most `KEEP_BYTES`, else recorded again for each layer."""
+        if self._recorder is None:
+            self._recorder = recorder(self.model)
+            self._kept = []
+            batches = -(-len(self._images) // BATCH)
+            for values in self._recorder(self._images):
+                self._kept.append(values)
+                if sum(value.nbytes for value in values.values()) * batches > KEEP_BYTES:
+                    self._kept = []
+                    break
+        return self._kept or self._recorder(self._images, [key])
+
+    def _quantized_before(self, key: str, bits: int) -> Recorder | None:
+        """The `recorder` of a copy of the model whose planned layers before `key` are at `bits` (None for the
+        first: Q = P): one copy per width, its layers set in plan order as they are asked for (a layer's input
+        depends on earlier layers only)."""
+        earlier = self.plan.keys[:self.plan.keys.index(key)]
+        if not earlier:
+            return None
+        if bits not in self._copies:
+            self._copies[bits] = (recorder(self.model), set())
+        copy, done = self._copies[bits]
+        for other in earlier:
+            if other not in done:
+                for path, attribute, value in self.assignments(other, bits):
+                    getattr(find_layer(copy.model, path), attribute).assign(value)
+                done.add(other)
+        return copy
 
     def _quantize(self, key: str, bits: int) -> np.ndarray:
         """AdaRound's kernel at 2-4 bits for supported layers (on the per-channel grid that `output_scale` picks for

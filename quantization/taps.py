@@ -1,7 +1,7 @@
 """Layers of a Keras model (nested models included, by layer-plan key) wrapped in place: a clone that shares every
 layer's weights and puts a wrapper around the chosen ones, and the values of chosen layers' inputs or outputs over
-a set of images, recorded in eager calls of such a clone."""
-from typing import Any, Callable, Iterator, Mapping
+a set of images, recorded in eager calls of such a clone (`Recorder`, made once and called as often as needed)."""
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -28,42 +28,65 @@ def wrapped_clone(model: Any, keys: Mapping[str, Any], wrap: Callable[[Any, str]
     return keras.models.clone_model(model, clone_function=clone, recursive=True)
 
 
-def record(model: Any, sides: Mapping[str, str], images: np.ndarray, batch: int = BATCH) -> Iterator[dict]:
-    """Per batch of `images`, {key: float32 value} of each chosen layer's input or output through the float model.
+class Recorder:
+    """A private copy of a Keras model whose chosen layers' inputs or outputs are recorded in eager calls.
+
+    The copy (`model`, its weights copied once) is cloned and wrapped once; weights assigned to its layers later
+    are used by the next call (a quantized copy filled in layer by layer records with each assignment).
 
     Args:
-        model: a functional Keras model (never modified: a private copy is wrapped).
+        model: a functional Keras model (never modified).
+        sides: {plan key: "input" or "output"}.
+    """
+
+    def __init__(self, model: Any, sides: Mapping[str, str]) -> None:
+        import keras
+
+        self.model = keras.models.clone_model(model)
+        self.model.set_weights(model.get_weights())
+        self.sides = dict(sides)
+        self._wanted: set[str] = set()
+        self._found: dict[str, np.ndarray] = {}
+        found, wanted = self._found, self._wanted
+
+        def wrap(layer: Any, key: str) -> Any:
+            class Tap(keras.layers.Layer):
+                def __init__(self) -> None:
+                    super().__init__(name=layer.name)
+                    self.inner = layer
+
+                def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
+                    return self.inner.compute_output_spec(*args, **kwargs)  # while the clone is built: no values
+
+                def call(self, *args: Any, **kwargs: Any) -> Any:
+                    output = self.inner(*args, **kwargs)
+                    if key in wanted:
+                        found[key] = np.asarray(args[0] if sides[key] == "input" else output, np.float32)
+                    return output
+
+            return Tap()
+
+        self._tapped = wrapped_clone(self.model, self.sides, wrap)
+
+    def __call__(self, images: np.ndarray, keys: Sequence[str] | None = None, batch: int = BATCH) -> Iterator[dict]:
+        """Per batch of `images`, {key: float32 value} of the chosen layers named in `keys` (default: all); a layer
+        called twice keeps its last call's value. One iteration at a time per recorder."""
+        self._wanted.clear()
+        self._wanted.update(self.sides if keys is None else keys)
+        for start in range(0, len(images), batch):
+            self._found.clear()
+            self._tapped(np.asarray(images[start:start + batch], np.float32), training=False)
+            yield dict(self._found)
+
+
+def record(model: Any, sides: Mapping[str, str], images: np.ndarray, batch: int = BATCH) -> Iterator[dict]:
+    """Per batch of `images`, {key: float32 value} of each chosen layer's input or output through the float model
+    (`model` is never modified: a `Recorder` copies it).
+
+    Args:
+        model: a functional Keras model.
         sides: {plan key: "input" or "output"}.
         images: float images shaped like the model input.
         batch: images per eager call.
-
-    Yields:
-        {key: np.ndarray} for one batch (a layer called twice keeps its last call's value).
     """
-    import keras
-
-    private = keras.models.clone_model(model)
-    private.set_weights(model.get_weights())
-    found: dict[str, np.ndarray] = {}
-
-    def wrap(layer: Any, key: str) -> Any:
-        class Tap(keras.layers.Layer):
-            def __init__(self) -> None:
-                super().__init__(name=layer.name)
-                self.inner = layer
-
-            def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
-                return self.inner.compute_output_spec(*args, **kwargs)  # while the clone is built: nothing to record
-
-            def call(self, *args: Any, **kwargs: Any) -> Any:
-                output = self.inner(*args, **kwargs)
-                found[key] = np.asarray(args[0] if sides[key] == "input" else output, np.float32)
-                return output
-
-        return Tap()
-
-    tapped = wrapped_clone(private, sides, wrap)
-    for start in range(0, len(images), batch):
-        found.clear()
-        tapped(np.asarray(images[start:start + batch], np.float32), training=False)
-        yield dict(found)
+    return Recorder(model, sides)(images, batch=batch)
