@@ -2,7 +2,7 @@
 ImageClassifier and LiteRT's CompiledModel classify RGB PNG files, the metadata reads back with MediaPipe's
 generated schema, and `kdeep predict` serves .keras and .tflite through one path. One DeepConvNet (without dropout,
 which trains faster) is trained for one epoch on 4,000 real MNIST images for the module and exported once
-(float32, full-integer int8, sub-8-bit w4a8)."""
+(float32, full-integer int8, int16x8 with its own luma front end, sub-8-bit w4a8)."""
 import json
 
 import numpy as np
@@ -11,7 +11,8 @@ import pytest
 from kdeep.cli import main
 
 pytestmark = pytest.mark.slow
-VARIANTS = ("float32", "int8", "w4a8")
+VARIANTS = ("float32", "int8", "int16x8", "w4a8")
+FLOAT_INPUT = ("float32", "int16x8")  # the others take uint8 pixels
 IMAGES = 200  # MNIST test images saved as RGB PNG files
 
 
@@ -58,7 +59,7 @@ def test_export_writes_every_variant_and_a_model_card(exported):
     assert card["dataset"] == "mnist" and card["labels"] == [str(d) for d in range(10)]
     assert all(v["accuracy"] > 0.8 and v["agreement"] > 0.95 for v in card["variants"])
     assert {v["name"]: v["input_type"] for v in card["variants"]} == {"float32": "float32", "int8": "uint8",
-                                                                     "w4a8": "uint8"}
+                                                                     "int16x8": "float32", "w4a8": "uint8"}
     assert "## Intended use" in (result.out_dir / "model_card.md").read_text()
 
 
@@ -81,7 +82,7 @@ def test_metadata_reads_back_with_the_published_schema(exported):
         assert image.Content().ContentPropertiesType() == schema.ContentProperties.ImageProperties
         assert properties.ColorSpace() == schema.ColorSpaceType.RGB
         assert (properties.DefaultSize().Height(), properties.DefaultSize().Width()) == (28, 28)
-        if name == "float32":  # pixels 0..255 onto the contract's [0, 1]
+        if name in FLOAT_INPUT:  # pixels 0..255 onto the contract's [0, 1]
             options = schema.NormalizationOptions()
             unit = image.ProcessUnits(0)
             options.Init(unit.Options().Bytes, unit.Options().Pos)
