@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One BLAS thread per test process (set before numpy loads): pytest.ini runs one worker per core, and OpenBLAS's
+# spinning threads next to a busy core slowed numpy's products (AdaRound's statistics and steps) up to 65x:
+# test_quantization_ptq.py took 165 s with the default threads and 121 s with one, beside a training run.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 if _SHARED.is_dir():  # the team's read-only copy next to the checkout, as .ci/run exports it
     os.environ.setdefault("KDEEP_DATA_DIR", str(_SHARED))
