@@ -224,20 +224,20 @@ def test_logits_and_a_minus_one_to_one_range_become_probabilities_and_normalizat
 
 
 def test_deployable_int16x8_file_of_the_resnet_preset_keeps_the_accuracy(fashion_mnist, tmp_path):
-    """The deployable int16x8 file (RGB input, the luma computed in the graph) scores as the Keras model: with the
-    luma as a channel SUM, the TF converter's int16 kernels put it 12 points below (83.15 % against 95.65 % on the
-    first 2,000 test images), so 16-bit-activation graphs compute it with slices, multiplies and adds."""
+    """The deployable int16x8 file (RGB input, the luma computed in the graph) classifies as the Keras model: with
+    the luma as a channel SUM, the TF converter's int16 kernels put it 12 points below (83.15 % against 95.65 % on
+    the first 2,000 test images; 83 % top-1 agreement on these 500), so 16-bit-activation graphs compute it with
+    slices, multiplies and adds (100 % agreement here)."""
     import kdeep.models
     from kdeep.data import scale_pixels
     from quantization import convert, deploy, litert, quantize
 
     resnet = kdeep.models.build("resnet20", weights="fashion_mnist")
     graph = deploy.deployment(resnet)
-    (x_train, _), (x_test, y_test) = fashion_mnist
-    calibration = graph.channels_of(convert.calibration_images(x_train))
+    (x_train, _), (x_test, _y) = fashion_mnist
+    calibration = graph.channels_of(convert.calibration_images(x_train, samples=100))
     path = quantize(resnet, ["int16x8"], calibration, tmp_path, graph=graph)["int16x8"]
-    x, y = x_test[:1000], y_test[:1000].reshape(-1)
-    pixels = graph.channels_of(x if x.ndim == 4 else x[..., None])
-    deployed = float(np.mean(litert.predict(path, pixels).argmax(-1) == y))
-    keras_accuracy = float(np.mean(resnet.predict(scale_pixels(x), verbose=0).argmax(-1) == y))
-    assert abs(deployed - keras_accuracy) <= 0.005, f"int16x8 {deployed:.2%}, Keras {keras_accuracy:.2%}"
+    x = x_test[:500]
+    deployed = litert.predict(path, graph.channels_of(x)).argmax(-1)
+    agreement = float(np.mean(deployed == resnet.predict(scale_pixels(x), verbose=0).argmax(-1)))
+    assert agreement >= 0.98, f"int16x8 agrees with the Keras model on {agreement:.1%} of 500 test images"
