@@ -15,12 +15,6 @@ if _SHARED.is_dir():  # the team's read-only copy next to the checkout, as .ci/r
     os.environ.setdefault("KDEEP_DATA_DIR", str(_SHARED))
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto` (pytest.ini): one test process more than cores, so that a core whose worker waits on a subprocess
-    (TensorFlow starting in a multi-worker or CLI test, a peer's timeout) runs another module meanwhile."""
-    return (os.cpu_count() or 1) + 1
-
-
 @pytest.fixture(scope="session")
 def mnist():
     """((x_train, y_train), (x_test, y_test)) of MNIST: uint8 (N, 28, 28, 1) images, int64 labels."""
