@@ -10,7 +10,7 @@ from kdeep.distribute.launch import free_ports
 from kdeep.distribute.strategy import DEFAULT_PEER_TIMEOUT, PEER_TIMEOUT_ENV, peer_timeout
 from kdeep.errors import ConfigError
 
-TIMEOUT = 10  # seconds each lone worker waits for its peer
+TIMEOUT = 5  # seconds each lone worker waits for its peer
 
 
 def test_peer_timeout_comes_from_the_environment(monkeypatch):
