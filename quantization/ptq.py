@@ -21,7 +21,7 @@ from kdeep.errors import QuantizationError
 from quantization import bias_correction
 from quantization.adaround import ITERATIONS, Rounding, adaround, output_scale
 from quantization.equalization import equalize
-from quantization.layer_inputs import BATCH, InputStats, flat_kernel, input_statistics, recorder, statistics, supported
+from quantization.layer_inputs import BATCH, InputStats, flat_kernel, recorder, statistics, supported
 from quantization.plan import LayerPlan, find_layer, walk
 from quantization.ranges import check_method
 from quantization.results import PTQResult
@@ -98,7 +98,7 @@ class PTQWeights(KernelQuantizer):
         self._images = None if calibration is None else np.asarray(calibration[:options.calibration_images])
         self._float_stats: dict | None = None
         self._stats: dict[tuple[str, int], InputStats] = {}
-        self._recorder: Recorder | None = None  # the float model's layer inputs (AdaRound's P) ...
+        self._recorder: Recorder | None = None  # the float model's layer inputs (P) ...
         self._kept: list[dict] = []  # ... and their values per batch when they fit in KEEP_BYTES
         self._copies: dict[int, tuple[Recorder, set[str]]] = {}  # per width: the quantized copy, its layers set
         self.roundings: dict[tuple[str, int], Rounding] = {}
@@ -112,7 +112,10 @@ class PTQWeights(KernelQuantizer):
         if bits is None:
             if self._float_stats is None:
                 start = time.perf_counter()
-                self._float_stats = input_statistics(self.model, list(self.float_kernels), self._images)
+                floats = self._float_inputs(list(self.float_kernels))
+                layers = {other: self.plan[other].layer(self.model) for other in self.float_kernels
+                          if other in self._recorder.sides}
+                self._float_stats = statistics(layers, floats)
                 self.seconds["statistics"] += time.perf_counter() - start
             return self._float_stats[key]
         if (key, bits) not in self._stats:
@@ -120,23 +123,22 @@ class PTQWeights(KernelQuantizer):
             start = time.perf_counter()
             layer = {key: self.plan[key].layer(self.model)}
             twins = None if quantized is None else quantized(self._images, [key])
-            self._stats[(key, bits)] = statistics(layer, self._float_inputs(key), twins)[key]
+            self._stats[(key, bits)] = statistics(layer, self._float_inputs([key]), twins)[key]
             self.seconds["statistics"] += time.perf_counter() - start
         return self._stats[(key, bits)]
 
-    def _float_inputs(self, key: str) -> Iterable[dict]:
-        """Per calibration batch, the float model's input to supported layer `key` (AdaRound's P): all layers'
-        recorded in one pass and kept when they take at most `KEEP_BYTES`, else recorded again for each layer."""
+    def _float_inputs(self, keys: list[str]) -> Iterable[dict]:
+        """Per calibration batch, the float model's inputs to supported layers `keys` (P): every supported layer's
+        recorded in one pass and kept when they take at most `KEEP_BYTES`, else recorded again for `keys`."""
         if self._recorder is None:
             self._recorder = recorder(self.model)
-            self._kept = []
             batches = -(-len(self._images) // BATCH)
             for values in self._recorder(self._images):
                 self._kept.append(values)
                 if sum(value.nbytes for value in values.values()) * batches > KEEP_BYTES:
                     self._kept = []
                     break
-        return self._kept or self._recorder(self._images, [key])
+        return self._kept or self._recorder(self._images, keys)
 
     def _quantized_before(self, key: str, bits: int) -> Recorder | None:
         """The `recorder` of a copy of the model whose planned layers before `key` are at `bits` (None for the

@@ -65,4 +65,3 @@ def test_adaround_keeps_3_bit_weights_within_1_5_points_of_float(resnet, files, 
     float_accuracy = simulator.accuracy(x, y, simulator.uniform(None))
     assert float_accuracy - simulator.accuracy(x, y, simulator.uniform(3)) > 0.05
     assert float_accuracy - adaround.accuracy(x, y, adaround.uniform(3)) <= 0.015
-
