@@ -12,8 +12,9 @@ static files through `quantization.ranges`.
 """
 import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Mapping
 
 import numpy as np
 
@@ -97,18 +98,33 @@ class PTQWeights(KernelQuantizer):
             raise QuantizationError("AdaRound and bias correction need calibration images (training data)")
         self._images = None if calibration is None else np.asarray(calibration[:options.calibration_images])
         self._float_stats: dict | None = None
-        self._stats: dict[tuple[str, int], InputStats] = {}
+        self._stats: dict[tuple[str, Hashable], InputStats] = {}
         self._recorder: Recorder | None = None  # the float model's layer inputs (P) ...
         self._kept: list[dict] = []  # ... and their values per batch when they fit in KEEP_BYTES
-        self._copies: dict[int, tuple[Recorder, set[str]]] = {}  # per width: the quantized copy, its layers set
-        self.roundings: dict[tuple[str, int], Rounding] = {}
+        self._copy: Recorder | None = None  # a copy whose earlier layers are quantized (Q) ...
+        self._copy_versions: dict[str, Hashable] = dict.fromkeys(self.plan.keys)  # ... at these `version`s
+        self.roundings: dict[tuple[str, Hashable], Rounding] = {}
         self.seconds = {"statistics": 0.0, "adaround": 0.0}
 
-    def statistics(self, key: str, bits: int | None = None) -> InputStats:
-        """The `InputStats` of supported planned layer `key` (computed once): its inputs through the float model
-        (the same for every layer's width: bias correction's mean) or, for a width `bits`, also through a copy
-        whose earlier planned layers are at `bits` (AdaRound's asymmetric error: each layer then makes up for the
-        error that reaches it)."""
+    def _learns(self, key: str, bits: int | None) -> bool:
+        """True when AdaRound learns planned layer `key`'s rounding at `bits`."""
+        return (self.options.adaround and bits in ADAROUND_BITS
+                and supported(self.plan[key].layer(self.model)))
+
+    def version(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None) -> Hashable:
+        """The width, and for a rounding AdaRound learns also the earlier planned layers' widths in `widths` (its
+        inputs come through them; None: all at `bits`)."""
+        if not self._learns(key, bits):
+            return bits
+        earlier = self.plan.keys[:self.plan.keys.index(key)]
+        return bits, tuple(bits if widths is None else widths.get(other) for other in earlier)
+
+    def statistics(self, key: str, bits: int | None = None,
+                   widths: Mapping[str, int | None] | None = None) -> InputStats:
+        """The `InputStats` of supported planned layer `key` (computed once per `version`): its inputs through the
+        float model (`bits` None: bias correction's mean, the same for every width) or, for a width `bits`, also
+        through a copy whose earlier planned layers are at their `widths` (None: all at `bits`; AdaRound's
+        asymmetric error: each layer then makes up for the error that reaches it)."""
         if bits is None:
             if self._float_stats is None:
                 start = time.perf_counter()
@@ -118,14 +134,17 @@ class PTQWeights(KernelQuantizer):
                 self._float_stats = statistics(layers, floats)
                 self.seconds["statistics"] += time.perf_counter() - start
             return self._float_stats[key]
-        if (key, bits) not in self._stats:
-            quantized = self._quantized_before(key, bits)  # the earlier layers' own work is timed where it happens
+        earlier = self.plan.keys[:self.plan.keys.index(key)]
+        before = {other: bits if widths is None else widths.get(other) for other in earlier}
+        version = (bits, tuple(before.values()))
+        if (key, version) not in self._stats:
+            quantized = self._quantized_before(before)  # the earlier layers' own work is timed where it happens
             start = time.perf_counter()
             layer = {key: self.plan[key].layer(self.model)}
             twins = None if quantized is None else quantized(self._images, [key])
-            self._stats[(key, bits)] = statistics(layer, self._float_inputs([key]), twins)[key]
+            self._stats[(key, version)] = statistics(layer, self._float_inputs([key]), twins)[key]
             self.seconds["statistics"] += time.perf_counter() - start
-        return self._stats[(key, bits)]
+        return self._stats[(key, version)]
 
     def _float_inputs(self, keys: list[str]) -> Iterable[dict]:
         """Per calibration batch, the float model's inputs to supported layers `keys` (P): every supported layer's
@@ -140,41 +159,42 @@ class PTQWeights(KernelQuantizer):
                     break
         return self._kept or self._recorder(self._images, keys)
 
-    def _quantized_before(self, key: str, bits: int) -> Recorder | None:
-        """The `recorder` of a copy of the model whose planned layers before `key` are at `bits` (None for the
-        first: Q = P): one copy per width, its layers set in plan order as they are asked for (a layer's input
-        depends on earlier layers only)."""
-        earlier = self.plan.keys[:self.plan.keys.index(key)]
-        if not earlier:
+    def _quantized_before(self, before: Mapping[str, int | None]) -> Recorder | None:
+        """The `recorder` of the copy of the model with the planned layers `before` ({plan key: width}, in plan
+        order: those before the layer asked for) at their widths (None when there are none: Q = P). One copy: a
+        layer is set only when its `version` changes (a layer's input depends on earlier layers only, so the later
+        ones may hold anything)."""
+        if not before:
             return None
-        if bits not in self._copies:
-            self._copies[bits] = (recorder(self.model), set())
-        copy, done = self._copies[bits]
-        for other in earlier:
-            if other not in done:
-                for path, attribute, value in self.assignments(other, bits):
-                    getattr(find_layer(copy.model, path), attribute).assign(value)
-                done.add(other)
-        return copy
+        if self._copy is None:
+            self._copy = recorder(self.model)
+        for other, bits in before.items():
+            version = self.version(other, bits, before)
+            if self._copy_versions[other] != version:
+                for path, attribute, value in self.assignments(other, bits, before):
+                    getattr(find_layer(self._copy.model, path), attribute).assign(value)
+                self._copy_versions[other] = version
+        return self._copy
 
-    def _quantize(self, key: str, bits: int) -> np.ndarray:
+    def _quantize(self, key: str, bits: int, widths: Mapping[str, int | None] | None) -> np.ndarray:
         """AdaRound's kernel at 2-4 bits for supported layers (on the per-channel grid that `output_scale` picks for
         the layer's output error, not the weights' own), else round to nearest."""
-        entry = self.plan[key]
-        if not (self.options.adaround and bits in ADAROUND_BITS and supported(entry.layer(self.model))):
-            return super()._quantize(key, bits)
+        if not self._learns(key, bits):
+            return super()._quantize(key, bits, widths)
         kernel = self.float_kernels[key]
-        stats = self.statistics(key, bits)
+        stats = self.statistics(key, bits, widths)
         start = time.perf_counter()
         scale = output_scale(flat_kernel(kernel), bits, stats)
         rounding = adaround(flat_kernel(kernel), scale, bits, stats, iterations=self.options.adaround_iterations)
         self.seconds["adaround"] += time.perf_counter() - start
-        self.roundings[(key, bits)] = rounding
+        self.roundings[(key, self.version(key, bits, widths))] = rounding
         return (rounding.integers * scale).reshape(kernel.shape).astype(np.float32)
 
-    def assignments(self, key: str, bits: int | None) -> list[tuple[tuple[str, ...], str, np.ndarray]]:
-        """The kernel at `bits`, plus the corrected bias or batch-norm mean with bias correction on."""
-        values = super().assignments(key, bits)
+    def assignments(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None
+                    ) -> list[tuple[tuple[str, ...], str, np.ndarray]]:
+        """The kernel at `bits` in a model at `widths`, plus the corrected bias or batch-norm mean with bias
+        correction on."""
+        values = super().assignments(key, bits, widths)
         where = bias_correction.target(self.model, key) if self.options.bias_correction else None
         if where is None or not supported(self.plan[key].layer(self.model)):
             return values
@@ -192,9 +212,15 @@ class PTQWeights(KernelQuantizer):
         return PTQResult(
             options=self.options.to_dict(), carried=dict(carried or {}),
             cle_pairs=[list(pair[:2]) for pair in self.equalized.pairs] if self.equalized else [],
-            adaround=[{"layer": layer, "bits": bits, "nearest_error": r.nearest_error, "error": r.error,
-                       "flipped": r.flipped} for (layer, bits), r in self.roundings.items()],
+            adaround=[{"layer": layer, "bits": bits, "earlier": _counts(earlier), "nearest_error": r.nearest_error,
+                       "error": r.error, "flipped": r.flipped}
+                      for (layer, (bits, earlier)), r in self.roundings.items()],
             seconds=dict(self.seconds))
+
+
+def _counts(widths: Iterable[int | None]) -> dict[str, int]:
+    """{width ("float" for None): how many} of a rounding's earlier layers."""
+    return dict(Counter("float" if bits is None else str(bits) for bits in widths))
 
 
 def weights_for(model: Any, calibration: np.ndarray | None, options: PTQOptions) -> PTQWeights | None:
@@ -300,10 +326,10 @@ def prepared_model(weights: KernelQuantizer, weight_bits: Mapping[str, int | Non
 
     copy = keras.models.clone_model(weights.model)
     copy.set_weights(weights.model.get_weights())
-    for key in weights.float_kernels:
-        bits = weight_bits.get(key, default_bits)
-        if bits is None or bits == 1:  # 1-bit binarised kernels have no LiteRT grid
-            continue
-        for path, attribute, value in weights.assignments(key, bits):
-            getattr(find_layer(copy, path), attribute).assign(value)
+    widths = {key: weight_bits.get(key, default_bits) for key in weights.float_kernels}
+    widths = {key: None if bits == 1 else bits for key, bits in widths.items()}  # 1 bit: no LiteRT grid, float
+    for key, bits in widths.items():
+        if bits is not None:
+            for path, attribute, value in weights.assignments(key, bits, widths):
+                getattr(find_layer(copy, path), attribute).assign(value)
     return copy

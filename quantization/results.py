@@ -101,7 +101,8 @@ class PTQResult(Record):
         options: `PTQOptions.to_dict()` (with "names", the options that are on).
         carried: {variant: the options its file carries} (`quantization.ptq.carried_by`).
         cle_pairs: the layer pairs cross-layer equalization rescaled.
-        adaround: per layer and width AdaRound learnt: {"layer", "bits", "nearest_error", "error", "flipped"}.
+        adaround: per layer, width and earlier layers' widths AdaRound learnt: {"layer", "bits", "earlier" ({width
+            or "float": how many of the layers before it}), "nearest_error", "error", "flipped"}.
         seconds: {"statistics", "adaround"} wall time.
     """
 

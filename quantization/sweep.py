@@ -23,7 +23,7 @@ MSE); activation widths may differ per tensor (`activation_tensors`).
 Every figure this module yields is "simulated": reports label it so.
 """
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -126,7 +126,9 @@ def _fake_quant_output(layer: Any, key: str) -> Any:
 class KernelQuantizer:
     """Round-to-nearest kernels on `quantize_kernel`'s grids: what `Simulator` assigns for a planned layer at a width.
 
-    `quantization.ptq.PTQWeights` extends it (cross-layer equalization, AdaRound, bias correction).
+    `quantization.ptq.PTQWeights` extends it (cross-layer equalization, AdaRound, bias correction): there a layer's
+    kernel may also depend on the widths of the layers before it (`version`), so every method takes the whole
+    configuration, `widths` ({plan key: width}, absent: float; None: every planned layer at the layer's own width).
 
     Args:
         model: the float Keras model.
@@ -137,22 +139,30 @@ class KernelQuantizer:
         self.plan = layer_plan(model)
         self.float_kernels = {entry.key: np.asarray(entry.kernel(model)) for entry in self.plan}
         self._entries = {entry.key: entry for entry in self.plan}
-        self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._cache: dict[tuple[str, Hashable], np.ndarray] = {}
 
-    def kernel(self, key: str, bits: int) -> np.ndarray:
-        """The planned layer's kernel on its `bits`-wide grid (computed once per layer and width)."""
-        if (key, bits) not in self._cache:
-            self._cache[(key, bits)] = self._quantize(key, bits)
-        return self._cache[(key, bits)]
+    def version(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None) -> Hashable:
+        """What planned layer `key`'s values at `bits` depend on in a model at `widths`: here its width alone."""
+        return bits
 
-    def _quantize(self, key: str, bits: int) -> np.ndarray:
+    def kernel(self, key: str, bits: int, widths: Mapping[str, int | None] | None = None) -> np.ndarray:
+        """The planned layer's kernel on its `bits`-wide grid in a model at `widths` (computed once per `version`)."""
+        version = self.version(key, bits, widths)
+        if (key, version) not in self._cache:
+            self._cache[(key, version)] = self._quantize(key, bits, widths)
+        return self._cache[(key, version)]
+
+    def _quantize(self, key: str, bits: int, widths: Mapping[str, int | None] | None) -> np.ndarray:
         """The quantized kernel (round to nearest); subclasses round otherwise."""
         return quantize_kernel(self.float_kernels[key], bits, self._entries[key].channel_axes)
 
-    def assignments(self, key: str, bits: int | None) -> list[tuple[tuple[str, ...], str, np.ndarray]]:
-        """[(layer path, variable attribute, value)] that put planned layer `key` at `bits` (None: float)."""
+    def assignments(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None
+                    ) -> list[tuple[tuple[str, ...], str, np.ndarray]]:
+        """[(layer path, variable attribute, value)] that put planned layer `key` at `bits` (None: float) in a model
+        at `widths`."""
         entry = self._entries[key]
-        return [(entry.path, entry.attribute, self.float_kernels[key] if bits is None else self.kernel(key, bits))]
+        kernel = self.float_kernels[key] if bits is None else self.kernel(key, bits, widths)
+        return [(entry.path, entry.attribute, kernel)]
 
 
 class Simulator:
@@ -176,7 +186,7 @@ class Simulator:
         self.plan = self.weights.plan  # the quantizable layers, nested models included, by plan key
         self.twin = keras.models.clone_model(self.model)
         self.twin.set_weights(self.model.get_weights())
-        self._current: dict[str, int | None] = {key: None for key in self.plan.keys}
+        self._current: dict[str, Hashable] = {key: None for key in self.plan.keys}  # each layer's `version`
         self._calibration = calibration
         self.range_method = check_method(ranges)
         self._ranges: RangeTable | None = None
@@ -263,11 +273,12 @@ class Simulator:
                                     f"layers: {', '.join(self._current)}")
         for key in self._current:
             bits = weight_bits.get(key)
-            if bits == self._current[key]:
+            version = self.weights.version(key, bits, weight_bits)
+            if version == self._current[key]:
                 continue
-            for path, attribute, value in self.weights.assignments(key, bits):
+            for path, attribute, value in self.weights.assignments(key, bits, weight_bits):
                 getattr(find_layer(self.twin, path), attribute).assign(value)
-            self._current[key] = bits
+            self._current[key] = version
 
     def uniform(self, bits: int | None) -> dict[str, int | None]:
         """Every quantizable layer at one width."""

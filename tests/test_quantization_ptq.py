@@ -135,24 +135,32 @@ def test_adaround_lowers_the_layer_reconstruction_error_on_held_out_images(resne
     assert learnt >= 7  # of the 8 (layer, width) pairs past the stem on this one-epoch model
 
 
-def test_reconstruction_error_is_the_output_error_against_the_quantized_network(resnet, fashion):
+@pytest.mark.parametrize("options,stem_bits", [(PTQOptions(bias_correction=True), 3),
+                                               (PTQOptions(adaround=True, adaround_iterations=20), 8)],
+                         ids=["nearest-uniform", "adaround-stem8"])
+def test_reconstruction_error_is_the_output_error_against_the_quantized_network(resnet, fashion, options, stem_bits):
     """AdaRound's error from the patch statistics is ||P W - Q W~||^2 / N measured on the two networks' outputs of
-    the layer: the float one, and the prepared copy with every layer up to it at 3 bits."""
+    the layer: the float one, and the prepared copy with every layer up to it at 3 bits (or the stem at 8: the
+    statistics then come through that very copy, each earlier AdaRound rounding learnt in its own chain)."""
     import keras
 
     _, calibration, _ = fashion
-    weights = ptq.PTQWeights(resnet, calibration, PTQOptions(bias_correction=True))  # nearest, corrected biases
+    weights = ptq.PTQWeights(resnet, calibration, options)
     name, bits = "stage2_block2_conv1", 3
     assert resnet.get_layer(name).bias is None  # the conv output is P W itself
     keys = weights.plan.keys
-    quantized = ptq.prepared_model(weights, dict.fromkeys(keys[:keys.index(name) + 1], bits))
+    widths = {**dict.fromkeys(keys[:keys.index(name) + 1], bits), "stem_conv": stem_bits}
+    quantized = ptq.prepared_model(weights, widths)
     outputs = [np.asarray(keras.Model(net.inputs, net.get_layer(name).output)(calibration, training=False))
                for net in (resnet, quantized)]
     measured = np.sum((outputs[0] - outputs[1]) ** 2) / np.prod(outputs[0].shape[:-1])
-    stats = weights.statistics(name, bits)
-    kernel, quantized_kernel = (flat_kernel(k) for k in (resnet.get_layer(name).kernel, weights.kernel(name, bits)))
+    stats = weights.statistics(name, bits, widths)
+    kernel = flat_kernel(resnet.get_layer(name).kernel)
+    quantized_kernel = flat_kernel(weights.kernel(name, bits, widths))
     assert adaround.reconstruction_error(kernel, quantized_kernel, stats) == pytest.approx(measured, rel=1e-3)
-    assert not np.allclose(stats.quantized_gram, stats.gram)  # the inputs did change: earlier layers at 3 bits
+    assert not np.allclose(stats.quantized_gram, stats.gram)  # the inputs did change: earlier layers quantized
+    if stem_bits != bits:  # not the chain of one width for all earlier layers
+        assert not np.allclose(stats.quantized_gram, weights.statistics(name, bits).quantized_gram)
 
 
 def test_mse_ranges_beat_min_max_at_4_bit_activations(resnet, fashion):
