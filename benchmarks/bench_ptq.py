@@ -4,7 +4,8 @@
 
 For each option set it prints the simulated accuracy (float weights and activations, 3-bit weights, W4A4 with the
 first and last layers at 8 bits, W4A8) on the first --images test images, then the deployable int4 (weight-only)
-and w4a8 LiteRT files made with it by the pipeline's own export (`quantization.pipeline.quantize` with the options,
+and w4a8 LiteRT files, and their `_ends8` twins (first and last layers at 8 bits), made with it by the pipeline's own
+export (`quantization.pipeline.quantize` with the options,
 as `kdeep quantize` makes them), scored in LiteRT on the first --litert-images test images, and the seconds each
 option set took (simulator and exports), as a ratio to the plain set measured in the same run. Calibration: the
 pipeline's 500 seeded training images (`quantization.convert.calibration_images`).
@@ -33,6 +34,9 @@ SETS = {
 }
 
 
+DEPLOYED = ("int4", "w4a8", "int4_ends8", "w4a8_ends8")  # the LiteRT files each option set is scored as
+
+
 def _cpu() -> str:
     """CPU model and its SIMD flags that matter to LiteRT."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -51,12 +55,13 @@ def _simulated(sim, x, y) -> dict:
 
 
 def _deployed(model, sim, options, calibration, x, y, folder: Path) -> dict:
-    """LiteRT accuracies of the int4 (weight-only) and w4a8 files the pipeline makes with the option set."""
+    """LiteRT accuracies of the int4 (weight-only) and w4a8 files, and their `_ends8` twins, the pipeline makes with the
+    option set."""
     from quantization.litert import predict
     from quantization.pipeline import quantize
 
     weights = sim.weights if options.weights_on else None
-    files = quantize(model, ["int4", "w4a8"], calibration, folder, options=options, weights=weights)
+    files = quantize(model, list(DEPLOYED), calibration, folder, options=options, weights=weights)
     if files.failed:
         raise SystemExit(f"bench_ptq: {files.failed}")
     return {f"{name}_litert": float(np.mean(predict(path, x).argmax(-1) == y)) for name, path in files.items()}
@@ -109,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{_cpu()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; LiteRT float32 {100 * litert_float:.2f}% "
           f"on {min(args.litert_images, len(x))} images; simulated on {min(args.images, len(x))}")
     print("drops in points against float (simulated: the Keras float model; LiteRT: the float32 file)")
-    print("| set | W3 | W4A4 (ends 8) | W4A8 | int4 LiteRT | w4a8 LiteRT | seconds | x plain |")
-    print("|---|---|---|---|---|---|---|---|")
+    files = " | ".join(f"{name} LiteRT" for name in DEPLOYED)
+    print(f"| set | W3 | W4A4 (ends 8) | W4A8 | {files} | seconds | x plain |")
+    print("|---" * (6 + len(DEPLOYED)) + "|")
     for r in rows:
         drop = lambda key, ref: f"{100 * (ref - r[key]):+.2f}"  # noqa: E731 - points below the float reference
+        files = " | ".join(drop(f"{name}_litert", litert_float) for name in DEPLOYED)
         print(f"| {r['set']} | {drop('w3', r['float'])} | {drop('w4a4_ends8', r['float'])} | "
-              f"{drop('w4a8', r['float'])} | {drop('int4_litert', litert_float)} | "
-              f"{drop('w4a8_litert', litert_float)} | {r['seconds']:.0f} | {r['seconds'] / base:.2f} |")
+              f"{drop('w4a8', r['float'])} | {files} | {r['seconds']:.0f} | {r['seconds'] / base:.2f} |")
     if args.out:
         write_atomic(args.out, json.dumps({"cpu": _cpu(), "litert_float": litert_float, "rows": rows}, indent=1))
     return 0

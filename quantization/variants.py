@@ -30,6 +30,9 @@ class Variant:
             from `weight_bits`.
         fast_only: aiedge: a layer gets `weight_bits` only where XNNPACK runs that width itself for its op
             (`PlannedLayer.fast_bits`: FULLY_CONNECTED), 8 bits elsewhere.
+        ends_bits: aiedge: the first and last planned layers (a CNN's stem and classifier, its smallest kernels and
+            the most sensitive ones) get at least this width, as AdaRound's and BRECQ's papers keep them; None: as
+            the others.
         float_below: aiedge: kernels with fewer values stay float (the TF converter's `dynamic` keeps those under
             1,024 float: quantizing a tiny op's activations on the fly costs more time than it saves bytes).
         eval_limit: score at most this many test images, None = all (every variant in the table is scored on all;
@@ -51,6 +54,7 @@ class Variant:
     dynamic: bool = False
     conv_bits: int | None = None
     fast_only: bool = False
+    ends_bits: int | None = None
     float_below: int = 0
     eval_limit: int | None = None
     note: str = ""
@@ -85,6 +89,10 @@ VARIANTS: dict[str, Variant] = {
                 backend="aiedge", dynamic=True),
         Variant("w4a8", "int4 weights, int8 activations, calibrated on training images", 4, 8, backend="aiedge",
                 representative=True),
+        Variant("int4_ends8", "int4 weights, the first and last layers at int8 (as AdaRound and BRECQ), float "
+                "activations (weight-only)", 4, 32, backend="aiedge", ends_bits=8),
+        Variant("w4a8_ends8", "int4 weights, the first and last layers at int8, int8 activations, calibrated", 4, 8,
+                backend="aiedge", representative=True, ends_bits=8),
         Variant("int2_dense", "int2 dense layers, int4 convolutions (dynamic range)", 2, 32, backend="aiedge",
                 dynamic=True, conv_bits=4),
         Variant("qat_int4", "4-bit quantization-aware fine-tuning (tfmot), then the int4 export", 4, 32, qat=True,
@@ -131,15 +139,18 @@ def _mode(variant: Variant) -> tuple[str, int | None]:
     return ("dynamic" if variant.dynamic else "weight_only"), None
 
 
-def _width(variant: Variant, entry: PlannedLayer) -> int | None:
+def _width(variant: Variant, entry: PlannedLayer, end: bool) -> int | None:
     """The width a variant gives one planned layer: its op's share of the variant's widths, 8 where `fast_only`
-    finds no fast kernel, raised to the narrowest width the op takes in the variant's mode (a depthwise
-    convolution asked for 4 bits gets 8), float below `float_below` values."""
+    finds no fast kernel, at least `ends_bits` at an `end` (the first or last planned layer), raised to the
+    narrowest width the op takes in the variant's mode (a depthwise convolution asked for 4 bits gets 8), float below
+    `float_below` values."""
     if entry.size < variant.float_below:
         return None
     bits = variant.weight_bits if entry.op == "FULLY_CONNECTED" or not variant.conv_bits else variant.conv_bits
     if variant.fast_only and bits not in entry.fast_bits:
         bits = 8
+    if end and variant.ends_bits:
+        bits = max(bits, variant.ends_bits)
     mode, activation_bits = _mode(variant)
     mode = "dynamic" if bits == 2 and mode == "weight_only" else mode  # 2-bit configs are dynamic range only
     return min((b for b in entry.widths.allowed(mode, activation_bits) if b >= bits), default=None)
@@ -158,4 +169,5 @@ def layer_widths(variant: Variant, layers: LayerPlan) -> dict[str, int | None]:
     if variant.backend != "aiedge":
         raise QuantizationError(f"variant {variant.name} is made by the TF converter, which chooses its own "
                                 "widths; layer_widths covers the LiteRT quantizer's variants")
-    return {entry.key: _width(variant, entry) for entry in layers}
+    ends = {layers.keys[0], layers.keys[-1]} if layers.keys else set()
+    return {entry.key: _width(variant, entry, entry.key in ends) for entry in layers}

@@ -184,7 +184,7 @@ def test_qat_int4_fine_tunes_only_the_kernels(trained, data):
 
 @pytest.mark.slow
 def test_every_aiedge_variant_end_to_end(trained, data, tmp_path):
-    """All five LiteRT quantizer variants through run_pipeline: produced, runnable, scored, within tolerance."""
+    """Every LiteRT quantizer variant through run_pipeline: produced, runnable, scored, within tolerance."""
     (x, y), (x_test, y_test) = data
     out = run_pipeline(trained, ((x, y), (x_test, y_test)), tmp_path / "report",
                        variants=["float32", *AIEDGE]).report_dir
@@ -192,9 +192,11 @@ def test_every_aiedge_variant_end_to_end(trained, data, tmp_path):
     assert results["failed"] == {} and list(results["variants"]) == ["float32", *AIEDGE]
     scores = results["variants"]
     float_size = scores["float32"]["size_bytes"]
-    for name in ("int4", "dynamic_int4", "w4a8", "qat_int4"):
+    for name in ("int4", "dynamic_int4", "w4a8", "qat_int4", "int4_ends8", "w4a8_ends8"):
         assert scores[name]["size_bytes"] < 0.2 * float_size
     assert scores["int2_dense"]["size_bytes"] < scores["int4"]["size_bytes"]
+    for name in ("int4", "w4a8"):  # the first and last layers' weights take a byte each, not half of one
+        assert 0 < scores[f"{name}_ends8"]["size_bytes"] - scores[name]["size_bytes"] < 2000
 
 
 @pytest.mark.slow  # over 2 s

@@ -102,8 +102,9 @@ def test_converter_dynamic_keeps_exactly_the_planned_small_kernels_float(tmp_pat
 
 
 def test_variant_widths_follow_the_plan():
-    """int4 variants give a depthwise convolution 8 bits; dynamic_fc4 gives 4 bits only to dense layers (XNNPACK's
-    fast int4 kernels) and keeps kernels under 1,024 values float, as the converter's dynamic does."""
+    """int4 variants give a depthwise convolution 8 bits; the `_ends8` ones give the first and last layers 8 bits;
+    dynamic_fc4 gives 4 bits only to dense layers (XNNPACK's fast int4 kernels) and keeps kernels under 1,024 values
+    float, as the converter's dynamic does."""
     from quantization.variants import VARIANTS, layer_widths
 
     layers = plan(small_mobile())
@@ -111,6 +112,10 @@ def test_variant_widths_follow_the_plan():
     assert layer_widths(VARIANTS["w4a16"], layers) == {"conv": 4, "depthwise": 8, "fc": 4}
     assert layer_widths(VARIANTS["int2_dense"], layers) == {"conv": 4, "depthwise": 8, "fc": 2}
     deepconvnet = plan(kdeep.models.build("deepconvnet", input_shape=(28, 28, 1), num_classes=10))
+    ends = {**{key: 4 for key in KERNELS}, "block1_conv1": 8, "logits": 8}  # the first and last layers at 8 bits
+    assert layer_widths(VARIANTS["int4_ends8"], deepconvnet) == ends
+    assert layer_widths(VARIANTS["w4a8_ends8"], deepconvnet) == ends
+    assert layer_widths(VARIANTS["int4_ends8"], layers) == {"conv": 8, "depthwise": 8, "fc": 8}
     widths = layer_widths(VARIANTS["dynamic_fc4"], deepconvnet)
     assert widths == {**{key: 8 for key in KERNELS}, "block1_conv1": None, "fc1": 4, "logits": None}
     assert deepconvnet["fc1"].fast_bits == (4, 8) and deepconvnet["block1_conv2"].fast_bits == (8,)
