@@ -218,8 +218,8 @@ class Prepared:
 
 def held_out_images(model_or_path: Any, dataset: Dataset, validation: tuple[np.ndarray, np.ndarray] | None,
                     dataset_name: str | None) -> HeldOut:
-    """The images the mixed-precision search may use: `validation` when given, else those the run's config.json
-    held out (`quantization.holdout`).
+    """The images the mixed-precision search may use: `validation` when given, else those the run's config.json (or
+    a preset's card) held out (`quantization.holdout`).
 
     Raises:
         QuantizationError: the model trained on every training image, has no config.json, or `validation` is not
@@ -231,7 +231,7 @@ def held_out_images(model_or_path: Any, dataset: Dataset, validation: tuple[np.n
                                     "trained on")
         return HeldOut(np.asarray(validation[0]), np.asarray(validation[1]).reshape(-1),
                        f"the {len(validation[1]):,} held-out images passed in")
-    path = model_or_path if isinstance(model_or_path, (str, os.PathLike)) and Path(model_or_path).exists() else None
+    path = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else None  # a file, a run or a preset
     config = run_config(path) if path is not None else None
     name = dataset if isinstance(dataset, str) else dataset_name
     return held_out(config, dataset, dataset_name=name, where=str(path) if path else "the model passed in")

@@ -152,6 +152,17 @@ def test_held_out_images_are_the_runs_validation_split():
     assert confirm.source.startswith("images 4,500-4,999 of the 1,000 training images mnist held out")
 
 
+def test_a_presets_card_says_which_images_it_held_out(fashion_mnist):
+    """`kdeep quantize resnet20.fashion_mnist --max-drop` chooses on the 5,000 images the preset's run held out: its
+    card keeps the run's config.json."""
+    from quantization.holdout import run_config
+
+    config = run_config("resnet20.fashion_mnist")
+    assert (config.val_split, config.dataset, config.limit) == (5000, "fashion_mnist", None)
+    held = held_out(config, fashion_mnist, dataset_name="fashion_mnist", where="resnet20.fashion_mnist")
+    assert held.start == 55000 and np.array_equal(held.x, fashion_mnist[0][0][55000:])
+
+
 @pytest.mark.parametrize("config, message", [
     (TrainConfig.from_recipe("fast"), r"trained on every training image \(config.json val_split=0 \(recipe fast\)\); "
                                       "retrain with --val-split 5000"),
