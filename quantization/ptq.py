@@ -98,7 +98,6 @@ class PTQWeights(KernelQuantizer):
             raise QuantizationError("AdaRound and bias correction need calibration images (training data)")
         self._images = None if calibration is None else np.asarray(calibration[:options.calibration_images])
         self._float_stats: dict | None = None
-        self._stats: dict[tuple[str, Hashable], InputStats] = {}
         self._recorder: Recorder | None = None  # the float model's layer inputs (P) ...
         self._kept: list[dict] = []  # ... and their values per batch when they fit in KEEP_BYTES
         self._copy: Recorder | None = None  # a copy whose earlier layers are quantized (Q) ...
@@ -121,10 +120,11 @@ class PTQWeights(KernelQuantizer):
 
     def statistics(self, key: str, bits: int | None = None,
                    widths: Mapping[str, int | None] | None = None) -> InputStats:
-        """The `InputStats` of supported planned layer `key` (computed once per `version`): its inputs through the
-        float model (`bits` None: bias correction's mean, the same for every width) or, for a width `bits`, also
-        through a copy whose earlier planned layers are at their `widths` (None: all at `bits`; AdaRound's
-        asymmetric error: each layer then makes up for the error that reaches it)."""
+        """The `InputStats` of supported planned layer `key`: its inputs through the float model (`bits` None: bias
+        correction's mean, the same for every width; computed once) or, for a width `bits`, also through a copy
+        whose earlier planned layers are at their `widths` (None: all at `bits`; AdaRound's asymmetric error: each
+        layer then makes up for the error that reaches it; computed each time it is asked for, which the kernel
+        cache makes once per `version`: a search may ask for hundreds, each K x K)."""
         if bits is None:
             if self._float_stats is None:
                 start = time.perf_counter()
@@ -135,16 +135,13 @@ class PTQWeights(KernelQuantizer):
                 self.seconds["statistics"] += time.perf_counter() - start
             return self._float_stats[key]
         earlier = self.plan.keys[:self.plan.keys.index(key)]
-        before = {other: bits if widths is None else widths.get(other) for other in earlier}
-        version = (bits, tuple(before.values()))
-        if (key, version) not in self._stats:
-            quantized = self._quantized_before(before)  # the earlier layers' own work is timed where it happens
-            start = time.perf_counter()
-            layer = {key: self.plan[key].layer(self.model)}
-            twins = None if quantized is None else quantized(self._images, [key])
-            self._stats[(key, version)] = statistics(layer, self._float_inputs([key]), twins)[key]
-            self.seconds["statistics"] += time.perf_counter() - start
-        return self._stats[(key, version)]
+        quantized = self._quantized_before({other: bits if widths is None else widths.get(other) for other in earlier})
+        start = time.perf_counter()  # the earlier layers' own work is timed where it happens
+        layer = {key: self.plan[key].layer(self.model)}
+        twins = None if quantized is None else quantized(self._images, [key])
+        stats = statistics(layer, self._float_inputs([key]), twins)[key]
+        self.seconds["statistics"] += time.perf_counter() - start
+        return stats
 
     def _float_inputs(self, keys: list[str]) -> Iterable[dict]:
         """Per calibration batch, the float model's inputs to supported layers `keys` (P): every supported layer's
