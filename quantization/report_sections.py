@@ -266,7 +266,8 @@ def _ptq_section(results: PipelineResults) -> list[Section]:
         notes.append(f"Cross-layer equalization rescaled {len(info.cle_pairs)} layer pair(s).")
     if info.adaround:
         better = sum(row["error"] < row["nearest_error"] for row in info.adaround)
-        notes.append(f"AdaRound learnt {len(info.adaround)} (layer, width) rounding(s) in "
+        notes.append(f"AdaRound learnt {len(info.adaround)} rounding(s) (one per layer, width and widths of the "
+                     f"layers before it) in "
                      f"{info.seconds.get('adaround', 0.0):.0f} s; {better} beat round-to-nearest on the calibration "
                      "inputs (the others keep it).")
     rows = [[name, ", ".join(names) or "none"] for name, names in info.carried.items()]
