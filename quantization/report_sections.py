@@ -176,9 +176,11 @@ def _mixed_facts(results: PipelineResults) -> str:
     test_drop = 100 * (v.reference_accuracy - v.accuracy)
     facts = []
     if (confirmed := mixed.confirmation) is not None:
+        over = (f": **over the {mixed.max_drop_pp:g} pp budget** (the choosing half's bound did not hold here)"
+                if confirmed.drop_pp > mixed.max_drop_pp else "")
         facts.append(f"Confirmed in LiteRT on {confirmed.images}: float {100 * confirmed.float_accuracy:.2f} %, "
                      f"mixed.tflite {100 * confirmed.accuracy:.2f} %, confirmed drop {confirmed.drop_pp:+.2f} pp "
-                     f"({confirmed.lost} images lost, {confirmed.gained} gained)")
+                     f"({confirmed.lost} images lost, {confirmed.gained} gained){over}")
     facts.append(f"test accuracy {100 * v.accuracy:.2f} % (drop {test_drop:+.2f} pp"
                  + (f", {test_drop - confirmed.drop_pp:+.2f} pp from the confirmed drop)" if confirmed else ")"))
     facts.append(f"{v.size_bytes / 1024:.1f} KiB")

@@ -63,3 +63,27 @@ def test_pipeline_results_round_trip_through_report_json():
     assert data["variants"]["int8"]["latency_us"]["1"] == {"median_us": 100.0, "p90_us": 120.0}
     assert "mixed" not in data and "pareto" not in data
     assert PipelineResults.from_dict({**data, "rows": []}) == results
+
+
+@pytest.mark.parametrize("lost, flagged", [(24, True), (16, False)])
+def test_a_mix_whose_confirmed_drop_exceeds_the_budget_is_flagged(lost, flagged):
+    """The preset ResNet-20's plain search (budget 0.3, 2,500 confirming images) chose a mix whose bound held on the
+    choosing half (0.04) but lost 24 images and gained 12 on the other: +0.48 pp, which the report says is over."""
+    from quantization.litert import Latency
+    from quantization.report_sections import _mixed_facts
+    from quantization.results import MixedResult, PipelineResults, VariantResult
+    from quantization.search import Confirmation
+
+    confirmation = Confirmation(images="images 57,500-59,999", n=2500, float_accuracy=0.9544,
+                                accuracy=0.9544 - (lost - 12) / 2500, lost=lost, gained=12)
+    mixed = MixedResult(bits={"fc": 4}, max_drop_pp=0.3, float_accuracy=0.9536, accuracy=0.9532, drop_bound_pp=0.04,
+                        lost=8, gained=9, z=1.0, kernel_bytes=1000.0, n=2500, evaluations=42, confirmation=confirmation)
+    variant = VariantResult(n=100, accuracy=0.955, size_bytes=4096, scoring_seconds=0.2,
+                            latency_us={"1": Latency(100.0, 120.0)}, reference_accuracy=0.964, what="mixed",
+                            weight_bits=4, activation_bits=32, file="mixed.tflite", convert_seconds=1.0)
+    results = PipelineResults(model="m", params=10, dataset="fashion_mnist", n_test=100, float_accuracy=0.964,
+                              machine="x", date="d", variants={"mixed": variant}, failed={}, layer_errors=[],
+                              mixed=mixed)
+    text = _mixed_facts(results)
+    assert f"confirmed drop {100 * (lost - 12) / 2500:+.2f} pp ({lost} images lost, 12 gained)" in text
+    assert ("over the 0.3 pp budget" in text) is flagged
