@@ -113,10 +113,12 @@ class PTQWeights(KernelQuantizer):
     def version(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None) -> Hashable:
         """The width, and for a rounding AdaRound learns also the earlier planned layers' widths in `widths` (its
         inputs come through them; None: all at `bits`)."""
-        if not self._learns(key, bits):
-            return bits
+        return (bits, tuple(self._before(key, bits, widths).values())) if self._learns(key, bits) else bits
+
+    def _before(self, key: str, bits: int, widths: Mapping[str, int | None] | None) -> dict[str, int | None]:
+        """{plan key: width} of the planned layers before `key` in a model at `widths` (None: all at `bits`)."""
         earlier = self.plan.keys[:self.plan.keys.index(key)]
-        return bits, tuple(bits if widths is None else widths.get(other) for other in earlier)
+        return {other: bits if widths is None else widths.get(other) for other in earlier}
 
     def statistics(self, key: str, bits: int | None = None,
                    widths: Mapping[str, int | None] | None = None) -> InputStats:
@@ -134,8 +136,7 @@ class PTQWeights(KernelQuantizer):
                 self._float_stats = statistics(layers, floats)
                 self.seconds["statistics"] += time.perf_counter() - start
             return self._float_stats[key]
-        earlier = self.plan.keys[:self.plan.keys.index(key)]
-        quantized = self._quantized_before({other: bits if widths is None else widths.get(other) for other in earlier})
+        quantized = self._quantized_before(self._before(key, bits, widths))
         start = time.perf_counter()  # the earlier layers' own work is timed where it happens
         layer = {key: self.plan[key].layer(self.model)}
         twins = None if quantized is None else quantized(self._images, [key])
