@@ -176,7 +176,7 @@ def _mixed_facts(results: PipelineResults) -> str:
     test_drop = 100 * (v.reference_accuracy - v.accuracy)
     facts = []
     if (confirmed := mixed.confirmation) is not None:
-        over = (f": **over the {mixed.max_drop_pp:g} pp budget** (the choosing half's bound did not hold here)"
+        over = (f": over the {mixed.max_drop_pp:g} pp budget (the choosing half's bound did not hold here)"
                 if confirmed.drop_pp > mixed.max_drop_pp else "")
         facts.append(f"Confirmed in LiteRT on {confirmed.images}: float {100 * confirmed.float_accuracy:.2f} %, "
                      f"mixed.tflite {100 * confirmed.accuracy:.2f} %, confirmed drop {confirmed.drop_pp:+.2f} pp "
