@@ -211,10 +211,10 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     arrays = (np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])), (x_test, y_test)
     out = run_pipeline(model, arrays, tmp_path / "report", variants="float32,dynamic,int8,int16x8", sweep_bits=True,
-                       sweep_limit=300, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300).report_dir
+                       sweep_limit=100, max_drop=1.0, validation=(x_val, y_val), calibration_samples=300).report_dir
     results = json.loads((out / "report.json").read_text())
     sweep_rows = results["sweep"]["rows"]
-    assert len(sweep_rows) == 45 and all(r["n"] == 300 and r["simulated"] for r in sweep_rows)
+    assert len(sweep_rows) == 45 and all(r["n"] == 100 and r["simulated"] for r in sweep_rows)
     assert set(results["sweep"]["check"]) == {"dynamic", "int8"}
     mixed = results["mixed"]
     # chosen on the first half of the held-out images, confirmed in LiteRT on the second
@@ -235,7 +235,7 @@ def test_report_with_sweep_and_budget(model, data, tmp_path):
                   "What each variant is for, on this machine", "Export check", "Confirmed in LiteRT on"):
         assert title in page
     assert page.count("data:image/png;base64,") == 4  # accuracy vs bits, sweep, sensitivity, Pareto
-    assert "the first 300 of 2000 test images (a subset)" in page
+    assert "the first 100 of 2000 test images (a subset)" in page
     assert all((out / name).is_file() for name in ("sweep.png", "sensitivity.png", "pareto.png"))
     assert results["variants"]["mixed"]["size_bytes"] < results["variants"]["int8"]["size_bytes"]
     assert all(r.get("snr_db") is not None for r in results["sweep"]["sensitivity"])
