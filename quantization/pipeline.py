@@ -19,7 +19,7 @@ from kdeep.errors import QuantizationError
 from kdeep.report import describe_machine, timestamp
 from quantization import aiedge, clipping, convert, latency, litert, ptq, qat
 from quantization.advice import Measured, purposes, slow_reason
-from quantization.check import CHECK_IMAGES, check_export
+from quantization.check import CHECK_IMAGES, MARGIN, check_export
 from quantization.deploy import Deployment, deployment
 from quantization.evaluate import score_variant
 from quantization.holdout import HeldOut, held_out, run_config
@@ -267,21 +267,28 @@ def prepare(model: Any, dataset: Dataset, *, limit: int | None = None,
 
 def check_exports(model: Any, data: Prepared, conversions: Conversions) -> dict[str, dict]:
     """The check phase: every exported file against the Keras model on real training images
-    (`quantization.check`); a file that fails is removed and recorded in `conversions.failed`, not scored.
+    (`quantization.check`); a file that fails is removed and recorded in `conversions.failed`, not scored. When the
+    model decides too few of the images for a verdict (barely trained), a progress line says so and the files stay.
 
     Returns:
         {variant: `ExportCheck.to_dict()`} for every file checked.
     """
     progress.say(f"checking {len(conversions)} file(s) against the Keras model on {len(data.check_images)} images")
     reference = scoring.predict(model, data.check_images)
-    checks = {}
+    checks, verdicts = {}, []
     for name, path in list(conversions.items()):
         verdict = check_export(path, data.check_images, reference, input_range=data.input_range, output=data.output)
         checks[name] = verdict.to_dict()
+        verdicts.append(verdict)
         if not verdict.passed:
             conversions.failed[name] = verdict.message
             del conversions[name]
             Path(path).unlink(missing_ok=True)
+    undecided = [verdict for verdict in verdicts if not verdict.conclusive]
+    if undecided:
+        progress.say(f"no export-check verdict for {len(undecided)} file(s): the Keras model decides only "
+                     f"{undecided[0].decided} of {undecided[0].n} images by a top-1 margin of {MARGIN} (barely "
+                     f"trained?); they are scored")
     return checks
 
 

@@ -2,6 +2,7 @@
 mixed-precision sections (a table and a plot each), on the report layer's `Section`."""
 from kdeep.report import FIGURE_WIDTH, Section, Table
 from kdeep.report.figures import png, pyplot
+from quantization import check
 from quantization.results import PipelineResults
 from quantization.sweep import ACTIVATION_BITS, INPUT
 
@@ -246,14 +247,24 @@ def _purpose_section(results: PipelineResults) -> list[Section]:
         out.append(Section(f"What each variant is for, on this machine ({results.machine})",
                            [f"{name}: {text}." for name, text in results.purposes.items()]))
     if results.checks:
-        rows = [[name, f"{100 * c['agreement']:.1f}", f"{c['mean_abs_prob_diff']:.2e}", str(c["n"]),
-                 "passed" if c["passed"] else "FAILED (not scored)"] for name, c in results.checks.items()]
+        rows = [[name, f"{100 * c['agreement']:.1f}", f"{c['mean_abs_prob_diff']:.2e}",
+                 f"{c['decided']} of {c['n']}", _verdict(c)] for name, c in results.checks.items()]
         least = 100 * next(iter(results.checks.values()))["min_agreement"]
         out.append(Section("Export check: each file against the Keras model on real training images",
-                           [f"A file needs top-1 agreement of at least {least:.0f} % to be scored."],
-                           table=Table(("variant", "top-1 agreement %", "mean |Δp|", "images", "verdict"),
+                           [f"A file needs top-1 agreement of at least {least:.0f} % with the Keras model, on the "
+                            f"images the model decides (top-1 minus top-2 probability at least {check.MARGIN}), to "
+                            f"be scored; with fewer than {check.MIN_DECIDED} such images the check gives no verdict "
+                            f"(the file is scored)."],
+                           table=Table(("variant", "top-1 agreement %", "mean |Δp|", "decided images", "verdict"),
                                        _cells(rows))))
     return out
+
+
+def _verdict(check_dict: dict) -> str:
+    """An export check's verdict in the report's table."""
+    if not check_dict["conclusive"]:
+        return "no verdict (scored)"
+    return "passed" if check_dict["passed"] else "FAILED (not scored)"
 
 
 def _ptq_section(results: PipelineResults) -> list[Section]:

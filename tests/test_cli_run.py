@@ -88,8 +88,11 @@ def test_kdeep_run_writes_its_run_and_report_and_prints_no_tensorflow_line(kdeep
     assert any(line.startswith("kdeep: checking ") for line in progress)
     assert any(line.startswith("kdeep: scoring the float model and ") for line in progress)
     report = json.loads((out / "quantization" / "report.json").read_text())
-    assert [line for line in progress if line.startswith("kdeep: variant ")] == [  # each failure named (exit 0)
-        f"kdeep: variant {name} failed: {reason}" for name, reason in report["failed"].items()]
+    # one epoch on 300 images: a model that decides none of the check images, so no file is failed on noise
+    assert report["failed"] == {} and len(report["variants"]) == 16
+    assert not any(check["conclusive"] for check in report["checks"].values())
+    assert "kdeep: no export-check verdict for 16 file(s): the Keras model decides only 0 of 256 images by a top-1 " \
+           "margin of 0.2 (barely trained?); they are scored" in progress
     assert lines[-1] == (f"kdeep: model {out / 'train' / 'model.keras'}; metrics {out / 'train' / 'metrics.json'}; "
                          f"TensorBoard logs {out / 'train' / 'logs'}; quantization report {out / 'quantization'}")
     for name in ("model.keras", "history.csv", "config.json"):

@@ -230,20 +230,29 @@ def runtime_wrong_lifted(monkeypatch):
 @pytest.mark.slow  # over 2 s
 def test_export_check_passes_a_good_file_and_fails_a_2_bit_convolution(trained, float_file, data, tmp_path,
                                                                        runtime_wrong_lifted):
-    """The check runs real images: LiteRT's 2-bit CONV_2D runs, but computes something else than the model."""
-    from quantization.check import CHECK_IMAGES, check_export
+    """The check runs real images: LiteRT's 2-bit CONV_2D runs, but computes something else than the model. Against a
+    model that decides no image (probabilities within 0.01 of uniform, as after one epoch on 300 images) it gives no
+    verdict: its top-1 classes are noise that a faithful quantized file may flip too."""
+    from quantization.check import CHECK_IMAGES, MIN_DECIDED, check_export
 
     (x, _), _ = data
     images = x[:CHECK_IMAGES]
     reference = trained.predict(images, verbose=0)
     good = check_export(float_file, images, reference)
-    assert good.passed and good.agreement == 1.0 and good.n == CHECK_IMAGES
+    assert good.passed and good.conclusive and good.agreement == 1.0 and good.n == CHECK_IMAGES
+    assert good.decided > 0.9 * CHECK_IMAGES
     convolutions = {key: 2 for key in KERNELS if "conv" in key}
     broken = aiedge.quantize_tflite(float_file, tmp_path / "int2_conv.tflite", weight_bits=convolutions,
                                     default_bits=8, model=trained, dynamic=True)
     verdict = check_export(broken, images, reference)
-    assert not verdict.passed and verdict.agreement < 0.5
-    assert "int2_conv.tflite: top-1 agreement with the Keras model" in verdict.message and "FAILED" in verdict.message
+    assert verdict.conclusive and not verdict.passed and verdict.agreement < 0.5
+    assert f"int2_conv.tflite: top-1 agreement with the Keras model {100 * verdict.agreement:.1f}% on the " \
+           f"{verdict.decided} of {CHECK_IMAGES} real images it decides" in verdict.message
+    assert "FAILED" in verdict.message
+    undecided = 0.1 + 0.01 * (reference - 0.1)  # the same top-1 classes, every margin under 0.01
+    flat = check_export(broken, images, undecided)
+    assert flat.decided == 0 < MIN_DECIDED and not flat.conclusive and flat.passed and flat.agreement < 0.5
+    assert flat.message.startswith(f"int2_conv.tflite: no verdict: the Keras model decides only 0 of {CHECK_IMAGES} ")
     with pytest.raises(QuantizationError, match="needs real images and the Keras model's outputs"):
         check_export(float_file, images, reference[:10])
 
