@@ -254,7 +254,7 @@ def _purpose_section(results: PipelineResults) -> list[Section]:
                            [f"A file needs top-1 agreement of at least {least:.0f} % with the Keras model, on the "
                             f"images the model decides (top-1 minus top-2 probability at least {check.MARGIN}), to "
                             f"be scored; with fewer than {check.MIN_DECIDED} such images the check gives no verdict "
-                            f"(the file is scored)."],
+                            f"(the file is scored, and its agreement is over all the images)."],
                            table=Table(("variant", "top-1 agreement %", "mean |Δp|", "decided images", "verdict"),
                                        _cells(rows))))
     return out
