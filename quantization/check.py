@@ -20,7 +20,13 @@ MIN_AGREEMENT = 0.8
 # noise may flip the class of a faithful file (a DeepConvNet after one epoch on 300 images decides none of 256 images:
 # its probabilities vary by 0.007 from image to image, its int4 file's by 0.0065 from the model's).
 MARGIN = 0.2
-MIN_DECIDED = 32  # decided images a verdict needs; with fewer, the check gives none and the file is scored
+MIN_DECIDED = 32  # decided images a verdict needs (over half of them when fewer are compared); with fewer, none
+
+
+def needed(n: int) -> int:
+    """Decided images a verdict on `n` compared images needs: `MIN_DECIDED`, or over half of them for fewer (a
+    dataset of 20 images still gets a verdict when the model decides 11)."""
+    return min(MIN_DECIDED, n // 2 + 1)
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class ExportCheck:
         n: images compared.
         decided: of them, the images the Keras model decides (top-1 minus top-2 probability at least `MARGIN`).
         agreement: fraction of the decided images whose top-1 class is the Keras model's (of all `n` images when
-            fewer than `MIN_DECIDED` are decided).
+            fewer than `needed(n)` are decided).
         mean_abs_prob_diff: mean |p_file - p_keras| over every class probability of the `n` images (logits go
             through a softmax).
         min_agreement: the agreement the file needs to pass.
@@ -47,8 +53,8 @@ class ExportCheck:
 
     @property
     def conclusive(self) -> bool:
-        """True when the Keras model decides enough images (`MIN_DECIDED`) for a verdict."""
-        return self.decided >= MIN_DECIDED
+        """True when the Keras model decides enough images for a verdict (`needed`)."""
+        return self.decided >= needed(self.n)
 
     @property
     def passed(self) -> bool:
@@ -101,7 +107,7 @@ def check_export(tflite_path: str | Path, images: np.ndarray, reference: np.ndar
     top2 = np.sort(reference, axis=-1)[:, -2:]
     decided = top2[:, 1] - top2[:, 0] >= MARGIN
     same = outputs.argmax(axis=-1) == reference.argmax(axis=-1)
-    agreement = float(np.mean(same[decided] if decided.sum() >= MIN_DECIDED else same))
+    agreement = float(np.mean(same[decided] if decided.sum() >= needed(len(images)) else same))
     return ExportCheck(Path(tflite_path).name, int(len(images)), int(decided.sum()), agreement,
                        float(np.abs(outputs - reference).mean()),
                        MIN_AGREEMENT if min_agreement is None else min_agreement)

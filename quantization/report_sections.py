@@ -253,7 +253,8 @@ def _purpose_section(results: PipelineResults) -> list[Section]:
         out.append(Section("Export check: each file against the Keras model on real training images",
                            [f"A file needs top-1 agreement of at least {least:.0f} % with the Keras model, on the "
                             f"images the model decides (top-1 minus top-2 probability at least {check.MARGIN}), to "
-                            f"be scored; with fewer than {check.MIN_DECIDED} such images the check gives no verdict "
+                            f"be scored; with fewer than {check.MIN_DECIDED} such images (over half of them when fewer "
+                            f"are compared) the check gives no verdict "
                             f"(the file is scored, and its agreement is over all the images)."],
                            table=Table(("variant", "top-1 agreement %", "mean |Δp|", "decided images", "verdict"),
                                        _cells(rows))))

@@ -249,6 +249,9 @@ def test_export_check_passes_a_good_file_and_fails_a_2_bit_convolution(trained, 
     assert f"int2_conv.tflite: top-1 agreement with the Keras model {100 * verdict.agreement:.1f}% on the " \
            f"{verdict.decided} of {CHECK_IMAGES} real images it decides" in verdict.message
     assert "FAILED" in verdict.message
+    few = check_export(broken, images[:20], reference[:20])  # a small dataset: a verdict needs 11 decided images
+    assert few.n == 20 and few.decided >= 11 and few.conclusive and not few.passed
+    assert check_export(float_file, images[:20], reference[:20]).passed
     undecided = 0.1 + 0.01 * (reference - 0.1)  # the same top-1 classes, every margin under 0.01
     flat = check_export(broken, images, undecided)
     assert flat.decided == 0 < MIN_DECIDED and not flat.conclusive and flat.passed and flat.agreement < 0.5
