@@ -275,19 +275,18 @@ def check_exports(model: Any, data: Prepared, conversions: Conversions) -> dict[
     """
     progress.say(f"checking {len(conversions)} file(s) against the Keras model on {len(data.check_images)} images")
     reference = scoring.predict(model, data.check_images)
-    checks, verdicts = {}, []
+    checks = {}
     for name, path in list(conversions.items()):
         verdict = check_export(path, data.check_images, reference, input_range=data.input_range, output=data.output)
         checks[name] = verdict.to_dict()
-        verdicts.append(verdict)
         if not verdict.passed:
             conversions.failed[name] = verdict.message
             del conversions[name]
             Path(path).unlink(missing_ok=True)
-    undecided = [verdict for verdict in verdicts if not verdict.conclusive]
+    undecided = [check for check in checks.values() if not check["conclusive"]]
     if undecided:
         progress.say(f"no export-check verdict for {len(undecided)} file(s): the Keras model decides only "
-                     f"{undecided[0].decided} of {undecided[0].n} images by a top-1 margin of {MARGIN} (barely "
+                     f"{undecided[0]['decided']} of {undecided[0]['n']} images by a top-1 margin of {MARGIN} (barely "
                      f"trained?); they are scored")
     return checks
 
