@@ -147,3 +147,26 @@ def test_predict_with_a_preset_needs_no_data_and_no_training(tmp_path, fashion_m
     keras_labels = predict(presets.load("resnet20.fashion_mnist"), x_test[:16]).argmax(axis=1).tolist()
     assert sum(a == b for a, b in zip(predicted, keras_labels)) >= 15  # PNG at 64x64 resized back to 28x28
     assert sum(a == b for a, b in zip(predicted, y_test[:16].tolist())) >= 13
+
+
+@pytest.mark.slow
+def test_a_run_can_start_from_a_preset_and_refuses_another_model(tmp_path, mnist):
+    """--init: the run starts from the preset's weights (a fresh DeepConvNet scores chance after two steps at this
+    rate); weights of another model are refused before the run directory is written."""
+    from kdeep.errors import ConfigError
+    from kdeep.scoring import score
+    from kdeep.train import TrainConfig, fit
+
+    (x_train, y_train), (x_test, y_test) = mnist
+    small = ((x_train[:200], y_train[:200]), (x_test[:1000], y_test[:1000]))
+    start = score(presets.load("deepconvnet.mnist_book"), small[1]).accuracy
+    config = TrainConfig.from_recipe("book", init="deepconvnet.mnist_book", epochs=1, lr=1e-7,
+                                     out=str(tmp_path / "warm"))
+    warm = fit("deepconvnet", small, config=config, verbose=0)
+    assert start > 0.98 and abs(warm.metrics["test_accuracy"] - start) <= 0.002
+    assert "--init deepconvnet.mnist_book" in TrainConfig.from_dict(
+        json.loads((tmp_path / "warm" / "config.json").read_text())).command()
+    with pytest.raises(ConfigError, match="init='deepconvnet.mnist_book' holds 'deepconvnet'.*does not fit 'resnet20'"):
+        fit("resnet20", small, config=TrainConfig(init="deepconvnet.mnist_book", epochs=1, val_split=0,
+                                                  out=str(tmp_path / "bad")), verbose=0)
+    assert not (tmp_path / "bad").exists()

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-litert", action="store_true", help="skip the LiteRT float32/int8 conversions")
     parser.add_argument("--bench-steps", type=int, default=BENCH_STEPS,
                         help="timed batch-256 steps of the Keras inference benchmark (default %(default)s)")
-    _add_config_flags(parser, leave_out=("width",))  # a width per model: NAME@WIDTH
+    _add_config_flags(parser, leave_out=("width", "init"))  # a width per model: NAME@WIDTH
     parser.set_defaults(func=compare_command)
 
 

@@ -34,6 +34,7 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
     "weight_decay": (float, "decoupled weight decay"),
     "label_smoothing": (float, "label smoothing in [0, 1)"),
     "ema": (float, "momentum of a moving average of the weights, kept as the final model (e.g. 0.999)"),
+    "init": (str, "start from these trained weights: a preset name, run directory or .keras file of the same model"),
     "augment": (tuple(a for a in AUGMENTS if a), "augmentation preset"),
     "mixed_precision": (PRECISIONS, "dtype policy (outputs stay float32)"),
     "jit_compile": (bool, "XLA-compile the train step"),
@@ -81,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune.add_argument("--unfreeze-blocks", type=NON_NEGATIVE, default=2, help="top blocks trained in phase 2")
     finetune.add_argument("--lr-factor", type=float, default=0.1, help="phase-2 LR = lr * factor")
     finetune.add_argument("--out", required=True, help="transfer directory (head/ and finetune/ runs)")
-    _add_config_flags(finetune)
+    _add_config_flags(finetune, leave_out=("init",))  # the source is the start
     finetune.set_defaults(func=_finetune)
 
     run = subparsers.add_parser("run", help="the main job: DeepConvNet on MNIST, train, evaluate, quantize",

@@ -63,6 +63,9 @@ class TrainConfig:
         label_smoothing: cross-entropy label smoothing in [0, 1).
         ema: momentum of an exponential moving average of the weights (Polyak averaging), in [0, 1); the
             final model holds the averaged weights. 0 disables it.
+        init: weights to start from (a warm start): a preset name (`resnet20.fashion_mnist`), a run directory or a
+            `.keras` file of the same model, width and input shape; None starts from the builder's initializers.
+            The run then trains them with this config's optimizer and schedule from step 0.
         augment: augmentation preset for training batches (None, "none", "digits", "cifar", "erasing").
         mixed_precision: "float32", "mixed_float16" or "mixed_bfloat16" (outputs stay float32).
         jit_compile: XLA-compile the train step.
@@ -95,6 +98,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     ema: float = 0.0
+    init: str | None = None
     augment: str | None = None
     mixed_precision: str = "float32"
     jit_compile: bool = False

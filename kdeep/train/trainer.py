@@ -81,6 +81,8 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     num_classes = classes_of(dataset)
     with strategy.scope():  # the model is built (and refused) before anything is written
         model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
+        if config.init and not (out / rd.LAST).exists():  # a resumed run continues from last.keras instead
+            _warm_start(model, config.init)
         if isinstance(dataset, str):  # the class names travel with the model (its labels file when exported)
             attach(model, dataclasses.replace(contract_of(model), labels=class_names(dataset)))
         _compile(model, config, steps_per_epoch, jit_compile=config.jit_compile and xla_supported(strategy))
@@ -210,6 +212,20 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
     clone = keras.models.clone_model(model_or_name)  # variables must be created inside the strategy's scope
     clone.set_weights(model_or_name.get_weights())
     return attach(clone, contract_of(model_or_name))  # a clone is a new object: it gets the contract again
+
+
+def _warm_start(model: keras.Model, source: str) -> None:
+    """Sets `model`'s weights from `source` (a preset name, run directory or .keras file: `TrainConfig.init`);
+    ConfigError when they do not fit (another model, width or input shape)."""
+    from kdeep.models import presets
+
+    trained = presets.as_model(source)
+    shapes = [tuple(weight.shape) for weight in model.weights]
+    if [tuple(weight.shape) for weight in trained.weights] != shapes:
+        raise ConfigError(f"init={source!r} holds {trained.name!r} ({trained.count_params():,} parameters), which "
+                          f"does not fit {model.name!r} ({model.count_params():,}): start from weights of the same "
+                          f"model, width and input shape")
+    model.set_weights(trained.get_weights())
 
 
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, jit_compile: bool) -> None:
