@@ -100,6 +100,12 @@ def test_kdeep_run_writes_its_run_and_report_and_prints_no_tensorflow_line(kdeep
     assert {"float32", "int8"} <= set(report["variants"]) and report["n_test"] == 300  # --limit applies to it
     assert report["variants"]["float32"]["accuracy"] == pytest.approx(report["float_accuracy"], abs=1 / 300)
     assert (out / "quantization" / "report.html").is_file() and (out / "quantization" / "int8.tflite").is_file()
+    sizes = {name: scores["size_bytes"] for name, scores in report["variants"].items()}
+    for name in ("int4", "dynamic_int4", "w4a8", "qat_int4", "int4_ends8", "w4a8_ends8"):  # the LiteRT quantizer's
+        assert sizes[name] < 0.2 * sizes["float32"]
+    assert sizes["int2_dense"] < sizes["int4"]
+    for name in ("int4", "w4a8"):  # the first and last layers' weights take a byte each, not half of one
+        assert 0 < sizes[f"{name}_ends8"] - sizes[name] < 2000
 
 
 @pytest.mark.slow
