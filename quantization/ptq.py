@@ -20,7 +20,7 @@ import numpy as np
 
 from kdeep.errors import QuantizationError
 from quantization import bias_correction
-from quantization.adaround import ITERATIONS, Rounding, adaround, output_scale
+from quantization.adaround import ITERATIONS, adaround, output_scale
 from quantization.equalization import equalize
 from quantization.layer_inputs import BATCH, InputStats, flat_kernel, recorder, statistics, supported
 from quantization.plan import LayerPlan, find_layer, walk
@@ -102,7 +102,7 @@ class PTQWeights(KernelQuantizer):
         self._kept: list[dict] = []  # ... and their values per batch when they fit in KEEP_BYTES
         self._copy: Recorder | None = None  # a copy whose earlier layers are quantized (Q) ...
         self._copy_versions: dict[str, Hashable] = dict.fromkeys(self.plan.keys)  # ... at these `version`s
-        self.roundings: dict[tuple[str, Hashable], Rounding] = {}
+        self.roundings: dict[tuple[str, Hashable], dict] = {}  # AdaRound's errors per (layer, version)
         self.seconds = {"statistics": 0.0, "adaround": 0.0}
 
     def _learns(self, key: str, bits: int | None) -> bool:
@@ -185,7 +185,8 @@ class PTQWeights(KernelQuantizer):
         scale = output_scale(flat_kernel(kernel), bits, stats)
         rounding = adaround(flat_kernel(kernel), scale, bits, stats, iterations=self.options.adaround_iterations)
         self.seconds["adaround"] += time.perf_counter() - start
-        self.roundings[(key, self.version(key, bits, widths))] = rounding
+        self.roundings[(key, self.version(key, bits, widths))] = {"nearest_error": rounding.nearest_error,
+                                                                   "error": rounding.error, "flipped": rounding.flipped}
         return (rounding.integers * scale).reshape(kernel.shape).astype(np.float32)
 
     def assignments(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None
@@ -210,9 +211,8 @@ class PTQWeights(KernelQuantizer):
         return PTQResult(
             options=self.options.to_dict(), carried=dict(carried or {}),
             cle_pairs=[list(pair[:2]) for pair in self.equalized.pairs] if self.equalized else [],
-            adaround=[{"layer": layer, "bits": bits, "earlier": _counts(earlier), "nearest_error": r.nearest_error,
-                       "error": r.error, "flipped": r.flipped}
-                      for (layer, (bits, earlier)), r in self.roundings.items()],
+            adaround=[{"layer": layer, "bits": bits, "earlier": _counts(earlier), **errors}
+                      for (layer, (bits, earlier)), errors in self.roundings.items()],
             seconds=dict(self.seconds))
 
 

@@ -22,6 +22,7 @@ MSE); activation widths may differ per tensor (`activation_tensors`).
 
 Every figure this module yields is "simulated": reports label it so.
 """
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
@@ -39,6 +40,7 @@ ACTIVATION_BITS = (None, 4, 6, 8, 16)  # None: float activations (weight-only qu
 SOFTMAX_RANGE = (0.0, 255 / 256)  # LiteRT's int8 softmax output: scale 1/256, zero point -128
 BATCH = 256  # images per Keras predict step (faster than 1000 on a small CPU)
 INPUT = "<input>"  # the model input's activation tensor
+KERNEL_CACHE_BYTES = 256 * 2**20  # quantized kernels a `KernelQuantizer` keeps (least recently used go first)
 # Layers whose output LiteRT keeps in its input's quantization (no requantization of their own).
 _PASS_THROUGH = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "GlobalMaxPooling2D", "ZeroPadding1D",
                  "ZeroPadding2D", "ZeroPadding3D", "Flatten", "Reshape", "Dropout", "Cropping2D", "Rescaling")
@@ -130,6 +132,9 @@ class KernelQuantizer:
     kernel may also depend on the widths of the layers before it (`version`), so every method takes the whole
     configuration, `widths` ({plan key: width}, absent: float; None: every planned layer at the layer's own width).
 
+    Quantized kernels are kept, least recently used dropped first, up to `cache_bytes` (a search over AdaRound's
+    versions may ask for hundreds; one dropped and asked for again is computed again).
+
     Args:
         model: the float Keras model.
     """
@@ -139,18 +144,24 @@ class KernelQuantizer:
         self.plan = layer_plan(model)
         self.float_kernels = {entry.key: np.asarray(entry.kernel(model)) for entry in self.plan}
         self._entries = {entry.key: entry for entry in self.plan}
-        self._cache: dict[tuple[str, Hashable], np.ndarray] = {}
+        self.cache_bytes = KERNEL_CACHE_BYTES
+        self._cache: OrderedDict[tuple[str, Hashable], np.ndarray] = OrderedDict()
 
     def version(self, key: str, bits: int | None, widths: Mapping[str, int | None] | None = None) -> Hashable:
         """What planned layer `key`'s values at `bits` depend on in a model at `widths`: here its width alone."""
         return bits
 
     def kernel(self, key: str, bits: int, widths: Mapping[str, int | None] | None = None) -> np.ndarray:
-        """The planned layer's kernel on its `bits`-wide grid in a model at `widths` (computed once per `version`)."""
-        version = self.version(key, bits, widths)
-        if (key, version) not in self._cache:
-            self._cache[(key, version)] = self._quantize(key, bits, widths)
-        return self._cache[(key, version)]
+        """The planned layer's kernel on its `bits`-wide grid in a model at `widths` (computed once per `version`
+        while the cache keeps it)."""
+        entry = (key, self.version(key, bits, widths))
+        if entry in self._cache:
+            self._cache.move_to_end(entry)
+            return self._cache[entry]
+        kernel = self._cache[entry] = self._quantize(key, bits, widths)
+        while len(self._cache) > 1 and sum(value.nbytes for value in self._cache.values()) > self.cache_bytes:
+            self._cache.popitem(last=False)
+        return kernel
 
     def _quantize(self, key: str, bits: int, widths: Mapping[str, int | None] | None) -> np.ndarray:
         """The quantized kernel (round to nearest); subclasses round otherwise."""

@@ -15,7 +15,7 @@ from quantization.litert import predict as litert_predict
 from quantization.pipeline import quantize
 from quantization.search import LADDER, check_budget, kernel_bytes, pareto, search
 from quantization.sensitivity import layer_sensitivity, sensitivity_width
-from quantization.sweep import Simulator, quantize_kernel, sweep
+from quantization.sweep import KernelQuantizer, Simulator, quantize_kernel, sweep
 
 TRAIN, TEST, VALIDATION = 3000, 2000, 1000
 AGREEMENT_PP = 0.15  # simulated and LiteRT accuracy on the same images, in percentage points
@@ -88,6 +88,22 @@ def test_simulator_agrees_with_litert(simulator, litert, data, variant, weight_b
     _, _, (x, y) = data
     simulated = simulator.accuracy(x, y, simulator.uniform(weight_bits), activation_bits)
     assert abs(100 * (simulated - litert_accuracy(litert[variant], x, y))) <= AGREEMENT_PP
+
+
+def test_kernel_cache_keeps_its_byte_budget_and_recomputes_what_it_dropped(model):
+    quantizer = KernelQuantizer(model)
+    keys = list(quantizer.float_kernels)
+    quantizer.cache_bytes = quantizer.float_kernels["fc1"].nbytes + quantizer.float_kernels["block3_conv2"].nbytes
+    for _ in range(2):  # the second pass asks again for kernels the first one's later layers pushed out
+        for key in keys:
+            for bits in (4, 8):
+                kernel = quantizer.kernel(key, bits)
+                expected = quantize_kernel(quantizer.float_kernels[key], bits, quantizer.plan[key].channel_axes)
+                assert np.array_equal(kernel, expected)
+                cached = list(quantizer._cache.values())
+                assert sum(k.nbytes for k in cached) <= quantizer.cache_bytes or len(cached) == 1
+    assert list(quantizer._cache)[-1] == ("logits", 8)  # the last asked for is kept
+    assert ("block1_conv1", 4) not in quantizer._cache  # the least recently used went first
 
 
 @pytest.mark.slow  # over 2 s
