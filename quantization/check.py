@@ -42,6 +42,7 @@ class ExportCheck:
         mean_abs_prob_diff: mean |p_file - p_keras| over every class probability of the `n` images (logits go
             through a softmax).
         min_agreement: the agreement the file needs to pass.
+        conclusive: the Keras model decides enough images for a verdict (`needed(n)`).
     """
 
     file: str
@@ -50,11 +51,7 @@ class ExportCheck:
     agreement: float
     mean_abs_prob_diff: float
     min_agreement: float
-
-    @property
-    def conclusive(self) -> bool:
-        """True when the Keras model decides enough images for a verdict (`needed`)."""
-        return self.decided >= needed(self.n)
+    conclusive: bool
 
     @property
     def passed(self) -> bool:
@@ -75,8 +72,8 @@ class ExportCheck:
                 f"of {self.n} real images it decides (needs {100 * self.min_agreement:.0f}%), {difference}; {verdict}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields, with conclusive and passed."""
-        return {**asdict(self), "conclusive": self.conclusive, "passed": self.passed}
+        """JSON-ready fields, with passed."""
+        return {**asdict(self), "passed": self.passed}
 
 
 def check_export(tflite_path: str | Path, images: np.ndarray, reference: np.ndarray, *,
@@ -107,7 +104,8 @@ def check_export(tflite_path: str | Path, images: np.ndarray, reference: np.ndar
     top2 = np.sort(reference, axis=-1)[:, -2:]
     decided = top2[:, 1] - top2[:, 0] >= MARGIN
     same = outputs.argmax(axis=-1) == reference.argmax(axis=-1)
-    agreement = float(np.mean(same[decided] if decided.sum() >= needed(len(images)) else same))
+    conclusive = bool(decided.sum() >= needed(len(images)))
+    agreement = float(np.mean(same[decided] if conclusive else same))
     return ExportCheck(Path(tflite_path).name, int(len(images)), int(decided.sum()), agreement,
                        float(np.abs(outputs - reference).mean()),
-                       MIN_AGREEMENT if min_agreement is None else min_agreement)
+                       MIN_AGREEMENT if min_agreement is None else min_agreement, conclusive)
