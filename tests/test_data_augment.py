@@ -20,6 +20,7 @@ ONE_TRANSFORM_EACH = {
     "contrast": Augment(contrast=0.5),
     "cutout": Augment(cutout=0.4),
     "erasing": Augment(erasing=1.0),
+    "elastic": Augment(elastic=34.0),
 }
 
 
@@ -30,7 +31,7 @@ def batch(mnist):
 
 
 def test_the_table_names_every_transform_field():
-    fields = {f.name for f in dataclasses.fields(Augment)} - {"fill_mode"}
+    fields = {f.name for f in dataclasses.fields(Augment)} - {"fill_mode", "elastic_sigma"}
     assert set(ONE_TRANSFORM_EACH) == fields
 
 
@@ -68,6 +69,24 @@ def test_random_erasing_replaces_one_rectangle_of_2_to_40_percent_in_the_chosen_
         assert 0.015 <= box.size / mask.size <= 0.42
 
 
+def test_elastic_distortion_is_a_smooth_displacement_of_the_size_alpha_and_sigma_give():
+    """On a ramp (pixel value = column / 27) bilinear sampling is exact, so each output pixel gives its horizontal
+    displacement. Uniform noise in [-1, 1] (variance 1/3) smoothed by a normalised Gaussian of sigma pixels has a
+    standard deviation of about sqrt(1 / (3 * 4 pi sigma^2)): 0.041 at sigma 4, 1.4 pixels at alpha 34."""
+    ramp = np.tile((np.arange(28, dtype=np.float32) / 27)[None, None, :, None], (256, 28, 1, 1))
+    out = Augment(elastic=34.0, elastic_sigma=4.0)(tf.constant(ramp), SEED).numpy()[:, 6:22, 6:22, 0]
+    shift = out * 27 - np.arange(6, 22)  # pixels, per image, row and column of the interior
+    assert 1.0 < shift.std() < 1.8 and abs(shift.mean()) < 0.2
+    assert np.abs(np.diff(shift, axis=2)).mean() < 0.25 * np.abs(shift).mean()  # smooth, not per-pixel noise
+    assert np.corrcoef(shift[0].ravel(), shift[1].ravel())[0, 1] < 0.5  # a new field per image
+    wider = Augment(elastic=34.0, elastic_sigma=8.0)(tf.constant(ramp), SEED).numpy()[:, 6:22, 6:22, 0]
+    assert (wider * 27 - np.arange(6, 22)).std() < 0.6 * shift.std()  # more smoothing, smaller displacements
+    with pytest.raises(ConfigError, match="elastic_sigma must be > 0 pixels"):
+        Augment(elastic=34.0, elastic_sigma=0.0)
+    with pytest.raises(ConfigError, match="Augment.elastic must be >= 0"):
+        Augment(elastic=-1.0)
+
+
 def test_crop_padding_is_a_whole_pixel_shift_with_zero_fill():
     source = np.arange(1, 65, dtype=np.float32).reshape(8, 8) / 64.0
     out = Augment(crop_padding=2)(tf.constant(np.tile(source[None, ..., None], (16, 1, 1, 1))), SEED).numpy()
@@ -98,7 +117,7 @@ def test_digits_preset_never_flips_but_cifar_does():
 def test_bad_policies_and_presets_raise_config_error(mnist):
     with pytest.raises(ConfigError, match="rotation"):
         Augment(rotation=-1)
-    with pytest.raises(ConfigError, match="digits, cifar"):
+    with pytest.raises(ConfigError, match="digits, digits_elastic, cifar"):
         kdeep.data.pipeline(mnist[1][0][:8], mnist[1][1][:8], 4, augment="mnist")
 
 

@@ -28,6 +28,10 @@ class Augment:
         cutout: side of one erased square (set to 0) as a fraction of the image side, at a random centre.
         erasing: probability of random erasing (Zhong et al. 2017): one rectangle per image, of 2-40% of the
             image's area and aspect ratio in [0.3, 3.3], filled with uniform noise.
+        elastic: elastic distortion (Simard et al. 2003), its scale alpha in pixels: every pixel samples the image
+            at a displacement drawn uniform in [-1, 1] per pixel and axis, smoothed by a Gaussian of
+            `elastic_sigma` pixels, times alpha (bilinear, zero outside). Simard's MNIST setting: 34 with sigma 4.
+        elastic_sigma: the smoothing Gaussian's standard deviation in pixels.
         fill_mode: how the geometric transforms fill pixels from outside the image (see FILL_MODES).
     """
 
@@ -40,12 +44,17 @@ class Augment:
     contrast: float = 0.0
     cutout: float = 0.0
     erasing: float = 0.0
+    elastic: float = 0.0
+    elastic_sigma: float = 4.0
     fill_mode: str = "constant"
 
     def __post_init__(self) -> None:
-        for field in ("rotation", "translation", "zoom", "crop_padding", "brightness", "contrast", "cutout", "erasing"):
+        for field in ("rotation", "translation", "zoom", "crop_padding", "brightness", "contrast", "cutout", "erasing",
+                      "elastic"):
             if getattr(self, field) < 0:
                 raise ConfigError(f"Augment.{field} must be >= 0, got {getattr(self, field)}")
+        if not self.elastic_sigma > 0:
+            raise ConfigError(f"Augment.elastic_sigma must be > 0 pixels, got {self.elastic_sigma}")
         if self.zoom >= 1 or self.cutout > 1 or self.erasing > 1:
             raise ConfigError(f"Augment.zoom must be < 1, Augment.cutout and Augment.erasing <= 1, got {self.zoom}, "
                               f"{self.cutout}, {self.erasing}")
@@ -55,7 +64,7 @@ class Augment:
     @property
     def is_identity(self) -> bool:
         """True when no transform is on."""
-        return self == dataclasses.replace(Augment(), fill_mode=self.fill_mode)
+        return self == dataclasses.replace(Augment(), fill_mode=self.fill_mode, elastic_sigma=self.elastic_sigma)
 
     def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Augments a batch.
@@ -71,6 +80,9 @@ class Augment:
             tf.random.experimental.stateless_split(seed, 6))
         if self.rotation or self.translation or self.zoom or self.crop_padding:
             images = _affine(images, self, geometry)
+        if self.elastic:  # its own seed, folded in: the other transforms draw what they drew before it existed
+            elastic = tf.random.experimental.stateless_fold_in(seed, 6)
+            images = _elastic(images, self.elastic, self.elastic_sigma, elastic)
         if self.horizontal_flip:
             mirror = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], flip) < 0.5
             images = tf.where(mirror, tf.reverse(images, axis=[2]), images)
@@ -128,6 +140,34 @@ def _affine(images: tf.Tensor, policy: Augment, seed: tf.Tensor) -> tf.Tensor:
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
         interpolation="BILINEAR", fill_mode=policy.fill_mode.upper())
+
+
+def _elastic(images: tf.Tensor, alpha: float, sigma: float, seed: tf.Tensor) -> tf.Tensor:
+    """Elastic distortion: a smooth random displacement field (uniform noise, Gaussian-smoothed, times `alpha`),
+    each output pixel read bilinearly from the input at its displaced position (zero outside the image)."""
+    n, height, width, channels = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2], tf.shape(images)[3]
+    radius = max(1, math.ceil(3 * sigma))
+    taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+    taps = tf.constant([t / sum(taps) for t in taps], tf.float32)
+    field = tf.random.stateless_uniform([n, height, width, 2], seed, -1.0, 1.0)
+    for kernel in (tf.reshape(taps, [-1, 1, 1, 1]), tf.reshape(taps, [1, -1, 1, 1])):  # separable: rows, columns
+        field = tf.nn.depthwise_conv2d(field, tf.tile(kernel, [1, 1, 2, 1]), [1, 1, 1, 1], "SAME")
+    rows, cols = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    y = tf.cast(rows, tf.float32)[None] + alpha * field[..., 0]
+    x = tf.cast(cols, tf.float32)[None] + alpha * field[..., 1]
+    y0, x0 = tf.floor(y), tf.floor(x)
+    last_row, last_col = tf.cast(height - 1, tf.float32), tf.cast(width - 1, tf.float32)
+    flat = tf.reshape(images, [n, height * width, channels])
+    result = tf.zeros_like(images)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the four neighbours, bilinear weights
+        yy, xx = y0 + dy, x0 + dx
+        weight = (1 - tf.abs(y - yy)) * (1 - tf.abs(x - xx))
+        inside = (yy >= 0) & (yy <= last_row) & (xx >= 0) & (xx <= last_col)
+        index = (tf.cast(tf.clip_by_value(yy, 0, last_row), tf.int32) * width
+                 + tf.cast(tf.clip_by_value(xx, 0, last_col), tf.int32))
+        values = tf.reshape(tf.gather(flat, tf.reshape(index, [n, -1]), batch_dims=1), tf.shape(images))
+        result += tf.where(inside[..., None], weight[..., None] * values, 0.0)
+    return result
 
 
 def _cutout(images: tf.Tensor, size: float, seed: tf.Tensor) -> tf.Tensor:
