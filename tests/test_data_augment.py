@@ -117,7 +117,7 @@ def test_digits_preset_never_flips_but_cifar_does():
 def test_bad_policies_and_presets_raise_config_error(mnist):
     with pytest.raises(ConfigError, match="rotation"):
         Augment(rotation=-1)
-    with pytest.raises(ConfigError, match="digits, digits_elastic, cifar"):
+    with pytest.raises(ConfigError, match="digits, cifar"):
         kdeep.data.pipeline(mnist[1][0][:8], mnist[1][1][:8], 4, augment="mnist")
 
 

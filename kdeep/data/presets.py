@@ -7,7 +7,6 @@ from typing import Any
 AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
     "none": {},
     "digits": dict(rotation=10.0, translation=0.1, zoom=0.1),  # no flip: a mirrored digit is another glyph
-    "digits_elastic": dict(rotation=10.0, translation=0.1, zoom=0.1, elastic=34.0, elastic_sigma=4.0),  # + Simard's
     "cifar": dict(crop_padding=4, horizontal_flip=True),
     "erasing": dict(crop_padding=4, horizontal_flip=True, erasing=0.5),  # "cifar" plus random erasing
 }

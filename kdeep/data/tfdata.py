@@ -42,7 +42,7 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, augment: str | Au
         x: images (N, H, W, C) or (N, H, W); uint8 (scaled by 1/255) or float already in [0, 1].
         y: integer labels (N,).
         batch_size: examples per batch.
-        augment: None, a preset name ("digits", "digits_elastic", "cifar", "none") or a kdeep.data.Augment.
+        augment: None, a preset name ("digits", "cifar", "none") or a kdeep.data.Augment.
         shuffle: reshuffle the whole set every epoch.
         seed: makes shuffling and augmentation reproducible; None draws a fresh seed.
         repeat: repeat forever (then pass steps_per_epoch to fit: one iterator then serves every epoch, which

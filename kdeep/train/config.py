@@ -66,8 +66,7 @@ class TrainConfig:
         init: weights to start from (a warm start): a preset name (`resnet20.fashion_mnist`), a run directory or a
             `.keras` file of the same model, width and input shape; None starts from the builder's initializers.
             The run then trains them with this config's optimizer and schedule from step 0.
-        augment: augmentation preset for training batches (None, "none", "digits", "digits_elastic", "cifar",
-            "erasing").
+        augment: augmentation preset for training batches (None, "none", "digits", "cifar", "erasing").
         mixed_precision: "float32", "mixed_float16" or "mixed_bfloat16" (outputs stay float32).
         jit_compile: XLA-compile the train step.
         seed: seeds weights, shuffling, augmentation and dropout.
