@@ -90,7 +90,8 @@ def test_cli_summary_why_deeper_and_models(capsys):
     assert main(["models", "--family", "deepconvnet", "--costs", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["params"], r["input_shape"]) for r in rows] == [("deepconvnet", 123_552, [28, 28, 1]),
-                                                                          ("deepconvnet_book", 123_552, [28, 28, 1])]
+                                                                          ("deepconvnet_book", 123_552, [28, 28, 1]),
+                                                                          ("deepconvnet_bn", 123_776, [28, 28, 1])]
     assert rows[0]["macs"] == rows[1]["macs"] == analysis.summarize("deepconvnet").macs
     assert main(["summary", "resnet18", "--input-shape", "8,8,3", "--json"]) == 0
     assert main(["summary", "resnet18", "--input-shape", "4,4,3"]) == 2
@@ -105,7 +106,7 @@ def test_models_lists_the_registry_without_building_a_model(capsys, monkeypatch)
     assert main(["models"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:6] == ["model", "family", "input", "classes", "params", "description"]
-    assert len(table) == 2 + len(models.list_models()) == 32
+    assert len(table) == 2 + len(models.list_models()) == 33
     plain = next(line for line in table if line.startswith("plain56 "))
     assert plain.split()[1:5] == ["plain", "32x32x3", "10", "853,018"] and "He et al. 2015" in plain
     assert main(["models", "--family", "resnet", "--json"]) == 0
@@ -123,7 +124,7 @@ def test_models_lists_the_registry_without_building_a_model(capsys, monkeypatch)
                                         "cifar_resnet, plain"),
     (["summary", "resnt20"], "unknown model 'resnt20'; did you mean resnet20"),
     (["summary", "plain21"], "unknown model 'plain21'; did you mean plain32, plain20, plain110? (`kdeep models` "
-                             "lists all 30 models)"),
+                             "lists all 31 models)"),
 ])
 def test_unknown_names_get_one_line_with_the_closest_ones(capsys, argv, message):
     assert main(argv) == 2

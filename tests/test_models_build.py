@@ -131,3 +131,14 @@ def test_deepconvnet_book_scales_dropout_at_test_time_as_the_book_does():
     # training: the book's mask, kept units unscaled (Keras's own Dropout would double them)
     kept = np.asarray(keras.Model(book.input, book.get_layer("fc1_dropout_scale").output)(x, training=True))
     assert np.all((kept == 0) | np.isclose(kept, hidden, rtol=1e-6)) and 0.3 < np.mean(kept[hidden > 0] == 0) < 0.7
+
+
+def test_deepconvnet_bn_is_the_book_s_convs_with_batchnorm_and_no_dropout():
+    bn, book = models.deepconvnet_bn(), models.deepconvnet()
+    kinds = [type(layer).__name__ for layer in bn.layers]
+    assert "Dropout" not in kinds and kinds.count("BatchNormalization") == kinds.count("Conv2D") == 6
+    assert all(not layer.use_bias for layer in bn.layers if isinstance(layer, keras.layers.Conv2D))
+    same = [layer.name for layer in book.layers if layer.weights and "dropout" not in layer.name]
+    assert all(bn.get_layer(name).kernel.shape == book.get_layer(name).kernel.shape for name in same)
+    x = images((28, 28, 1), 4)
+    np.testing.assert_array_equal(bn(x, training=True), bn(x, training=True))  # no random layer left

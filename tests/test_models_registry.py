@@ -17,12 +17,12 @@ CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 
 
 def test_every_issue_model_is_registered_with_a_plain_function():
-    expected = ["deepconvnet", "deepconvnet_book", "googlenet", "googlenet_bn"]
+    expected = ["deepconvnet", "deepconvnet_book", "deepconvnet_bn", "googlenet", "googlenet_bn"]
     expected += [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
     expected += [f"resnet{d}" for d in (18, 34, 50, 101, 152, *CIFAR_DEPTHS)]
     expected += [f"resnet{d}v2" for d in (50, 101, 152)]
     expected += [f"plain{d}" for d in CIFAR_DEPTHS]
-    assert sorted(models.list_models()) == sorted(expected) and len(expected) == 30
+    assert sorted(models.list_models()) == sorted(expected) and len(expected) == 31
     for name in expected:
         assert callable(getattr(models, name)) and getattr(models, name).__name__ == name
         assert models.info(name).family in FAMILIES
@@ -93,9 +93,9 @@ def test_plain_function_equals_build_and_keeps_hierarchical_names():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(name="resnet5"), "unknown model 'resnet5'; did you mean resnet56, resnet50, resnet152? (`kdeep models` "
-                           "lists all 30 models)"),
+                           "lists all 31 models)"),
     (dict(name="transformer"), "unknown model 'transformer'; `kdeep models` (or kdeep.models.list_models()) lists "
-                               "all 30 models"),
+                               "all 31 models"),
     (dict(name="vgg16", input_shape=(28, 28, 3), stem="imagenet"), "needs at least 32x32 (or 16 with stem='small')"),
     (dict(name="vgg16", input_shape=(8, 8, 3)), "the small stem needs at least 16x16"),
     (dict(name="deepconvnet", input_shape=(3, 3, 1)), "needs at least 4x4"),

@@ -93,23 +93,35 @@ def test_presets_lists_every_preset_with_its_accuracy(capsys):
 
 
 @pytest.mark.slow
-def test_a_preset_s_recorded_command_still_trains(tmp_path):
-    """The card's own command, cut to a fraction of an epoch, runs and writes a model."""
-    preset = presets.get("deepconvnet.mnist_book")
-    words = shlex.split(preset.train_command)
-    assert words[:2] == ["kdeep", "train"]
-    words = words[2:words.index("--out")] if "--out" in words else words[2:]
-    done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--out", str(tmp_path / "run"))
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "run" / "model.keras").is_file()
-    # ... and publishing that run writes weights whose checksum and score are what its card says
+def test_a_preset_s_recorded_command_still_trains_and_a_warm_started_run_publishes_its_chain(tmp_path):
+    """The card's own command, cut to a fraction of an epoch, runs and writes a model; a run warm-started from it
+    (`--init`, a clean fine-tune) publishes a card with both commands, the chain's epochs and seconds, and weights
+    that score what the card says."""
     import hashlib
 
+    from kdeep import io
     from kdeep.models import build
     from kdeep.scoring import score
     from kdeep.train.publish import publish
 
-    card = publish(tmp_path / "run", "deepconvnet.tiny", folder=tmp_path / "shelf")
+    preset = presets.get("deepconvnet.mnist_book")
+    words = shlex.split(preset.train_command)
+    assert words[:2] == ["kdeep", "train"] and " && " not in preset.train_command
+    words = words[2:words.index("--out")] if "--out" in words else words[2:]
+    first, second = tmp_path / "run", tmp_path / "clean"
+    done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--out", str(first))
+    assert done.returncode == 0, done.stderr
+    assert (first / "model.keras").is_file()
+    done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--init", str(first), "--augment", "none",
+                 "--lr", "2e-4", "--out", str(second))
+    assert done.returncode == 0, done.stderr
+    card = publish(second, "deepconvnet.tiny", folder=tmp_path / "shelf")
+    recorded = card.train_command.split(" && ")
+    assert len(recorded) == 2 and recorded[0].endswith(f"--out {first}") and f"--init {first}" in recorded[1]
+    assert "--limit 600 " in recorded[0] and "--augment" not in recorded[0] and "--init" not in recorded[0]
+    assert "--augment none" in recorded[1] and "--lr 0.0002" in recorded[1]
+    metrics = [io.read_json(run / "metrics.json", "") for run in (first, second)]
+    assert card.epochs == 2 and card.train_seconds == pytest.approx(sum(m["train_seconds"] for m in metrics))
     stored = tmp_path / "shelf" / "deepconvnet.tiny.npz"
     assert card.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
     assert json.loads((tmp_path / "shelf" / "deepconvnet.tiny.json").read_text())["test_accuracy"] == card.test_accuracy
@@ -117,6 +129,22 @@ def test_a_preset_s_recorded_command_still_trains(tmp_path):
     with np.load(stored) as arrays:
         presets.assign(model, {path: arrays[path] for path in arrays.files})
     assert score(model, "mnist").accuracy == pytest.approx(card.test_accuracy, abs=1e-6)
+
+
+def test_publishing_a_run_warm_started_from_a_missing_run_is_refused(tmp_path):
+    """A card must record the whole chain of commands: an --init run that cannot be found is named, not skipped."""
+    from kdeep import io
+    from kdeep.errors import ConfigError
+    from kdeep.train import TrainConfig
+    from kdeep.train.publish import publish
+
+    run = tmp_path / "run"
+    run.mkdir()
+    io.write_json(run / "config.json", TrainConfig.from_recipe("book", init="gone/run0", out=str(run)).to_dict())
+    io.write_json(run / "metrics.json", {"train_seconds": 1.0, "epochs_completed": 1, "test_accuracy": 0.5})
+    with pytest.raises(ConfigError, match=r"warm-started from --init 'gone/run0', which is not found from here"):
+        publish(run, "deepconvnet.tiny", folder=tmp_path / "shelf")
+    assert not (tmp_path / "shelf").exists()
 
 
 def test_a_near_miss_names_the_closest_preset():

@@ -6,7 +6,7 @@ Every model is one registered, documented function (`kdeep.models.resnet50(...)`
 `options_of(name)` read the registry. Keras only, no TensorFlow.
 """
 # The family modules register their models on import, in this order (the order `list_models()` gives).
-from kdeep.models.deep_convnet import deepconvnet, deepconvnet_book
+from kdeep.models.deep_convnet import deepconvnet, deepconvnet_book, deepconvnet_bn
 from kdeep.models.vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 from kdeep.models.inception import googlenet, googlenet_bn
 from kdeep.models.resnet import (resnet18, resnet34, resnet50, resnet101, resnet152, resnet50v2, resnet101v2,
@@ -19,7 +19,7 @@ from kdeep.models.registry import (Family, ModelInfo, build, families, info, lis
 __all__ = [
     "Family", "ModelInfo", "build", "families", "info", "list_models", "load_weights", "options_of",
     "resolve_weights", "takes_width",
-    "deepconvnet", "deepconvnet_book",
+    "deepconvnet", "deepconvnet_book", "deepconvnet_bn",
     "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
     "googlenet", "googlenet_bn",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2",

@@ -108,3 +108,32 @@ def deepconvnet_book(input_shape: InputShape | None = None, num_classes: int | N
     dropout_scaling.
     """
     return deepconvnet(input_shape, num_classes, weights=weights, dropout_scaling="test", **options)
+
+
+@register_model(DEEPCONVNET, params=123_776)
+def deepconvnet_bn(input_shape: InputShape | None = None, num_classes: int | None = None, *,
+                   weights: Weights = None, include_top: bool = True, pooling: str | None = None,
+                   classifier_activation: str | None = "softmax", hidden_units: int = 50,
+                   name: str = "deepconvnet_bn") -> keras.Model:
+    """The book's DeepConvNet (Saito 2016) with BatchNorm (Ioffe and Szegedy 2015) after every conv and no dropout.
+
+    `deepconvnet(batchnorm=True, dropout=0.0)`: each conv loses its bias to a BatchNorm (conv -> BN -> ReLU) and
+    both dropout layers go, so the net is regularised by its augmentation alone: 123,776 trainable parameters at
+    28x28x1 with 10 classes (124,224 with BatchNorm's moving statistics), the same convs and affine layers.
+
+    Args:
+        input_shape: (H, W, C), at least 4x4; default the book's (28, 28, 1).
+        num_classes: output classes; default the book's 10.
+        weights: None, a `.weights.h5` file to load after building, or a preset tag ("mnist").
+        include_top: with the affine layers; False returns the last pooled feature map (or vector).
+        pooling: None, "avg" or "max" when include_top is False.
+        classifier_activation: "softmax" or None for logits.
+        hidden_units: width of the hidden affine layer (the book's 50).
+        name: the model name.
+
+    Returns:
+        The Keras model, its contract declared.
+    """
+    return deepconvnet(input_shape, num_classes, weights=weights, include_top=include_top, pooling=pooling,
+                       classifier_activation=classifier_activation, hidden_units=hidden_units, batchnorm=True,
+                       dropout=0.0, name=name)

@@ -45,12 +45,13 @@ class Preset:
         storage: dtype the weights are stored in ("float16" or "float32"); they load as float32.
         sha256: checksum of the weights file.
         params: parameter count.
-        train_command: the command that trained it.
+        train_command: the command line that trained it (a run warm-started from another run: both commands,
+            joined by ' && ').
         publish_command: the command that made the preset from the run.
         config: the run's whole training configuration (config.json).
         seed: the training seed.
-        epochs: epochs trained.
-        train_seconds: training time.
+        epochs: epochs trained (over the whole chain of commands).
+        train_seconds: training time (over the whole chain).
         date: when the preset was made (UTC).
         machine: the CPU it was trained on.
         data_license: where the data comes from and its license.

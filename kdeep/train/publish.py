@@ -48,6 +48,7 @@ def publish(run: str | Path, name: str | None = None, *, storage: str = "float16
     metrics = io.read_json(run / rd.METRICS, "finish the run first (rerun its command)")
     name = name or f"{config.model}.{config.dataset}"
     _check(config, name, storage)
+    commands, seconds, epochs = lineage(run, config, metrics)
     model = io.load_model(run / io.MODEL)
     spec = kdeep.data.get_spec(config.dataset)
     rebuilt = kdeep.models.build(config.model, input_shape=tuple(model.inputs[0].shape[1:]),
@@ -65,13 +66,41 @@ def publish(run: str | Path, name: str | None = None, *, storage: str = "float16
         test_accuracy=accuracy,
         run_test_accuracy=round(metrics["test_accuracy"], 6), storage=storage,
         sha256=hashlib.sha256(stored).hexdigest(), params=int(rebuilt.count_params()),
-        train_command=config.command(), publish_command=f"kdeep presets publish {run} --name {name} --storage {storage}",
-        config=config.to_dict(), seed=config.seed, epochs=int(metrics["epochs_completed"]),
-        train_seconds=float(metrics["train_seconds"]),
+        train_command=" && ".join(commands),
+        publish_command=f"kdeep presets publish {run} --name {name} --storage {storage}",
+        config=config.to_dict(), seed=config.seed, epochs=epochs, train_seconds=seconds,
         date=timestamp(), machine=describe_machine(), data_license=spec.source,
         versions={**metrics.get("versions", {}), "keras_at_publish": keras.__version__})
     io.write_json(Path(folder) / f"{name}.json", card.to_dict())
     return card
+
+
+def lineage(run: Path, config: TrainConfig, metrics: dict) -> tuple[list[str], float, int]:
+    """The training commands that made `run` from scratch, oldest first, with the chain's seconds and epochs.
+
+    A run warm-started from another run directory (`--init RUN`) continues that run's training: its commands come
+    first. A preset or a `.keras` file as `init` ends the chain (a preset's card holds its own commands).
+
+    Raises:
+        ConfigError: an `init` that is neither a preset nor found from here (a relative path from elsewhere).
+    """
+    commands, seconds, epochs = [config.command()], float(metrics["train_seconds"]), int(metrics["epochs_completed"])
+    seen, init = {run.resolve()}, config.init
+    while init and presets.named(init) is None and (Path(init) / rd.CONFIG).is_file():
+        source = Path(init)
+        if source.resolve() in seen:
+            break
+        seen.add(source.resolve())
+        earlier = TrainConfig.from_dict(io.read_json(source / rd.CONFIG, "give the --init run's directory"))
+        done = io.read_json(source / rd.METRICS, f"finish the --init run {source} first (rerun its command)")
+        commands.insert(0, earlier.command())
+        seconds += float(done["train_seconds"])
+        epochs += int(done["epochs_completed"])
+        init = earlier.init
+    if init and presets.named(init) is None and not Path(init).exists():
+        raise ConfigError(f"{run} was warm-started from --init {init!r}, which is not found from here: publish from "
+                          f"the directory the run was trained in, so that its card can record the whole chain")
+    return commands, seconds, epochs
 
 
 def _check(config: TrainConfig, name: str, storage: str) -> None:
