@@ -86,10 +86,7 @@ def lineage(run: Path, config: TrainConfig, metrics: dict) -> tuple[list[str], f
     """
     commands, seconds, epochs = [config.command()], float(metrics["train_seconds"]), int(metrics["epochs_completed"])
     seen, init = {run.resolve()}, config.init
-    while init and presets.named(init) is None and (Path(init) / rd.CONFIG).is_file():
-        source = Path(init)
-        if source.resolve() in seen:
-            break
+    while init and (source := rd.run_of(init)) is not None and source.resolve() not in seen:
         seen.add(source.resolve())
         earlier = TrainConfig.from_dict(io.read_json(source / rd.CONFIG, "give the --init run's directory"))
         done = io.read_json(source / rd.METRICS, f"finish the --init run {source} first (rerun its command)")
