@@ -132,7 +132,8 @@ def test_a_preset_s_recorded_command_still_trains_and_a_warm_started_run_publish
 
 
 def test_publishing_a_run_warm_started_from_a_missing_run_is_refused(tmp_path):
-    """A card must record the whole chain of commands: an --init run that cannot be found is named, not skipped."""
+    """A card must record the whole chain of commands: an --init run or a teacher that cannot be found is named,
+    not skipped."""
     from kdeep import io
     from kdeep.errors import ConfigError
     from kdeep.train import TrainConfig
@@ -143,6 +144,10 @@ def test_publishing_a_run_warm_started_from_a_missing_run_is_refused(tmp_path):
     io.write_json(run / "config.json", TrainConfig.from_recipe("book", init="gone/run0", out=str(run)).to_dict())
     io.write_json(run / "metrics.json", {"train_seconds": 1.0, "epochs_completed": 1, "test_accuracy": 0.5})
     with pytest.raises(ConfigError, match=r"warm-started from --init 'gone/run0', which is not found from here"):
+        publish(run, "deepconvnet.tiny", folder=tmp_path / "shelf")
+    io.write_json(run / "config.json", TrainConfig.from_recipe("book", teacher="deepconvnet.mnist,gone/teacher",
+                                                               out=str(run)).to_dict())
+    with pytest.raises(ConfigError, match=r"distilled from --teacher 'gone/teacher', which is not found from here"):
         publish(run, "deepconvnet.tiny", folder=tmp_path / "shelf")
     assert not (tmp_path / "shelf").exists()
 

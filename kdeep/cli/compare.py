@@ -6,7 +6,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `kdeep compare`."""
-    from kdeep.cli.train import _add_config_flags
+    from kdeep.cli.train import DISTILL_FLAGS, _add_config_flags
     from kdeep.compare import BENCH_STEPS, DEFAULT_DATASET, DEFAULT_RECIPE, FASHION_MNIST_MODELS
     from kdeep.train.config import RECIPES
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-litert", action="store_true", help="skip the LiteRT float32/int8 conversions")
     parser.add_argument("--bench-steps", type=int, default=BENCH_STEPS,
                         help="timed batch-256 steps of the Keras inference benchmark (default %(default)s)")
-    _add_config_flags(parser, leave_out=("width", "init"))  # a width per model: NAME@WIDTH
+    _add_config_flags(parser, leave_out=("width", "init", *DISTILL_FLAGS))  # a width per model: NAME@WIDTH
     parser.set_defaults(func=compare_command)
 
 

@@ -35,6 +35,10 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
     "label_smoothing": (float, "label smoothing in [0, 1)"),
     "ema": (float, "momentum of a moving average of the weights, kept as the final model (e.g. 0.999)"),
     "init": (str, "start from these trained weights: a preset name, run directory or .keras file of the same model"),
+    "teacher": (str, "distil from these trained models (softmax averaged): preset names, run directories or .keras "
+                     "files, separated by commas"),
+    "distill_alpha": (float, "with --teacher: weight of the labels' loss, in [0, 1] (the teacher's takes the rest)"),
+    "distill_temperature": (float, "with --teacher: temperature that softens both models' outputs"),
     "augment": (tuple(a for a in AUGMENTS if a), "augmentation preset"),
     "mixed_precision": (PRECISIONS, "dtype policy (outputs stay float32)"),
     "jit_compile": (bool, "XLA-compile the train step"),
@@ -44,6 +48,7 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
     "select": (SELECTIONS, "model.keras = final epoch or best validation accuracy"),
     "strategy": (STRATEGIES, "tf.distribute strategy"),
 }
+DISTILL_FLAGS = ("teacher", "distill_alpha", "distill_temperature")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune.add_argument("--unfreeze-blocks", type=NON_NEGATIVE, default=2, help="top blocks trained in phase 2")
     finetune.add_argument("--lr-factor", type=float, default=0.1, help="phase-2 LR = lr * factor")
     finetune.add_argument("--out", required=True, help="transfer directory (head/ and finetune/ runs)")
-    _add_config_flags(finetune, leave_out=("init",))  # the source is the start
+    _add_config_flags(finetune, leave_out=("init", *DISTILL_FLAGS))  # the source is the start
     finetune.set_defaults(func=_finetune)
 
     run = subparsers.add_parser("run", help="the main job: DeepConvNet on MNIST, train, evaluate, quantize",

@@ -66,6 +66,12 @@ class TrainConfig:
         init: weights to start from (a warm start): a preset name (`resnet20.fashion_mnist`), a run directory or a
             `.keras` file of the same model, width and input shape; None starts from the builder's initializers.
             The run then trains them with this config's optimizer and schedule from step 0.
+        teacher: distil from trained models (knowledge distillation, kdeep.train.distill): a preset name, run
+            directory or .keras file, or several separated by commas (their softmax averaged); None trains on the
+            labels alone. They must read the same images and predict the same classes as the model.
+        distill_alpha: weight of the labels' cross-entropy in the distillation loss, in [0, 1] (the teacher's
+            softened outputs take the rest).
+        distill_temperature: the temperature T that softens the teacher's and the student's outputs (> 0).
         augment: augmentation preset for training batches (None, "none", "digits", "cifar", "erasing").
         mixed_precision: "float32", "mixed_float16" or "mixed_bfloat16" (outputs stay float32).
         jit_compile: XLA-compile the train step.
@@ -99,6 +105,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema: float = 0.0
     init: str | None = None
+    teacher: str | None = None
+    distill_alpha: float = 0.1
+    distill_temperature: float = 10.0
     augment: str | None = None
     mixed_precision: str = "float32"
     jit_compile: bool = False
@@ -133,6 +142,13 @@ class TrainConfig:
             raise ConfigError(f"val_split={self.val_split!r} must be >= 0 (0 trains on every image)")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if not 0 <= self.distill_alpha <= 1 or not self.distill_temperature > 0:
+            raise ConfigError(f"distill_alpha={self.distill_alpha!r} must be in [0, 1] and distill_temperature="
+                              f"{self.distill_temperature!r} > 0 (e.g. 0.1 and 10)")
+        if self.teacher is not None and not self.teacher.strip(" ,"):
+            raise ConfigError("teacher='' names no model: give a preset name, run directory or .keras file")
+        if self.teacher and self.label_smoothing:
+            raise ConfigError("teacher and label_smoothing both soften the targets: use one of them")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema={self.ema!r} must be in [0, 1) (e.g. 0.999; 0 disables weight averaging)")
         if self.weight_decay < 0 or self.min_lr < 0 or self.warmup_epochs < 0 or not 0 < self.decay_rate <= 1:

@@ -79,10 +79,12 @@ def lineage(run: Path, config: TrainConfig, metrics: dict) -> tuple[list[str], f
     """The training commands that made `run` from scratch, oldest first, with the chain's seconds and epochs.
 
     A run warm-started from another run directory (`--init RUN`) continues that run's training: its commands come
-    first. A preset or a `.keras` file as `init` ends the chain (a preset's card holds its own commands).
+    first. A preset or a `.keras` file as `init` ends the chain (a preset's card holds its own commands). A
+    distilled run's teachers are named in its command as given (`--teacher`), and must exist as given.
 
     Raises:
-        ConfigError: an `init` that is neither a preset nor found from here (a relative path from elsewhere).
+        ConfigError: an `init` or a teacher that is neither a preset nor found from here (a relative path from
+            elsewhere).
     """
     commands, seconds, epochs = [config.command()], float(metrics["train_seconds"]), int(metrics["epochs_completed"])
     seen, init = {run.resolve()}, config.init
@@ -97,6 +99,12 @@ def lineage(run: Path, config: TrainConfig, metrics: dict) -> tuple[list[str], f
     if init and presets.named(init) is None and not Path(init).exists():
         raise ConfigError(f"{run} was warm-started from --init {init!r}, which is not found from here: publish from "
                           f"the directory the run was trained in, so that its card can record the whole chain")
+    missing = [source for source in (config.teacher or "").split(",")
+               if source.strip() and presets.named(source.strip()) is None and not Path(source.strip()).exists()]
+    if missing:
+        raise ConfigError(f"{run} was distilled from --teacher {missing[0].strip()!r}, which is not found from here: "
+                          f"publish from the directory the run was trained in, so that its card names a teacher "
+                          f"that exists")
     return commands, seconds, epochs
 
 

@@ -23,6 +23,7 @@ from kdeep.data.splits import num_classes as classes_of
 from kdeep.data.splits import run_splits
 from kdeep.errors import ArtifactError, ConfigError, TrainingError
 from kdeep.shapes import takes_images
+from kdeep.train import distill
 from kdeep.train import run_dir as rd
 from kdeep.train import schedules
 from kdeep.train.config import TrainConfig
@@ -79,6 +80,9 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     num_classes = classes_of(dataset)
+    teacher = (distill.teacher_model(config.teacher, x_train.shape[1:], num_classes,
+                                     class_names(dataset) if isinstance(dataset, str) else None)
+               if config.teacher else None)
     with strategy.scope():  # the model is built (and refused) before anything is written
         model = _build(model_or_name, config, x_train.shape[1:], num_classes, strategy)
         if config.init and not (out / rd.LAST).exists():  # a resumed run continues from last.keras instead
@@ -96,9 +100,9 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
 
     input_range = contract_of(model).input_range
     train = _dataset(x_train, y_train, config, num_classes, input_range, shuffle=True,
-                     seed=config.seed * 1000 + initial_epoch)
+                     seed=config.seed * 1000 + initial_epoch, teacher=teacher)
     has_val = len(x_val) > 0
-    val = _dataset(x_val, y_val, config, num_classes, input_range, shuffle=False) if has_val else None
+    val = _dataset(x_val, y_val, config, num_classes, input_range, shuffle=False, teacher=teacher) if has_val else None
     keeper = _RunKeeper(write_dir, state, config.select == "best", early_stopping=config.early_stopping)
     validate_average = [keras.callbacks.SwapEMAWeights()] if config.ema and has_val else []  # val_ scores it
     all_callbacks = [*validate_average, keeper, *schedules.callbacks(config, has_val, state["history"]),
@@ -229,7 +233,7 @@ def _warm_start(model: keras.Model, source: str) -> None:
 
 
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, jit_compile: bool) -> None:
-    """Compiles with the config's optimizer, LR schedule, loss (label smoothing) and XLA on or off."""
+    """Compiles with the config's optimizer, LR schedule, loss (label smoothing or distillation) and XLA on or off."""
     lr = schedules.learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
     ema = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}
@@ -239,12 +243,18 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, j
         "sgd": lambda: keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=config.nesterov,
                                             weight_decay=decay, **ema),
     }[config.optimizer]()
-    from_logits = contract_of(model).output == "logits"
-    if config.label_smoothing:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=config.label_smoothing)
+    output = contract_of(model).output
+    metrics: list[Any] = ["accuracy"]
+    if config.teacher:
+        num_classes = int(model.outputs[0].shape[-1])
+        loss = distill.loss(config.distill_alpha, config.distill_temperature, num_classes, output)
+        metrics = [distill.accuracy(num_classes)]
+    elif config.label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(from_logits=output == "logits",
+                                                    label_smoothing=config.label_smoothing)
     else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output == "logits")
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
 
 
 def _restore(model: keras.Model, run_dir: Path, steps_per_epoch: int) -> int:
@@ -276,8 +286,9 @@ def _resume_state(run_dir: Path, epochs_done: int) -> dict[str, Any]:
 
 
 def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int, input_range: tuple[float, float],
-             *, shuffle: bool, seed: int | None = None) -> Any:
-    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on.
+             *, shuffle: bool, seed: int | None = None, teacher: keras.Model | None = None) -> Any:
+    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on, the labels
+    and the teacher's softened outputs (`distill.soft_targets`) when distilling.
 
     Training data (shuffled) repeats, so one iterator serves every epoch: fit given a finite dataset makes a
     new iterator each epoch (and discards the one it prepared at the end of the last), which stalled epochs of
@@ -290,6 +301,8 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
     augment = config.augment if shuffle else None
     dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed, repeat=shuffle,
                                   input_range=input_range)
+    if teacher is not None:
+        return distill.soft_targets(dataset, teacher, num_classes, config.distill_temperature)
     if config.label_smoothing:
         dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
     return dataset
