@@ -46,6 +46,7 @@ CASES = [
     ("train-patience-negative", [*TRAIN, "--patience", "-1", "--out", "{tmp}/new"], {}),
     ("train-label-smoothing", [*TRAIN, "--label-smoothing", "1.5", "--out", "{tmp}/new"], {}),
     ("train-ema-one", [*TRAIN, "--ema", "1", "--out", "{tmp}/new"], {}),
+    ("train-mixup-negative", [*TRAIN, "--mixup", "-0.2", "--out", "{tmp}/new"], {}),
     ("train-teacher-missing", [*TRAIN, "--teacher", "{tmp}/nothing.keras", "--out", "{tmp}/new"], {}),
     ("train-teacher-other-dataset", [*TRAIN[:4], "fashion_mnist", *TRAIN[5:], "--teacher", "deepconvnet.mnist",
                                      "--out", "{tmp}/new"], {}),

@@ -30,6 +30,11 @@ def test_soft_targets_are_the_one_hot_label_then_the_teachers_softened_softmax(m
     probabilities = presets.load(TEACHER).predict(images, verbose=0)
     expected = _softmax(np.log(np.clip(probabilities, 1e-12, 1.0)) / 4.0)
     np.testing.assert_allclose(targets[:, 10:], expected, atol=1e-5)
+    mixed = np.full((64, 10), 0.1, np.float32)  # labels that are distributions already (mixup's) stay as they are
+    batch = tf.data.Dataset.from_tensor_slices((images, mixed)).batch(64)
+    _, packed = next(iter(distill.soft_targets(batch, teacher, 10, temperature=4.0)))
+    np.testing.assert_array_equal(packed.numpy()[:, :10], mixed)
+    np.testing.assert_allclose(packed.numpy()[:, 10:], expected, atol=1e-5)
     assert np.mean(targets[:, 10:].argmax(1) == labels) > 0.95
     assert np.all(targets[:, 10:].max(1) < probabilities.max(1))  # softened: T > 1 lowers every top probability
 

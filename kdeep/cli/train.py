@@ -33,6 +33,8 @@ CONFIG_FLAGS: dict[str, tuple[Any, str]] = {
                             "validation split)"),
     "weight_decay": (float, "decoupled weight decay"),
     "label_smoothing": (float, "label smoothing in [0, 1)"),
+    "mixup": (float, "mixup: blend each training batch with itself in another order, labels likewise, by a "
+                     "weight ~ Beta(a, a) (e.g. 0.2; 0: off)"),
     "ema": (float, "momentum of a moving average of the weights, kept as the final model (e.g. 0.999)"),
     "init": (str, "start from these trained weights: a preset name, run directory or .keras file of the same model"),
     "teacher": (str, "distil from these trained models (softmax averaged): preset names, run directories or .keras "

@@ -61,6 +61,9 @@ class TrainConfig:
             resume; the model kept is still chosen by `select`.
         weight_decay: decoupled weight decay (all optimizers); 0 disables it.
         label_smoothing: cross-entropy label smoothing in [0, 1).
+        mixup: mixup (Zhang et al. 2018, kdeep.data.mixup): each training batch becomes lam * batch + (1 - lam) *
+            the batch in another order, its labels likewise, lam ~ Beta(mixup, mixup) per batch (e.g. 0.2; 1.0
+            draws lam uniformly); 0 disables it.
         ema: momentum of an exponential moving average of the weights (Polyak averaging), in [0, 1); the
             final model holds the averaged weights. 0 disables it.
         init: weights to start from (a warm start): a preset name (`resnet20.fashion_mnist`), a run directory or a
@@ -103,6 +106,7 @@ class TrainConfig:
     early_stopping: int = 0
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    mixup: float = 0.0
     ema: float = 0.0
     init: str | None = None
     teacher: str | None = None
@@ -142,6 +146,8 @@ class TrainConfig:
             raise ConfigError(f"val_split={self.val_split!r} must be >= 0 (0 trains on every image)")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        if not self.mixup >= 0:
+            raise ConfigError(f"mixup={self.mixup!r} must be >= 0 (the Beta parameter, e.g. 0.2; 0 disables mixup)")
         if not 0 <= self.distill_alpha <= 1 or not self.distill_temperature > 0:
             raise ConfigError(f"distill_alpha={self.distill_alpha!r} must be in [0, 1] and distill_temperature="
                               f"{self.distill_temperature!r} > 0 (e.g. 0.1 and 10)")

@@ -51,14 +51,16 @@ def teacher_model(sources: str, image_shape: tuple[int, ...], num_classes: int,
 
 
 def soft_targets(dataset: Any, teacher: keras.Model, num_classes: int, temperature: float) -> Any:
-    """`dataset` of (images, labels) batches as (images, [one-hot label | the teacher's softmax at T])."""
+    """`dataset` of (images, labels) batches as (images, [one-hot label | the teacher's softmax at T]); labels that
+    are already distributions (mixup's) stay as they are."""
     import tensorflow as tf
 
     logits = _logits(contract_of(teacher).output)
 
     def targets(images: Any, labels: Any) -> tuple[Any, Any]:
         soft = tf.nn.softmax(logits(teacher(images, training=False)) / temperature)
-        hard = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
+        hard = (tf.cast(labels, tf.float32) if labels.shape.rank == 2  # already distributions (mixup)
+                else tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes))
         return images, tf.concat([hard, tf.cast(soft, hard.dtype)], axis=-1)
 
     return dataset.map(targets, num_parallel_calls=tf.data.AUTOTUNE)

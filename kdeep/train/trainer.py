@@ -249,7 +249,7 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, *, j
         num_classes = int(model.outputs[0].shape[-1])
         loss = distill.loss(config.distill_alpha, config.distill_temperature, num_classes, output)
         metrics = [distill.accuracy(num_classes)]
-    elif config.label_smoothing:
+    elif config.label_smoothing or config.mixup:
         loss = keras.losses.CategoricalCrossentropy(from_logits=output == "logits",
                                                     label_smoothing=config.label_smoothing)
     else:
@@ -287,8 +287,9 @@ def _resume_state(run_dir: Path, epochs_done: int) -> dict[str, Any]:
 
 def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int, input_range: tuple[float, float],
              *, shuffle: bool, seed: int | None = None, teacher: keras.Model | None = None) -> Any:
-    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing is on, the labels
-    and the teacher's softened outputs (`distill.soft_targets`) when distilling.
+    """The kdeep.data pipeline with the GLOBAL batch size; one-hot labels when label smoothing or mixup is on
+    (training batches mixed, `kdeep.data.mixup`), the labels and the teacher's softened outputs
+    (`distill.soft_targets`) when distilling.
 
     Training data (shuffled) repeats, so one iterator serves every epoch: fit given a finite dataset makes a
     new iterator each epoch (and discards the one it prepared at the end of the last), which stalled epochs of
@@ -297,13 +298,16 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
     import tensorflow as tf
 
     import kdeep.data
+    from kdeep.data.mixup import mixup
 
     augment = config.augment if shuffle else None
     dataset = kdeep.data.pipeline(x, y, config.batch_size, augment=augment, shuffle=shuffle, seed=seed, repeat=shuffle,
                                   input_range=input_range)
+    if config.mixup and shuffle:
+        dataset = mixup(dataset, config.mixup, num_classes, seed=seed)
     if teacher is not None:
         return distill.soft_targets(dataset, teacher, num_classes, config.distill_temperature)
-    if config.label_smoothing:
+    if (config.label_smoothing or config.mixup) and not (config.mixup and shuffle):
         dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
     return dataset
 
