@@ -22,7 +22,7 @@ def test_soft_targets_are_the_one_hot_label_then_the_teachers_softened_softmax(m
 
     (x, y), _ = mnist
     images, labels = scale_pixels(x[:64]), y[:64]
-    teacher = distill.teacher_model(TEACHER, (28, 28, 1), 10)
+    teacher = distill.teacher_model([TEACHER], (28, 28, 1), 10)
     batch = tf.data.Dataset.from_tensor_slices((images, labels)).batch(64)
     _, targets = next(iter(distill.soft_targets(batch, teacher, 10, temperature=4.0)))
     targets = targets.numpy()

@@ -151,7 +151,7 @@ class TrainConfig:
         if not 0 <= self.distill_alpha <= 1 or not self.distill_temperature > 0:
             raise ConfigError(f"distill_alpha={self.distill_alpha!r} must be in [0, 1] and distill_temperature="
                               f"{self.distill_temperature!r} > 0 (e.g. 0.1 and 10)")
-        if self.teacher is not None and not self.teacher.strip(" ,"):
+        if self.teacher is not None and not self.teachers:
             raise ConfigError("teacher='' names no model: give a preset name, run directory or .keras file")
         if self.teacher and self.label_smoothing:
             raise ConfigError("teacher and label_smoothing both soften the targets: use one of them")
@@ -169,6 +169,11 @@ class TrainConfig:
             raise ConfigError("early_stopping watches validation accuracy: set val_split > 0 (or early_stopping=0)")
         if self.select == "best" and self.val_split == 0:
             raise ConfigError("select='best' chooses by validation accuracy: set val_split > 0 (or select='final')")
+
+    @property
+    def teachers(self) -> list[str]:
+        """The sources named in `teacher` (comma-separated), in order; empty when it names none."""
+        return [source.strip() for source in (self.teacher or "").split(",") if source.strip()]
 
     @classmethod
     def from_recipe(cls, recipe: str | None = None, **overrides: Any) -> TrainConfig:

@@ -20,10 +20,10 @@ from kdeep.errors import ConfigError
 from kdeep.shapes import takes_images
 
 
-def teacher_model(sources: str, image_shape: tuple[int, ...], num_classes: int,
+def teacher_model(names: list[str], image_shape: tuple[int, ...], num_classes: int,
                   labels: tuple[str, ...] | None = None) -> keras.Model:
-    """The teacher: the model, or the average of the models, named in `sources` (comma-separated preset names,
-    run directories or .keras files), frozen; each must take images of `image_shape` and give `num_classes` scores,
+    """The teacher: the model, or the average of the models, named in `names` (preset names, run directories or
+    .keras files: `TrainConfig.teachers`), frozen; each must take images of `image_shape` and give `num_classes` scores,
     for the class names `labels` when both it and the dataset name them.
 
     Raises:
@@ -32,7 +32,6 @@ def teacher_model(sources: str, image_shape: tuple[int, ...], num_classes: int,
     from kdeep.models import presets
     from kdeep.train.ensemble import build_ensemble  # it imports the trainer, which imports this module
 
-    names = [source.strip() for source in sources.split(",") if source.strip()]
     members = [presets.as_model(name) for name in names]
     for name, member in zip(names, members):
         takes, gives = tuple(member.inputs[0].shape[1:]), tuple(member.outputs[0].shape[1:])

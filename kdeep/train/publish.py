@@ -96,16 +96,20 @@ def lineage(run: Path, config: TrainConfig, metrics: dict) -> tuple[list[str], f
         seconds += float(done["train_seconds"])
         epochs += int(done["epochs_completed"])
         init = earlier.init
-    if init and presets.named(init) is None and not Path(init).exists():
+    if init and not _found(init):
         raise ConfigError(f"{run} was warm-started from --init {init!r}, which is not found from here: publish from "
                           f"the directory the run was trained in, so that its card can record the whole chain")
-    missing = [source for source in (config.teacher or "").split(",")
-               if source.strip() and presets.named(source.strip()) is None and not Path(source.strip()).exists()]
+    missing = [source for source in config.teachers if not _found(source)]
     if missing:
-        raise ConfigError(f"{run} was distilled from --teacher {missing[0].strip()!r}, which is not found from here: "
+        raise ConfigError(f"{run} was distilled from --teacher {missing[0]!r}, which is not found from here: "
                           f"publish from the directory the run was trained in, so that its card names a teacher "
                           f"that exists")
     return commands, seconds, epochs
+
+
+def _found(source: str) -> bool:
+    """A preset name, or a path that exists from here (what a card's command can name)."""
+    return presets.named(source) is not None or Path(source).exists()
 
 
 def _check(config: TrainConfig, name: str, storage: str) -> None:

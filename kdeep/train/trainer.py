@@ -80,7 +80,7 @@ def fit(model_or_name: str | keras.Model, dataset: str | tuple[Arrays, Arrays], 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     num_classes = classes_of(dataset)
-    teacher = (distill.teacher_model(config.teacher, x_train.shape[1:], num_classes,
+    teacher = (distill.teacher_model(config.teachers, x_train.shape[1:], num_classes,
                                      class_names(dataset) if isinstance(dataset, str) else None)
                if config.teacher else None)
     with strategy.scope():  # the model is built (and refused) before anything is written
@@ -305,10 +305,10 @@ def _dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig, num_classes: int
                                   input_range=input_range)
     if config.mixup and shuffle:
         dataset = mixup(dataset, config.mixup, num_classes, seed=seed)
+    elif config.label_smoothing or config.mixup:  # categorical targets, validation batches too
+        dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
     if teacher is not None:
         return distill.soft_targets(dataset, teacher, num_classes, config.distill_temperature)
-    if (config.label_smoothing or config.mixup) and not (config.mixup and shuffle):
-        dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
     return dataset
 
 
