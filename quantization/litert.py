@@ -24,6 +24,10 @@ from kdeep.timing import time_calls
 
 SCORING_BATCH = 1000  # images per invoke when scoring
 LATENCY_RUNS, LATENCY_WARMUP = 200, 20  # timed and untimed batch-1 invokes
+# Timing stops early once the timed invokes of one thread count took this long, after this many at least: a file
+# on slow kernels (int4 convolutions on the builtin ops, ~25 ms an invoke with 2 threads on a busy 2-core machine)
+# is timed in about a second instead of five.
+LATENCY_SECONDS, LATENCY_MIN_RUNS = 1.0, 20
 THREADS = (1, 2)  # the thread counts latency is reported for
 
 Source = str | os.PathLike | bytes  # a .tflite file, or a flatbuffer in memory
@@ -31,19 +35,21 @@ Source = str | os.PathLike | bytes  # a .tflite file, or a flatbuffer in memory
 
 @dataclass(frozen=True)
 class Latency:
-    """Batch-1 latency of one invoke, in microseconds."""
+    """Batch-1 latency of one invoke, in microseconds, over `runs` timed invokes (None: not recorded)."""
 
     median_us: float
     p90_us: float
+    runs: int | None = None
 
     def to_dict(self) -> dict[str, float]:
-        """{"median_us", "p90_us"}."""
-        return {"median_us": self.median_us, "p90_us": self.p90_us}
+        """{"median_us", "p90_us", "runs"} ("runs" where recorded)."""
+        return {"median_us": self.median_us, "p90_us": self.p90_us, **({} if self.runs is None else {"runs": self.runs})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, float]) -> Latency:
-        """Reads what `to_dict` wrote."""
-        return cls(float(data["median_us"]), float(data["p90_us"]))
+        """Reads what `to_dict` wrote (reports written before `runs` was recorded have none)."""
+        runs = data.get("runs")
+        return cls(float(data["median_us"]), float(data["p90_us"]), None if runs is None else int(runs))
 
 
 def quantize_input(x: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
@@ -243,8 +249,9 @@ def predict(source: Source, images: np.ndarray, *, input_range: tuple[float, flo
 
 def latency(source: Source, image: np.ndarray, *, input_range: tuple[float, float] = UNIT_RANGE,
             num_threads: int = 1, runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP,
-            builtin: bool = False) -> Latency:
-    """Batch-1 latency of one invoke (`kdeep.timing.time_calls`: warm-up, then `runs` timed invokes).
+            max_seconds: float | None = LATENCY_SECONDS, builtin: bool = False) -> Latency:
+    """Batch-1 latency of one invoke (`kdeep.timing.time_calls`: warm-up, then up to `runs` timed invokes, fewer
+    (`LATENCY_MIN_RUNS` at least) once they took `max_seconds`; None: all `runs`).
 
     Args:
         source: the .tflite file (or flatbuffer bytes).
@@ -252,13 +259,15 @@ def latency(source: Source, image: np.ndarray, *, input_range: tuple[float, floa
         input_range: the model's input range.
         num_threads: interpreter threads.
         runs, warmup: timed and untimed invokes.
+        max_seconds: the timing budget (seconds of timed invokes), or None.
         builtin: time LiteRT's builtin kernels alone, without the XNNPACK delegate (as `open_model(keep_tensors=
             True)` runs them): what an op XNNPACK does not take runs on.
     """
     runner = open_model(source, num_threads=num_threads, keep_tensors=builtin)
     runner.set_input(runner.feed(np.asarray(image)[None], input_range))
-    timings = time_calls(runner.invoke, runs=runs, warmup=warmup)
-    return Latency(median_us=timings.median * 1e6, p90_us=timings.p90 * 1e6)
+    timings = time_calls(runner.invoke, runs=runs, warmup=warmup, max_seconds=max_seconds,
+                         min_runs=min(runs, LATENCY_MIN_RUNS))
+    return Latency(median_us=timings.median * 1e6, p90_us=timings.p90 * 1e6, runs=timings.runs)
 
 
 def latencies(source: Source, image: np.ndarray, *, input_range: tuple[float, float] = UNIT_RANGE,

@@ -51,9 +51,9 @@ def _address(hex_address: str) -> str:
 
 
 def watch(process: subprocess.Popen, timeout: float) -> set[tuple[str, int]]:
-    """Every (address, port) the process tree listened on, polled every 0.1 s until it exits (or `timeout`)."""
+    """Every (address, port) the process tree listened on, polled every 0.25 s until it exits (or `timeout`)."""
     seen, deadline = set(), time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         seen |= listening(process.pid)
-        time.sleep(0.1)
+        time.sleep(0.25)  # a TF server listens for its whole run; each poll reads every /proc/<pid>/stat
     return seen

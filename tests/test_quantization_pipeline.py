@@ -61,6 +61,8 @@ def test_every_variant_converts_and_runs_in_litert(results, report_dir):
         assert runner.run(np.zeros(runner.input_detail()["shape"], np.float32)).shape == (1, 10)
         assert scores["size_bytes"] == (report_dir / f"{name}.tflite").stat().st_size
         assert set(scores["latency_us"]) == {"1", "2"} and scores["latency_us"]["1"]["median_us"] > 0
+        for timed in scores["latency_us"].values():  # 200 invokes, or 20 or more within a one-second budget
+            assert litert.LATENCY_MIN_RUNS <= timed["runs"] <= litert.LATENCY_RUNS
 
 
 def test_trained_model_is_real(results):

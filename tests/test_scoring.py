@@ -48,3 +48,18 @@ def test_time_calls_counts_and_refuses_zero_runs():
     assert len(calls) == 5 and len(timings.seconds) == 3 and timings.total >= timings.median >= 0
     with pytest.raises(ConfigError, match="timed runs must be an integer >= 1, got 0"):
         time_calls(lambda: None, runs=0)
+
+
+def test_time_calls_stops_at_its_budget_after_the_minimum_runs():
+    import time
+
+    slow = time_calls(lambda: time.sleep(0.01), runs=200, max_seconds=0.05, min_runs=3)
+    assert 3 <= slow.runs <= 6 and slow.total >= 0.05  # ~5 sleeps of 10 ms, not 200
+    fast = time_calls(lambda: time.sleep(0.01), runs=4, max_seconds=10.0, min_runs=1)
+    assert fast.runs == 4  # under its budget: every run
+    floor = time_calls(lambda: time.sleep(0.01), runs=200, max_seconds=1e-6, min_runs=7)
+    assert floor.runs == 7  # over budget at once: the minimum still runs
+    with pytest.raises(ConfigError, match="the timing budget must be > 0 seconds, got 0"):
+        time_calls(lambda: None, runs=3, max_seconds=0)
+    with pytest.raises(ConfigError, match="minimum timed runs must be an integer >= 1, got 0"):
+        time_calls(lambda: None, runs=3, min_runs=0)
