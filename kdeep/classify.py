@@ -19,6 +19,7 @@ import numpy as np
 from kdeep import io
 from kdeep.data.folders import image_files, read_image
 from kdeep.errors import DataError, ModelError, QuantizationError
+from kdeep.models import presets
 
 BATCH = 256
 
@@ -122,7 +123,6 @@ def open_classifier(model_path: str | os.PathLike, dataset: str | None = None, t
     """
     from kdeep.contract import contract_of
     from kdeep.data import class_names
-    from kdeep.models import presets
     from kdeep.train.run_dir import dataset_of
 
     if presets.named(model_path) is None and io.resolve_model(model_path, tflite=True).suffix == ".tflite":

@@ -10,6 +10,7 @@ import numpy as np
 from kdeep.contract import contract_of, probabilities
 from kdeep.data.splits import Arrays, Dataset, load_split
 from kdeep.errors import DataError
+from kdeep.models import presets
 from kdeep.shapes import takes_images
 
 BATCH = 1000  # images per predict step
@@ -56,8 +57,6 @@ def predict(model_or_path: Any, images: np.ndarray, *, batch_size: int = BATCH) 
         DataError: the images are not what the model takes.
     """
     import kdeep.data
-
-    from kdeep.models import presets  # not at the top: it imports Keras
 
     model = presets.as_model(model_or_path)
     images = np.asarray(images)
@@ -126,8 +125,6 @@ def score(model_or_path: Any | str | os.PathLike, dataset: Dataset | Arrays, *, 
         ArtifactError: no readable model at the path.
         DataError: images or labels the model cannot take.
     """
-    from kdeep.models import presets  # not at the top: it imports Keras
-
     model = presets.as_model(model_or_path)
     x, y = load_split(dataset, split)
     if limit:

@@ -16,6 +16,7 @@ import numpy as np
 from kdeep import io
 from kdeep.contract import contract_of
 from kdeep.errors import QuantizationError
+from kdeep.models import presets
 from kdeep.report import timestamp
 from kdeep.train.run_dir import dataset_of
 from quantization import metadata, pipeline
@@ -77,8 +78,6 @@ def export(model_or_path: Any, out_dir: str | os.PathLike, *, variants: str | Se
     source = str(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else "(a Keras model in memory)"
     if isinstance(model_or_path, (str, os.PathLike)):
         dataset = dataset_of(model_or_path, dataset)
-    from kdeep.models import presets  # not at the top: it imports Keras
-
     model = presets.as_model(model_or_path)
     deploy = deployment(model, dataset, channels=channels, integer_io=integer_io, author=author, license=license,
                         version=version)
@@ -141,8 +140,6 @@ def _card(model: Any, source: str, dataset: Any, deploy: Deployment, conversions
 def _recipe(source: str) -> dict[str, Any]:
     """The training settings of the run a model came from (empty for a model file)."""
     from kdeep.train.run_dir import CONFIG, run_of
-
-    from kdeep.models import presets  # not at the top: it imports Keras
 
     preset = presets.named(source)
     run = run_of(source) if source and not source.startswith("(") and preset is None else None

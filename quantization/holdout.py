@@ -9,6 +9,7 @@ import numpy as np
 from kdeep import io
 from kdeep.data.splits import Dataset, run_splits
 from kdeep.errors import QuantizationError
+from kdeep.models import presets
 from kdeep.train.config import TrainConfig
 from kdeep.train.run_dir import CONFIG
 
@@ -48,8 +49,6 @@ def run_config(model_path: str | os.PathLike) -> TrainConfig | None:
     """The TrainConfig of the run a model came from: `config.json` in a run directory, beside a `.keras` file, or in
     the card of a preset named (`resnet20.fashion_mnist`: the config.json of the run it was published from); None
     when there is none."""
-    from kdeep.models import presets  # the models package imports Keras: not at `kdeep --help` time
-
     preset = presets.named(model_path)
     if preset is not None:
         return TrainConfig.from_dict(preset.config)

@@ -16,6 +16,7 @@ from kdeep.contract import contract_of
 from kdeep.data.scaling import scale_pixels
 from kdeep.data.splits import Dataset, load_splits
 from kdeep.errors import QuantizationError
+from kdeep.models import presets
 from kdeep.report import describe_machine, timestamp
 from quantization import aiedge, clipping, convert, latency, litert, ptq, qat
 from quantization.advice import Measured, purposes, slow_reason
@@ -394,8 +395,6 @@ def default_out_dir(model_or_path: Any) -> Path:
     Raises:
         QuantizationError: a Keras model object (it has no place of its own): pass out_dir.
     """
-    from kdeep.models import presets  # not at the top: it imports Keras
-
     if not isinstance(model_or_path, (str, os.PathLike)):
         raise QuantizationError("a model passed as an object has no folder of its own: pass out_dir")
     path = Path(model_or_path)
@@ -454,8 +453,6 @@ def run_pipeline(model_or_path: Any, dataset: str | tuple, out_dir: str | os.Pat
                   sweep_limit=sweep_limit)
     chosen = _chosen(variants, max_drop, objective, search_for)
     out = io.output_dir(default_out_dir(model_or_path) if out_dir is None else out_dir, "report directory")
-    from kdeep.models import presets  # not at the top: it imports Keras
-
     model = presets.as_model(model_or_path)
     held = None if max_drop is None else held_out_images(model_or_path, dataset, validation, dataset_name)
     data = prepare(model, dataset, limit=limit, calibration_samples=calibration_samples, validation=held,

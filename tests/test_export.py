@@ -160,6 +160,33 @@ def test_predict_threads_change_no_label_or_probability(exported, capsys):
     assert len(printed[0]) == IMAGES and printed[0] == printed[1]
 
 
+def test_predict_with_a_tflite_file_and_the_preset_list_load_no_keras_nor_tensorflow(exported):
+    """What an edge machine runs: `kdeep predict x.tflite` and `kdeep presets` on LiteRT and numpy alone (they took
+    6-14 s importing TensorFlow through the models package before it loaded Keras lazily)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kdeep.classify import classify
+
+    _run, result, pngs, _labels = exported
+    code = ("import sys, json; from kdeep.cli import main; main(sys.argv[1:]); "
+            "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'jax') if m in sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    image = _files(pngs)[0]
+    for argv in (["predict", str(result.files["int8"]), str(image), "--json"], ["presets", "--json"]):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        printed, imported = done.stdout.strip().rsplit("\n", 1)
+        assert imported == "[]", (argv, imported)
+        if argv[0] == "predict":
+            top = json.loads(printed)["predictions"][0]["top"][0]
+            assert top["label"] == classify(result.files["int8"], [image]).predictions[0].top[0][0]
+        else:
+            assert "resnet20.fashion_mnist" in {card["name"] for card in json.loads(printed)}
+
+
 def test_predict_reads_any_size_and_channel_count_and_skips_what_is_no_image(exported, tmp_path, capsys):
     from PIL import Image
 

@@ -1,7 +1,11 @@
 """The registry: names, metadata, option checks with clear errors, the small-input stem and weights= round trip."""
 import inspect
+import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -53,6 +57,20 @@ def test_each_model_is_a_real_documented_function_in_its_family_file(name):
     else:
         documented = set(re.findall(r"^    (\w+):", doc.split("Args:")[1].split("Returns:")[0], re.M))
         assert documented == set(parameters), name
+
+
+def test_the_registry_is_whole_and_in_one_order_whichever_module_comes_first():
+    """`import kdeep.models` loads no Keras; the first query imports every family module, and a program that imports
+    one family module first (the CIFAR one here) lists the models in the same order."""
+    code = ("import sys, json; import kdeep.models as m; before = 'keras' in sys.modules; "
+            "from kdeep.models.cifar import resnet20; print(json.dumps([before, m.list_models(), m.families(), "
+            "m.resnet20 is resnet20]))")
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    keras_at_import, names, families, same = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not keras_at_import and names == models.list_models() and families == models.families() and same
+    assert names[0] == "deepconvnet" and names[-1] == "plain110"
 
 
 def test_the_package_makes_no_builder_at_import_time():

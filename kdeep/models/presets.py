@@ -167,7 +167,7 @@ def build(model: str, tag: str, input_shape: tuple[int, ...] | None = None, num_
     Raises:
         ModelError: unknown preset, an argument that contradicts the card, or a damaged weights file.
     """
-    from kdeep.models.registry import info, takes_width
+    from kdeep.models import info, takes_width
 
     preset = for_model(model, tag)
     given = dict(input_shape=input_shape and tuple(input_shape), num_classes=num_classes,

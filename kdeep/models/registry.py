@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib
 import inspect
 import numbers
 import os
@@ -100,6 +101,17 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 _FAMILY_BUILDERS: dict[str, Callable[..., Any]] = {}
 _FAMILIES: dict[str, Family] = {}
+# The modules whose models register themselves when imported (with Keras), in the order `list_models()` gives.
+FAMILY_MODULES = ("kdeep.models.deep_convnet", "kdeep.models.vgg", "kdeep.models.inception", "kdeep.models.resnet",
+                  "kdeep.models.cifar")
+
+
+def _registered() -> list[ModelInfo]:
+    """Every registered model in `FAMILY_MODULES` order (then each module's own), the family modules imported first:
+    the registry is whole, in one order, whichever module was imported first, and Keras loads only when asked."""
+    for module in FAMILY_MODULES:
+        importlib.import_module(module)
+    return sorted(_REGISTRY.values(), key=lambda entry: FAMILY_MODULES.index(entry.builder.__module__))
 
 
 def register_model(family: Family, *, params: int) -> Callable[[Builder], Builder]:
@@ -169,7 +181,7 @@ def options_of(name: str) -> list[str]:
 
 def families() -> list[str]:
     """Returns the family names (and the wider ones, e.g. "resnet" over "cifar_resnet") in registration order."""
-    return list(dict.fromkeys(family for entry in _REGISTRY.values() for family in entry.families))
+    return list(dict.fromkeys(family for entry in _registered() for family in entry.families))
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -183,15 +195,15 @@ def list_models(family: str | None = None) -> list[str]:
     """
     if family is not None and family not in families():
         raise ModelError(f"unknown family {family!r}; {_suggest(family, families(), 'families')}")
-    return [n for n, entry in _REGISTRY.items() if family is None or family in entry.families]
+    return [entry.name for entry in _registered() if family is None or family in entry.families]
 
 
 def info(name: str) -> ModelInfo:
     """Returns the registry entry of `name`; ModelError with the closest names when unknown."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ModelError(f"unknown model {name!r}; {_suggest(name, list(_REGISTRY), 'models')}") from None
+    known = {entry.name: entry for entry in _registered()}
+    if name not in known:
+        raise ModelError(f"unknown model {name!r}; {_suggest(name, list(known), 'models')}")
+    return known[name]
 
 
 def _suggest(wrong: str, valid: list[str], what: str) -> str:

@@ -17,6 +17,7 @@ import keras
 
 from kdeep.contract import contract_of
 from kdeep.errors import ConfigError
+from kdeep.models import presets
 from kdeep.shapes import takes_images
 
 
@@ -29,7 +30,6 @@ def teacher_model(names: list[str], image_shape: tuple[int, ...], num_classes: i
     Raises:
         ConfigError: a teacher that does not read the student's images or predict its classes.
     """
-    from kdeep.models import presets
     from kdeep.train.ensemble import build_ensemble  # it imports the trainer, which imports this module
 
     members = [presets.as_model(name) for name in names]

@@ -12,6 +12,7 @@ from kdeep.contract import attach, block_of, contract_of, infer
 from kdeep.data.splits import load_split
 from kdeep.data.splits import num_classes as classes_of
 from kdeep.errors import ConfigError
+from kdeep.models import presets
 from kdeep.shapes import takes_images
 from kdeep.train import run_dir as rd
 from kdeep.train.config import TrainConfig
@@ -119,8 +120,6 @@ def transfer(backbone_model_or_path: keras.Model | str | os.PathLike, new_num_cl
     new_num_classes = classes_of(dataset) if new_num_classes is None else new_num_classes
     if new_num_classes < 1 or unfreeze_blocks < 0 or not 0 < lr_factor <= 1:
         raise ConfigError("transfer needs new_num_classes >= 1, unfreeze_blocks >= 0 and 0 < lr_factor <= 1")
-    from kdeep.models import presets  # not at the top: it imports Keras
-
     backbone = presets.as_model(backbone_model_or_path)
     config = config or TrainConfig()
     if config.mixed_precision != "float32":

@@ -19,6 +19,7 @@ from typing import Any
 
 from kdeep import io
 from kdeep.errors import ArtifactError, ConfigError
+from kdeep.models import presets
 from kdeep.train.config import TrainConfig
 
 CONFIG, STATE, LAST, BEST, MODEL = "config.json", "state.json", "last.keras", "best.keras", io.MODEL
@@ -120,8 +121,6 @@ def dataset_of(model_path: str | os.PathLike, given: str | None, *, required: bo
             `required` and no dataset is known.
         ArtifactError: `required`, no dataset known, and no model at `model_path`.
     """
-    from kdeep.models import presets  # not at the top: it imports Keras
-
     preset = presets.named(model_path)
     run = None if preset else run_of(model_path)
     if run is None and preset is None and given is None and required:

@@ -22,6 +22,7 @@ from kdeep.data.datasets import class_names
 from kdeep.data.splits import num_classes as classes_of
 from kdeep.data.splits import run_splits
 from kdeep.errors import ArtifactError, ConfigError, TrainingError
+from kdeep.models import presets
 from kdeep.shapes import takes_images
 from kdeep.train import distill
 from kdeep.train import run_dir as rd
@@ -221,8 +222,6 @@ def _build(model_or_name: str | keras.Model, config: TrainConfig, input_shape: t
 def _warm_start(model: keras.Model, source: str) -> None:
     """Sets `model`'s weights from `source` (a preset name, run directory or .keras file: `TrainConfig.init`);
     ConfigError when they do not fit (another model, width or input shape)."""
-    from kdeep.models import presets
-
     trained = presets.as_model(source)
     shapes = [tuple(weight.shape) for weight in model.weights]
     if [tuple(weight.shape) for weight in trained.weights] != shapes:
