@@ -17,11 +17,6 @@ PROMISED = {"deepconvnet.mnist", "deepconvnet.mnist_book", "resnet20.fashion_mni
             "googlenet_bn.fashion_mnist", "resnet18.fashion_mnist"}  # README and docs/presets.md name these
 
 
-def kdeep(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kdeep", *args], capture_output=True, text=True, timeout=900,
-                          cwd=cwd)
-
-
 def test_the_presets_the_docs_name_ship():
     assert PROMISED <= set(SHIPPED), sorted(PROMISED - set(SHIPPED))
 
@@ -109,12 +104,12 @@ def test_a_preset_s_recorded_command_still_trains_and_a_warm_started_run_publish
     assert words[:2] == ["kdeep", "train"] and " && " not in preset.train_command
     words = words[2:words.index("--out")] if "--out" in words else words[2:]
     first, second = tmp_path / "run", tmp_path / "clean"
-    done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--out", str(first))
-    assert done.returncode == 0, done.stderr
+    from kdeep.cli import main  # the command line's own entry, in this process (no second TensorFlow start-up)
+
+    assert main(["train", *words, "--limit", "600", "--epochs", "1", "--out", str(first)]) == 0
     assert (first / "model.keras").is_file()
-    done = kdeep("train", *words, "--limit", "600", "--epochs", "1", "--init", str(first), "--augment", "none",
-                 "--lr", "2e-4", "--out", str(second))
-    assert done.returncode == 0, done.stderr
+    assert main(["train", *words, "--limit", "600", "--epochs", "1", "--init", str(first), "--augment", "none",
+                 "--lr", "2e-4", "--out", str(second)]) == 0
     card = publish(second, "deepconvnet.tiny", folder=tmp_path / "shelf")
     recorded = card.train_command.split(" && ")
     assert len(recorded) == 2 and recorded[0].endswith(f"--out {first}") and f"--init {first}" in recorded[1]
