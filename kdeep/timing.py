@@ -48,7 +48,8 @@ def time_calls(call: Callable[[], Any], *, runs: int, warmup: int = 0, max_secon
     Raises:
         ConfigError: `runs` or `min_runs` < 1, `warmup` < 0, or `max_seconds` <= 0.
     """
-    for what, value, low in (("timed runs", runs, 1), ("minimum timed runs", min_runs, 1), ("warm-up runs", warmup, 0)):
+    for what, value, low in (("timed runs", runs, 1), ("minimum timed runs", min_runs, 1),
+                             ("warm-up runs", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
     if max_seconds is not None and not max_seconds > 0:

@@ -43,7 +43,8 @@ class Latency:
 
     def to_dict(self) -> dict[str, float]:
         """{"median_us", "p90_us", "runs"} ("runs" where recorded)."""
-        return {"median_us": self.median_us, "p90_us": self.p90_us, **({} if self.runs is None else {"runs": self.runs})}
+        runs = {} if self.runs is None else {"runs": self.runs}
+        return {"median_us": self.median_us, "p90_us": self.p90_us, **runs}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, float]) -> Latency:

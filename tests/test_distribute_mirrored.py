@@ -52,8 +52,8 @@ def compare(out: Path) -> None:
     # both replicas; a student given only wrong labels (shifted by one) still learns the teacher's classes (alpha 0)
     (x_test, y_test) = kdeep.data.load("mnist")[1]
     wrong = ((x[:2048], (y[:2048] + 1) % 10), (x_test[:1000], y_test[:1000]))
-    config = kdeep.train.TrainConfig(strategy="mirrored", teacher="deepconvnet.mnist_book", distill_alpha=0.0,
-                                     epochs=2, lr=3e-3, val_split=0, batch_size=GLOBAL_BATCH, out=str(out.parent / "kd"))
+    config = kdeep.train.TrainConfig(strategy="mirrored", teacher="deepconvnet.mnist_book", distill_alpha=0.0, epochs=2,
+                                     lr=3e-3, val_split=0, batch_size=GLOBAL_BATCH, out=str(out.parent / "kd"))
     run = kdeep.train.fit("deepconvnet_bn", wrong, config=config, verbose=0)
     results["distilled_mirrored"] = {"replicas": run.model.distribute_strategy.num_replicas_in_sync,
                                      "test_accuracy": run.metrics["test_accuracy"],
@@ -76,7 +76,8 @@ def test_mirrored_over_two_cpus_matches_single_device(tmp_path):
         np.testing.assert_allclose(ours, mirror, atol=1e-6)  # kdeep's loop runs the same Keras step as fit
     assert results["xla_mirrored"] == {"jit_compile": False, "epochs": 1}
     distilled = results["distilled_mirrored"]  # true test labels; the run's own accuracy is against the wrong ones
-    assert distilled["replicas"] == 2 and distilled["test_accuracy"] > 0.7 and distilled["train_accuracy"] < 0.1, distilled
+    assert distilled["replicas"] == 2, distilled
+    assert distilled["test_accuracy"] > 0.7 and distilled["train_accuracy"] < 0.1, distilled
 
 
 if __name__ == "__main__":

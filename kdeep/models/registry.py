@@ -107,8 +107,9 @@ FAMILY_MODULES = ("kdeep.models.deep_convnet", "kdeep.models.vgg", "kdeep.models
 
 
 def _registered() -> list[ModelInfo]:
-    """Every registered model in `FAMILY_MODULES` order (then each module's own), the family modules imported first:
-    the registry is whole, in one order, whichever module was imported first, and Keras loads only when asked."""
+    """Every registered model, the family modules imported first, ordered by `FAMILY_MODULES` and, within a module,
+    as it defines them: the registry is whole and in one order whichever module a program imported first, and Keras
+    loads only when a model or the registry is asked for."""
     for module in FAMILY_MODULES:
         importlib.import_module(module)
     return sorted(_REGISTRY.values(), key=lambda entry: FAMILY_MODULES.index(entry.builder.__module__))
@@ -180,12 +181,12 @@ def options_of(name: str) -> list[str]:
 
 
 def families() -> list[str]:
-    """Returns the family names (and the wider ones, e.g. "resnet" over "cifar_resnet") in registration order."""
+    """Returns the family names (and the wider ones, e.g. "resnet" over "cifar_resnet") in listing order."""
     return list(dict.fromkeys(family for entry in _registered() for family in entry.families))
 
 
 def list_models(family: str | None = None) -> list[str]:
-    """Returns the registered model names (in registration order), optionally of one family.
+    """Returns the registered model names (in `FAMILY_MODULES` order), optionally of one family.
 
     Args:
         family: a name from `families()`; "resnet" includes the CIFAR ResNets ("cifar_resnet").
