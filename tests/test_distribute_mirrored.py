@@ -23,7 +23,7 @@ def compare(out: Path) -> None:
     import kdeep.train
     from kdeep.distribute import fit, strategy_from_name
 
-    (x, y), _ = kdeep.data.load("mnist")
+    (x, y), (x_test, y_test) = kdeep.data.load("mnist")
     results = {}
     for label, name, trainer in (("one", "one", "keras"), ("mirrored", "mirrored", "keras"),
                                  ("mirrored_loop", "mirrored", "kdeep")):
@@ -50,7 +50,6 @@ def compare(out: Path) -> None:
     results["xla_mirrored"] = {"jit_compile": bool(run.model.jit_compile), "epochs": run.metrics["epochs_completed"]}
     # distillation under the strategy: the teacher (a preset, built outside its scope) runs in the input pipeline of
     # both replicas; a student given only wrong labels (shifted by one) still learns the teacher's classes (alpha 0)
-    (x_test, y_test) = kdeep.data.load("mnist")[1]
     wrong = ((x[:2048], (y[:2048] + 1) % 10), (x_test[:1000], y_test[:1000]))
     config = kdeep.train.TrainConfig(strategy="mirrored", teacher="deepconvnet.mnist_book", distill_alpha=0.0, epochs=2,
                                      lr=3e-3, val_split=0, batch_size=GLOBAL_BATCH, out=str(out.parent / "kd"))

@@ -25,6 +25,7 @@ import numpy as np
 from kdeep import io
 from kdeep.contract import attach, contract_of
 from kdeep.errors import ModelError
+from kdeep.models.registry import info, takes_width
 
 FOLDER = Path(__file__).resolve().parent / "weights"
 
@@ -167,8 +168,6 @@ def build(model: str, tag: str, input_shape: tuple[int, ...] | None = None, num_
     Raises:
         ModelError: unknown preset, an argument that contradicts the card, or a damaged weights file.
     """
-    from kdeep.models import info, takes_width
-
     preset = for_model(model, tag)
     given = dict(input_shape=input_shape and tuple(input_shape), num_classes=num_classes,
                  width=options.get("width"))

@@ -106,13 +106,17 @@ FAMILY_MODULES = ("kdeep.models.deep_convnet", "kdeep.models.vgg", "kdeep.models
                   "kdeep.models.cifar")
 
 
-def _registered() -> list[ModelInfo]:
-    """Every registered model, the family modules imported first, ordered by `FAMILY_MODULES` and, within a module,
-    as it defines them: the registry is whole and in one order whichever module a program imported first, and Keras
-    loads only when a model or the registry is asked for."""
+def _load_families() -> dict[str, ModelInfo]:
+    """The registry, every family module imported first (Keras loads only when a model or the registry is asked for)."""
     for module in FAMILY_MODULES:
         importlib.import_module(module)
-    return sorted(_REGISTRY.values(), key=lambda entry: FAMILY_MODULES.index(entry.builder.__module__))
+    return _REGISTRY
+
+
+def _registered() -> list[ModelInfo]:
+    """Every registered model, ordered by `FAMILY_MODULES` and, within a module, as it defines them: the registry is
+    whole and in one order whichever module a program imported first."""
+    return sorted(_load_families().values(), key=lambda entry: FAMILY_MODULES.index(entry.builder.__module__))
 
 
 def register_model(family: Family, *, params: int) -> Callable[[Builder], Builder]:
@@ -201,9 +205,9 @@ def list_models(family: str | None = None) -> list[str]:
 
 def info(name: str) -> ModelInfo:
     """Returns the registry entry of `name`; ModelError with the closest names when unknown."""
-    known = {entry.name: entry for entry in _registered()}
+    known = _load_families()
     if name not in known:
-        raise ModelError(f"unknown model {name!r}; {_suggest(name, list(known), 'models')}")
+        raise ModelError(f"unknown model {name!r}; {_suggest(name, [entry.name for entry in _registered()], 'models')}")
     return known[name]
 
 
