@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from kdeep.contract import contract_of, probabilities
+from kdeep.data.scaling import UNIT_RANGE, scale_pixels
 from kdeep.data.splits import Arrays, Dataset, load_split
 from kdeep.errors import DataError
 from kdeep.models import presets
@@ -56,8 +57,6 @@ def predict(model_or_path: Any, images: np.ndarray, *, batch_size: int = BATCH) 
     Raises:
         DataError: the images are not what the model takes.
     """
-    import kdeep.data
-
     model = presets.as_model(model_or_path)
     images = np.asarray(images)
     contract = contract_of(model)
@@ -65,10 +64,31 @@ def predict(model_or_path: Any, images: np.ndarray, *, batch_size: int = BATCH) 
     if not takes_images(takes, images.shape[1:]):
         raise DataError(f"model {model.name!r} takes images of shape {takes}, not {tuple(images.shape[1:])}: score "
                         f"it on the dataset it was trained for")
-    dataset = kdeep.data.pipeline(images, np.zeros(len(images), np.int64), batch_size, shuffle=False, cache=False,
-                                  input_range=contract.input_range)
-    outputs = model.predict(dataset.map(lambda batch, labels: batch), verbose=0)
-    return probabilities(outputs, contract.output)
+    return probabilities(outputs(model, images, batch_size=batch_size, input_range=contract.input_range),
+                         contract.output)
+
+
+def outputs(model: Any, images: np.ndarray, *, batch_size: int = BATCH,
+            input_range: tuple[float, float] = UNIT_RANGE) -> np.ndarray:
+    """A Keras model's raw outputs (N, ...) on images, `batch_size` at a time through `predict_on_batch`.
+
+    Keras' `predict` builds a data pipeline on every call: 0.1 s each on a 2-core CPU, which a sweep or a search
+    pays per configuration, and 20 % slower on 10,000 images (ResNet-20) than these steps. A model built under a
+    strategy with several replicas goes through `predict`, which splits the batches between them.
+
+    Args:
+        model: a Keras model.
+        images: uint8 pixels, or float images in [0, 1], scaled into `input_range` a batch at a time
+            (`kdeep.data.scale_pixels`).
+        batch_size: images per step.
+        input_range: the (low, high) the model takes (its contract's).
+    """
+    if getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
+        # under a strategy with several replicas predict_on_batch returns every replica's outputs on the whole batch
+        return np.asarray(model.predict(scale_pixels(images, input_range), batch_size=batch_size, verbose=0))
+    return np.concatenate([np.asarray(model.predict_on_batch(scale_pixels(images[start:start + batch_size],
+                                                                          input_range)))
+                           for start in range(0, len(images), batch_size)])
 
 
 def correct(outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:

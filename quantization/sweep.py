@@ -29,7 +29,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 
 from kdeep.errors import QuantizationError
-from kdeep.scoring import accuracy
+from kdeep.scoring import accuracy, outputs
 from quantization.clipping import clip_range, reduce_axes, symmetric
 from quantization.plan import consumers, find_layer, plan as layer_plan, walk
 from quantization.ranges import RangeTable, activation_grid, activation_limits, check_method, fake_quantize, on_grid
@@ -316,11 +316,11 @@ class Simulator:
         self.set_weights(weight_bits)
         widths = self.activation_widths(activation_bits)
         if not any(widths.values()):
-            return np.asarray(self.twin.predict(x, batch_size=BATCH, verbose=0))
+            return outputs(self.twin, x, batch_size=BATCH)
         model = self._activation_model(widths)
         if widths[INPUT]:
             x = np.asarray(fake_quantize(x, *self.ranges().range(INPUT, widths[INPUT]), widths[INPUT]))
-        return np.asarray(model.predict(x, batch_size=BATCH, verbose=0))
+        return outputs(model, x, batch_size=BATCH)
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, weight_bits: Mapping[str, int | None],
                  activation_bits: int | None | Mapping[str, int | None] = None) -> float:
