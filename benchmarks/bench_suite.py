@@ -73,7 +73,8 @@ def main() -> int:
     ranked = sorted(modules.items(), key=lambda item: -item[1]["cpu_s"])
     rows = [[name, str(m["tests"]), f"{m['wall_s']:.1f}", f"{m['cpu_s']:.1f}"] for name, m in ranked[:args.top]]
     cpu = sum(test["cpu_s"] for test in tests)
-    rows.append([f"all {len(modules)} modules", str(len(tests)), f"{sum(t['wall_s'] for t in tests):.1f}", f"{cpu:.1f}"])
+    summed_wall = sum(test["wall_s"] for test in tests)
+    rows.append([f"all {len(modules)} modules", str(len(tests)), f"{summed_wall:.1f}", f"{cpu:.1f}"])
     machine = describe_machine()
     print(machine)
     print(text_table(["module", "tests", "wall s (summed)", "CPU s"], rows))
