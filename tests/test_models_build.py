@@ -1,5 +1,7 @@
 """Every registered model builds at its default input and predicts; the shallowest of each builder and block kind
 also builds at its small inputs, predicts and trains one step."""
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -58,9 +60,24 @@ def images(shape, batch, seed=0):
     return np.random.default_rng(seed).random((batch, *shape), dtype=np.float32)
 
 
+def zero_initialized(add_weight):
+    """`Layer.add_weight` with every initializer replaced by zeros (same shapes and counts, no random draw)."""
+    signature = inspect.signature(add_weight)
+
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["initializer"] = "zeros"
+        return add_weight(*bound.args, **bound.kwargs)
+
+    return wrapper
+
+
 @pytest.mark.parametrize("name", [case(name, fast=FAST_DEFAULT) for name in models.list_models()])
-def test_default_input_builds_predicts_and_counts(name):
+def test_default_input_builds_predicts_and_counts(name, monkeypatch):
     info = models.info(name)
+    if name not in SHALLOWEST:  # a deeper table row of the same blocks: its own weights' draw is not what is tested
+        # here, and TensorFlow's He-normal draw was 2.9 of VGG-16's 3.2 s build (the shallowest draw theirs)
+        monkeypatch.setattr(keras.layers.Layer, "add_weight", zero_initialized(keras.layers.Layer.add_weight))
     model = models.build(name)
     assert model.name == name
     assert tuple(model.inputs[0].shape[1:]) == info.input_shape
