@@ -19,6 +19,7 @@ PACKAGE = os.path.dirname(kdeep.__file__)
 KERAS_ONLY = sorted(os.path.join(PACKAGE, "models", f) for f in os.listdir(os.path.join(PACKAGE, "models"))
                     if f.endswith(".py")) + [os.path.join(PACKAGE, "analysis.py")]
 REPO = os.path.dirname(PACKAGE)
+TESTS = os.path.dirname(os.path.abspath(__file__))  # the JAX twin imports `initializers` from here
 # `import tensorflow` fails as in an environment without it (sys.modules stays clean: Keras checks it there).
 BLOCK_TENSORFLOW = textwrap.dedent("""
     import sys
@@ -48,19 +49,12 @@ print("OK", keras.backend.backend())
 # the draw, which TensorFlow's weights replace anyway: JAX compiles one random-number program per new kernel
 # shape (the eight builds took 54 s with their initializers and 4 s without, on the 2-core Xeon).
 JAX_TWIN = """
-import inspect, json, sys
+import json, sys
 import numpy as np
 import keras
 import kdeep.analysis as analysis
 import kdeep.models as models
-
-def zero_initialized(add_weight):
-    signature = inspect.signature(add_weight)
-    def wrapper(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.arguments["initializer"] = lambda shape, dtype=None: np.zeros(shape, dtype or "float32")
-        return add_weight(*bound.args, **bound.kwargs)
-    return wrapper
+from initializers import zero_initialized
 
 cases = json.load(open(sys.argv[1]))
 for index, case in enumerate(cases):
@@ -82,7 +76,8 @@ JAX_CASES = (("deepconvnet_book", 1.0), ("vgg11_bn", 0.25), ("googlenet_bn", 0.1
 
 
 def run_python(code: str, backend: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([REPO, TESTS]), TF_CPP_MIN_LOG_LEVEL="3",
+               JAX_PLATFORMS="cpu")
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -1,6 +1,5 @@
 """Every registered model builds at its default input and predicts; the shallowest of each builder and block kind
 also builds at its small inputs, predicts and trains one step."""
-import inspect
 
 import keras
 import numpy as np
@@ -8,6 +7,7 @@ import pytest
 
 import kdeep.models as models
 from kdeep.contract import contract_of, infer
+from initializers import zero_initialized
 
 
 @pytest.fixture(autouse=True)
@@ -58,18 +58,6 @@ def trainable(model) -> int:
 
 def images(shape, batch, seed=0):
     return np.random.default_rng(seed).random((batch, *shape), dtype=np.float32)
-
-
-def zero_initialized(add_weight):
-    """`Layer.add_weight` with every initializer replaced by zeros (same shapes and counts, no random draw)."""
-    signature = inspect.signature(add_weight)
-
-    def wrapper(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.arguments["initializer"] = "zeros"
-        return add_weight(*bound.args, **bound.kwargs)
-
-    return wrapper
 
 
 @pytest.mark.parametrize("name", [case(name, fast=FAST_DEFAULT) for name in models.list_models()])
