@@ -1,6 +1,5 @@
 """Every registered model builds at its default input and predicts; the shallowest of each builder and block kind
 also builds at its small inputs, predicts and trains one step."""
-
 import keras
 import numpy as np
 import pytest
