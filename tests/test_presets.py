@@ -13,8 +13,9 @@ from kdeep.errors import ModelError
 from kdeep.models import presets
 
 SHIPPED = [preset.name for preset in presets.list_presets()]
+# README and docs/presets.md name these
 PROMISED = {"deepconvnet_bn.mnist", "deepconvnet.mnist", "deepconvnet.mnist_book", "resnet20.fashion_mnist",
-            "resnet56.fashion_mnist", "googlenet_bn.fashion_mnist", "resnet18.fashion_mnist"}  # README and docs/presets.md name these
+            "resnet56.fashion_mnist", "googlenet_bn.fashion_mnist", "resnet18.fashion_mnist"}
 
 
 def test_the_presets_the_docs_name_ship():
