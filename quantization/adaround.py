@@ -11,6 +11,10 @@ makes up for the error that reaches it. It is a quadratic in W~ whose coefficien
 `quantization.layer_inputs.InputStats` (K x K matrices, K = kh * kw * c_in), so every step is a K x K by K x C_out
 product in numpy, full batch (no sampling noise, no TensorFlow graph). The loss is the pre-activation one (the
 paper's equation 20, without the activation function of equation 25).
+
+The grid step is learnt with the rounding: `adaround_steps` runs AdaRound at `STEPS` multiples of the step whose
+round-to-nearest has the least output error (`output_scale`) and keeps, per output channel (the error is a sum of
+independent per-channel terms), the step and rounding with the least error, round-to-nearest included.
 """
 from dataclasses import dataclass
 
@@ -25,6 +29,7 @@ WARMUP = 0.2  # fraction of the iterations without the regulariser
 BETA = (20.0, 2.0)  # the regulariser's exponent, annealed from the first to the second after the warm-up
 LAMBDA = 0.01  # regulariser weight, against the reconstruction error normalised to 1 at round-to-nearest
 LEARNING_RATE = 1e-2
+STEPS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)  # multiples of `output_scale`'s step AdaRound learns at
 
 
 @dataclass
@@ -44,13 +49,18 @@ class Rounding:
     flipped: float
 
 
+def channel_errors(kernel: np.ndarray, quantized: np.ndarray, stats: InputStats) -> np.ndarray:
+    """`reconstruction_error` per output channel, shape (C,)."""
+    kernel, quantized = np.asarray(kernel, np.float64), np.asarray(quantized, np.float64)
+    return (np.sum(quantized * (stats.quantized_gram @ quantized), axis=0)
+            - 2 * np.sum(quantized * (stats.cross @ kernel), axis=0) + np.sum(kernel * (stats.gram @ kernel), axis=0))
+
+
 def reconstruction_error(kernel: np.ndarray, quantized: np.ndarray, stats: InputStats) -> float:
     """||P W - Q W~||^2 / N, the mean squared output error over the calibration patches of the quantized kernel
     `quantized` (W~) on the quantized network's inputs against the float `kernel` (W) on the float ones (both K x C,
     flattened to their K input taps)."""
-    kernel, quantized = np.asarray(kernel, np.float64), np.asarray(quantized, np.float64)
-    return float(np.sum(quantized * (stats.quantized_gram @ quantized))
-                 - 2 * np.sum(quantized * (stats.cross @ kernel)) + np.sum(kernel * (stats.gram @ kernel)))
+    return float(np.sum(channel_errors(kernel, quantized, stats)))
 
 
 def output_scale(kernel: np.ndarray, bits: int, stats: InputStats, candidates: np.ndarray = CANDIDATES) -> np.ndarray:
@@ -139,6 +149,43 @@ def adaround(kernel: np.ndarray, scale: np.ndarray, bits: int, stats: InputStats
         integers, error = nearest, nearest_error
     return Rounding(integers=integers.astype(np.float32), nearest_error=nearest_error, error=error,
                     flipped=float(np.mean(integers != nearest)))
+
+
+def adaround_steps(kernel: np.ndarray, bits: int, stats: InputStats, *, steps: tuple[float, ...] = STEPS,
+                   iterations: int = ITERATIONS) -> tuple[Rounding, np.ndarray]:
+    """AdaRound with the grid step learnt too: the rounding is learnt at each of `steps` x `output_scale`'s step
+    (capped at max|w| / qmax, so each channel's peak stays on the grid's edge) and each output channel keeps the
+    step and rounding with the least output error on the calibration inputs, round-to-nearest at `output_scale`'s
+    step among them (so no channel is worse than nearest there).
+
+    Args:
+        kernel: K x C float weights.
+        bits: the width.
+        stats: the layer's input statistics.
+        steps: the multiples of `output_scale`'s step tried.
+        iterations: Adam steps of each AdaRound.
+
+    Returns:
+        (the `Rounding`, its errors summed over channels and `flipped` against nearest at each channel's own
+        step; the steps, shape (C,)).
+    """
+    kernel = np.asarray(kernel, np.float64)
+    qmax = 2 ** (bits - 1) - 1
+    base = output_scale(kernel, bits, stats)
+    cap = np.maximum(np.abs(kernel).max(axis=0), 1e-9) / qmax
+    integers = np.clip(np.round(kernel / base), -qmax, qmax)
+    errors = channel_errors(kernel, integers * base, stats)
+    nearest_error, scale = float(np.sum(errors)), base.copy()
+    for multiple in steps:
+        candidate = np.minimum(base * multiple, cap)
+        rounding = adaround(kernel, candidate, bits, stats, iterations=iterations)
+        candidate_errors = channel_errors(kernel, rounding.integers * candidate, stats)
+        better = candidate_errors < errors
+        integers[:, better], scale[better] = rounding.integers[:, better], candidate[better]
+        errors = np.where(better, candidate_errors, errors)
+    nearest = np.clip(np.round(kernel / scale), -qmax, qmax)
+    return Rounding(integers=integers.astype(np.float32), nearest_error=nearest_error, error=float(np.sum(errors)),
+                    flipped=float(np.mean(integers != nearest))), scale
 
 
 def _keep_channel_peaks(integers: np.ndarray, nearest: np.ndarray) -> np.ndarray:

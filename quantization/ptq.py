@@ -20,7 +20,7 @@ import numpy as np
 
 from kdeep.errors import QuantizationError
 from quantization import bias_correction
-from quantization.adaround import ITERATIONS, adaround, output_scale
+from quantization.adaround import ITERATIONS, adaround_steps
 from quantization.equalization import equalize
 from quantization.layer_inputs import BATCH, InputStats, flat_kernel, recorder, statistics, supported
 from quantization.plan import LayerPlan, find_layer, walk
@@ -175,15 +175,14 @@ class PTQWeights(KernelQuantizer):
         return self._copy
 
     def _quantize(self, key: str, bits: int, widths: Mapping[str, int | None] | None) -> np.ndarray:
-        """AdaRound's kernel at 2-4 bits for supported layers (on the per-channel grid that `output_scale` picks for
-        the layer's output error, not the weights' own), else round to nearest."""
+        """AdaRound's kernel at 2-4 bits for supported layers (each channel's grid step learnt with its rounding for
+        the layer's output error, not the weights' own: `adaround_steps`), else round to nearest."""
         if not self._learns(key, bits):
             return super()._quantize(key, bits, widths)
         kernel = self.float_kernels[key]
         stats = self.statistics(key, bits, widths)
         start = time.perf_counter()
-        scale = output_scale(flat_kernel(kernel), bits, stats)
-        rounding = adaround(flat_kernel(kernel), scale, bits, stats, iterations=self.options.adaround_iterations)
+        rounding, scale = adaround_steps(flat_kernel(kernel), bits, stats, iterations=self.options.adaround_iterations)
         self.seconds["adaround"] += time.perf_counter() - start
         self.roundings[(key, self.version(key, bits, widths))] = {"nearest_error": rounding.nearest_error,
                                                                    "error": rounding.error, "flipped": rounding.flipped}
